@@ -1,0 +1,3 @@
+"""phonehome's analysis library: sources -> decode -> classify -> findings -> reports."""
+
+__version__ = "0.1.0"

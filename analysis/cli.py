@@ -1,0 +1,164 @@
+"""`phonehome`: the command line (DESIGN.md "Command line").
+
+Exit codes: 0 ok, 1 a findings-level failure the user asked to fail on, 2 bad input (one line
+naming the file and the problem, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from analysis import __version__
+from analysis.profile import Profile, ProfileError
+from analysis.sources import CaptureError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+
+# Subcommands whose code lives in their own module: name -> (module, add_arguments, run, help).
+PLUGGED_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "record": ("analysis.record_cli", "add_arguments", "run", "record a phone's traffic through mitmproxy"),
+    "report": (
+        "analysis.report_cli",
+        "add_report_arguments",
+        "run_report",
+        "build a per-app leakage report (HTML or Markdown)",
+    ),
+    "demo": ("analysis.report_cli", "add_demo_arguments", "run_demo", "report on the bundled sample capture"),
+    "export": (
+        "analysis.export_cli",
+        "add_arguments",
+        "run",
+        "export a capture's flows as HAR with findings",
+    ),
+}
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that reads captures shares (analyze, report, export)."""
+    parser.add_argument(
+        "captures", nargs="+", metavar="CAPTURE", help="capture dirs, dumps, HAR or pcap files"
+    )
+    parser.add_argument("--profile", metavar="profile.json", help="device profile: known values to look for")
+    parser.add_argument("--app", help="label for flows that carry no app label (e.g. com.example.browser)")
+    parser.add_argument("--mode", help="label for flows that carry no mode label (normal, incognito, ...)")
+    parser.add_argument("--keylog", metavar="FILE", help="TLS key log (SSLKEYLOGFILE format) for pcap inputs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+
+
+def load_profile_arg(path: str | None) -> Profile | None:
+    return Profile.load(path) if path else None
+
+
+def run_analysis(args: argparse.Namespace):
+    """analysis.pipeline.analyze with the shared input options; progress and warnings on stderr."""
+    from analysis.pipeline import analyze
+
+    progress = None if args.quiet else _progress_printer()
+    result = analyze(
+        args.captures,
+        profile=load_profile_arg(args.profile),
+        app=args.app,
+        mode=args.mode,
+        keylog=args.keylog,
+        progress=progress,
+    )
+    for warning in result.warnings:
+        print(f"phonehome: warning: {warning}", file=sys.stderr)
+    return result
+
+
+def _progress_printer():
+    interactive = sys.stderr.isatty()
+
+    def progress(path: str, count: int) -> None:
+        if interactive:
+            print(f"\r{path}: {count} records", end="", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.pipeline import write_tables
+
+    result = run_analysis(args)
+    written = write_tables(result, args.output)
+    if not args.quiet:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        findings = result.findings
+        print(
+            f"{len(result.flows)} requests, {len(result.contacts)} other contacts, "
+            f"{len(findings)} findings ({findings['data_type'].nunique()} data types, "
+            f"{findings['host'].nunique()} hosts) -> {Path(args.output)}",
+            file=sys.stderr,
+        )
+    for path in written:
+        print(path)
+    if args.fail_on and not result.findings.empty:
+        wanted = {t.strip() for t in args.fail_on.split(",") if t.strip()}
+        hit = result.findings[result.findings["data_type"].isin(wanted) | ("any" in wanted)]
+        if not hit.empty:
+            print(
+                f"phonehome: {len(hit)} finding(s) of type {', '.join(sorted(set(hit['data_type'])))}",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phonehome", description="Show, with evidence, what an Android phone and its apps send home."
+    )
+    parser.add_argument("--version", action="version", version=f"phonehome {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    analyze = sub.add_parser("analyze", help="decode and classify captures into findings tables")
+    add_input_arguments(analyze)
+    analyze.add_argument(
+        "-o",
+        "--output",
+        default="phonehome-out",
+        metavar="OUT_DIR",
+        help="where to write findings.csv, findings.parquet, flows.parquet (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--fail-on",
+        metavar="TYPES",
+        help="exit 1 if any finding has one of these data types (comma-separated, or 'any')",
+    )
+    analyze.set_defaults(func=cmd_analyze)
+
+    for name, (module_name, add_name, run_name, help_text) in PLUGGED_COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that capability is not installed in this build
+        command = sub.add_parser(name, help=help_text)
+        getattr(module, add_name)(command)
+        command.set_defaults(func=getattr(module, run_name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CaptureError, ProfileError) as exc:
+        print(f"phonehome: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("phonehome: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The findings table: the one output every report, plot and test agrees on (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+import pandas as pd
+
+FINDINGS_COLUMNS: tuple[str, ...] = (
+    "session",
+    "app",
+    "mode",
+    "flow_id",
+    "timestamp",
+    "method",
+    "host",
+    "site",
+    "owner",
+    "category",
+    "party",
+    "url",
+    "location",
+    "field",
+    "encodings",
+    "data_type",
+    "value",
+    "confidence",
+    "evidence",
+)
+
+FLOWS_COLUMNS: tuple[str, ...] = (
+    "session",
+    "app",
+    "mode",
+    "phase",
+    "flow_id",
+    "timestamp",
+    "method",
+    "host",
+    "site",
+    "owner",
+    "category",
+    "party",
+    "url",
+    "status",
+    "request_size",
+    "response_size",
+    "request_content_type",
+    "response_content_type",
+    "fields",
+    "decode_truncated",
+    "source",
+)
+
+CONTACTS_COLUMNS: tuple[str, ...] = (
+    "session",
+    "app",
+    "mode",
+    "phase",
+    "timestamp",
+    "host",
+    "site",
+    "owner",
+    "category",
+    "kind",
+    "detail",
+    "server_ip",
+    "source",
+)
+
+CATEGORIES: tuple[str, ...] = (
+    "analytics",
+    "advertising",
+    "crash_reporting",
+    "telemetry",
+    "social",
+    "cdn",
+    "push",
+    "api",
+    "unknown",
+)
+
+DATA_TYPES: tuple[str, ...] = (
+    "url",
+    "search_query",
+    "device_id.imei",
+    "device_id.android_id",
+    "device_id.advertising_id",
+    "device_id.oaid",
+    "device_id.serial",
+    "device_id.mac",
+    "device_id.imsi",
+    "device_id.iccid",
+    "device_id.other",
+    "token",
+    "user_id",
+    "location.gps",
+    "location.wifi",
+    "contact.email",
+    "contact.phone",
+    "network.local_ip",
+    "device.model",
+    "device.os_version",
+    "app.id",
+    "app.installed_list",
+)
+
+LOCATIONS: tuple[str, ...] = ("url_path", "query", "header", "cookie", "body")
+CONFIDENCES: tuple[str, ...] = ("high", "medium", "low")
+EVIDENCE: tuple[str, ...] = ("known-value", "key-name", "value-shape", "persistence")
+
+
+@dataclass(slots=True)
+class Finding:
+    """One piece of data detected in one request; field order is FINDINGS_COLUMNS."""
+
+    session: str
+    app: str | None
+    mode: str
+    flow_id: str
+    timestamp: float
+    method: str
+    host: str
+    site: str
+    owner: str
+    category: str
+    party: str
+    url: str
+    location: str
+    field: str
+    encodings: str
+    data_type: str
+    value: str
+    confidence: str
+    evidence: str
+
+
+def findings_frame(findings: list[Finding] | None = None) -> pd.DataFrame:
+    """A findings DataFrame with the DESIGN.md columns in order, also when empty."""
+    rows = [astuple(f) for f in findings or ()]
+    frame = pd.DataFrame.from_records(rows, columns=list(FINDINGS_COLUMNS))
+    return normalise_findings(frame)
+
+
+def normalise_findings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fix dtypes so CSV and Parquet round-trips compare equal."""
+    frame = frame.reindex(columns=list(FINDINGS_COLUMNS))
+    for column in FINDINGS_COLUMNS:
+        if column == "timestamp":
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        else:
+            frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
+            frame[column] = frame[column].map(lambda v: "" if v is None else str(v)).astype("object")
+    return frame.reset_index(drop=True)

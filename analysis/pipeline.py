@@ -1,0 +1,213 @@
+"""The analysis pipeline: capture paths in, the three tidy tables out.
+
+sources -> decode -> classify -> findings. This module only wires the stages together and
+collects rows; each stage lives in its own package and knows nothing of the others' I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.classify import Endpoint, classify_endpoint, classify_request, mark_persistence
+from analysis.decode import decode_request
+from analysis.findings import (
+    CONTACTS_COLUMNS,
+    FINDINGS_COLUMNS,
+    FLOWS_COLUMNS,
+    normalise_findings,
+)
+from analysis.profile import Profile
+from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from analysis.sources import CaptureError, read_source
+from analysis.sources.capture_dir import PROFILE_NAME
+
+ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything one run of `phonehome analyze` found."""
+
+    flows: pd.DataFrame
+    findings: pd.DataFrame
+    contacts: pd.DataFrame
+    sources: list[SourceReport] = field(default_factory=list)
+    profile: Profile | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for report in self.sources for w in report.warnings]
+
+
+@dataclass(slots=True)
+class RowCollector:
+    """Turns records into table rows. One per worker; holds the per-run caches."""
+
+    profile: Profile | None = None
+    flow_rows: list[tuple] = field(default_factory=list)
+    finding_rows: list[tuple] = field(default_factory=list)
+    contact_rows: list[tuple] = field(default_factory=list)
+    _endpoints: dict[tuple[str, str | None], Endpoint] = field(default_factory=dict)
+
+    def endpoint(self, host: str, app: str | None) -> Endpoint:
+        key = (host, app)
+        found = self._endpoints.get(key)
+        if found is None:
+            found = self._endpoints[key] = classify_endpoint(host, app)
+        return found
+
+    def add(self, record: HttpRecord | ContactRecord) -> None:
+        if isinstance(record, HttpRecord):
+            self.add_http(record)
+        else:
+            self.add_contact(record)
+
+    def add_http(self, record: HttpRecord) -> None:
+        labels = record.labels
+        endpoint = self.endpoint(record.host, labels.app)
+        decoded = decode_request(record)
+        findings = classify_request(record, decoded, endpoint, self.profile)
+        self.finding_rows.extend(astuple(f) for f in findings)
+        self.flow_rows.append(
+            (
+                labels.session,
+                labels.app or "",
+                labels.mode,
+                labels.phase or "",
+                record.flow_id,
+                record.timestamp,
+                record.method,
+                record.host,
+                endpoint.site,
+                endpoint.owner,
+                endpoint.category,
+                endpoint.party,
+                record.url,
+                record.status,
+                len(record.request_body),
+                record.response_size,
+                record.header("content-type") or "",
+                record.response_header("content-type") or "",
+                len(decoded.fields),
+                decoded.truncated,
+                record.source,
+            )
+        )
+
+    def add_contact(self, record: ContactRecord) -> None:
+        labels = record.labels
+        endpoint = self.endpoint(record.host, labels.app)
+        self.contact_rows.append(
+            (
+                labels.session,
+                labels.app or "",
+                labels.mode,
+                labels.phase or "",
+                record.timestamp,
+                record.host,
+                endpoint.site,
+                endpoint.owner,
+                endpoint.category,
+                record.kind,
+                record.detail,
+                record.server_ip,
+                record.source,
+            )
+        )
+
+
+def default_labels(path: Path, app: str | None, mode: str | None) -> Labels:
+    """Labels for records that carry none: --app/--mode, and the session named after the file."""
+    if path.is_dir():
+        session = ""  # the capture directory's reader names it (session.json or folder name)
+    elif path.stem in ("flows", "capture", "dump") and path.parent.name:
+        session = path.parent.name
+    else:
+        session = path.stem
+    return Labels(session=session, app=app, mode=mode or "normal")
+
+
+def load_profiles(paths: Iterable[Path], explicit: Profile | None) -> Profile | None:
+    """The explicit --profile, filled in from any profile.json inside capture directories."""
+    profile = explicit
+    for path in paths:
+        candidate = path / PROFILE_NAME if path.is_dir() else path.parent / PROFILE_NAME
+        if candidate.is_file():
+            found = Profile.load(candidate)
+            profile = found if profile is None else profile.merged(found)
+    return profile
+
+
+def analyze(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    profile: Profile | None = None,
+    app: str | None = None,
+    mode: str | None = None,
+    keylog: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Analysis:
+    """Read every capture, decode and classify each request, return the tables.
+
+    Raises CaptureError for a path that is missing or not a capture at all; damage inside a
+    capture (a truncated dump) is a warning in the returned SourceReports, and the records
+    before it are kept.
+    """
+    resolved = [Path(p) for p in paths]
+    for path in resolved:
+        if not path.exists():
+            raise CaptureError(path, "no such file or directory")
+    profile = load_profiles(resolved, profile)
+    collector = RowCollector(profile=profile)
+    reports: list[SourceReport] = []
+    for path in resolved:
+        report = SourceReport(str(path))
+        reports.append(report)
+        for count, record in enumerate(read_source(path, default_labels(path, app, mode), report, keylog), 1):
+            collector.add(record)
+            if progress is not None and count % 1000 == 0:
+                progress(str(path), count)
+        if progress is not None:
+            progress(str(path), report.records)
+    return build_analysis(collector, reports, profile)
+
+
+def build_analysis(collector: RowCollector, reports: list[SourceReport], profile: Profile | None) -> Analysis:
+    """The three DataFrames from collected rows; persistence needs the whole findings table."""
+    findings = normalise_findings(
+        pd.DataFrame.from_records(collector.finding_rows, columns=list(FINDINGS_COLUMNS))
+    )
+    findings = mark_persistence(findings)
+    flows = pd.DataFrame.from_records(collector.flow_rows, columns=list(FLOWS_COLUMNS))
+    flows = flows.astype(
+        {"status": "Int64", "request_size": "int64", "response_size": "Int64", "fields": "int64"}
+    )
+    flows["decode_truncated"] = flows["decode_truncated"].astype(bool)
+    flows["timestamp"] = flows["timestamp"].astype("float64")
+    contacts = pd.DataFrame.from_records(collector.contact_rows, columns=list(CONTACTS_COLUMNS))
+    contacts["timestamp"] = contacts["timestamp"].astype("float64")
+    return Analysis(flows, findings, contacts, reports, profile)
+
+
+def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """findings.csv, findings.parquet, flows.parquet (DESIGN.md) and contacts.parquet, user-only."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written = [
+        out / "findings.csv",
+        out / "findings.parquet",
+        out / "flows.parquet",
+        out / "contacts.parquet",
+    ]
+    analysis.findings.to_csv(written[0], index=False)
+    analysis.findings.to_parquet(written[1], index=False)
+    analysis.flows.to_parquet(written[2], index=False)
+    analysis.contacts.to_parquet(written[3], index=False)
+    for path in written:
+        os.chmod(path, 0o600)
+    return written

@@ -1,0 +1,109 @@
+"""Source-agnostic records: what every capture reader yields and every later stage consumes.
+
+Readers (mitmproxy dumps, HAR, pcap) turn their formats into these few plain types so that
+decoding, classification and reporting never need to know where a request came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Who/what/when a record belongs to (DESIGN.md: flow.metadata["phonehome"])."""
+
+    session: str = ""
+    app: str | None = None
+    mode: str = "normal"
+    phase: str | None = None
+
+
+@dataclass(slots=True)
+class HttpRecord:
+    """One HTTP request (and, if seen, its response) as the app sent it.
+
+    `host` is the host the app meant (Host header / SNI), never a proxy-side IP.
+    `request_body` is the body as sent on the wire: Content-Encoding is *not* undone here,
+    because undoing it (and recording that it was undone) is the decoder's job.
+    """
+
+    source: str
+    flow_id: str
+    labels: Labels
+    timestamp: float
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # path plus query string, as on the request line
+    http_version: str = "HTTP/1.1"
+    request_headers: Headers = ()
+    request_body: bytes = b""
+    status: int | None = None
+    response_headers: Headers = ()
+    response_size: int | None = None
+    server_ip: str | None = None
+    sni: str | None = None
+
+    @property
+    def url(self) -> str:
+        default_port = {"http": 80, "https": 443}.get(self.scheme)
+        netloc = self.host if self.port in (default_port, 0, None) else f"{self.host}:{self.port}"
+        if ":" in self.host and not self.host.startswith("["):
+            netloc = (
+                f"[{self.host}]" if self.port in (default_port, 0, None) else f"[{self.host}]:{self.port}"
+            )
+        return f"{self.scheme}://{netloc}{self.path}"
+
+    @property
+    def url_path(self) -> str:
+        return urlsplit(self.path).path
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.path).query
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """First request header called `name` (case-insensitive)."""
+        lname = name.lower()
+        for key, value in self.request_headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+    def response_header(self, name: str, default: str | None = None) -> str | None:
+        lname = name.lower()
+        for key, value in self.response_headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """A host the device contacted whose HTTP content we did not see.
+
+    kind: `tls_failed` (client refused our certificate: pinning), `sni_only` (TLS seen in a pcap
+    without keys), `dns` (a DNS query/answer), `tcp` (a non-HTTP connection).
+    """
+
+    source: str
+    labels: Labels
+    timestamp: float
+    host: str
+    kind: str
+    detail: str = ""
+    server_ip: str | None = None
+
+
+@dataclass(slots=True)
+class SourceReport:
+    """What a reader could not read: kept alongside the records so nothing is lost silently."""
+
+    path: str
+    records: int = 0
+    warnings: list[str] = field(default_factory=list)

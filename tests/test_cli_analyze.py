@@ -1,0 +1,122 @@
+"""`phonehome analyze` end to end: tables written, labels, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from analysis.findings import FINDINGS_COLUMNS, FLOWS_COLUMNS
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    exe = shutil.which("phonehome") or str(Path(sys.executable).with_name("phonehome"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_analyze_writes_the_three_tables(tmp_path: Path, sample_capture: Path):
+    out = tmp_path / "out"
+    result = run_cli("analyze", str(sample_capture), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    findings_csv = pd.read_csv(out / "findings.csv", keep_default_na=False)
+    findings = pd.read_parquet(out / "findings.parquet")
+    flows = pd.read_parquet(out / "flows.parquet")
+    assert list(findings.columns) == list(FINDINGS_COLUMNS)
+    assert list(findings_csv.columns) == list(FINDINGS_COLUMNS)
+    assert list(flows.columns) == list(FLOWS_COLUMNS)
+    assert len(findings_csv) == len(findings)
+    assert set(flows["mode"]) == {"normal", "incognito"}
+    assert set(flows["app"]) == {"com.mi.globalbrowser.mini"}
+    assert (flows["host"] == "sa.api.intl.miui.com").sum() == 5
+    assert {"flow_id", "timestamp", "status", "request_size", "response_size"} <= set(flows.columns)
+    assert (out / "findings.parquet").stat().st_mode & 0o077 == 0, "captured data is written user-only"
+
+
+def test_app_and_mode_label_unlabelled_flows(tmp_path: Path, dumps_dir: Path):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "analyze",
+            str(dumps_dir / "flows_diff_data.mitm"),
+            "--app",
+            "com.android.chrome",
+            "--mode",
+            "incognito",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    flows = pd.read_parquet(out / "flows.parquet")
+    assert len(flows) == 5
+    assert set(flows["app"]) == {"com.android.chrome"}
+    assert set(flows["mode"]) == {"incognito"}
+    assert set(flows["session"]) == {"flows_diff_data"}
+
+
+def test_several_captures_in_one_run(tmp_path: Path, dumps_dir: Path, sample_capture: Path):
+    out = tmp_path / "out"
+    code = main(["analyze", str(sample_capture), str(dumps_dir / "dumpfile-7.mitm"), "-o", str(out), "-q"])
+    assert code == 0
+    flows = pd.read_parquet(out / "flows.parquet")
+    assert set(flows["session"]) == {"sample-mint-browser", "dumpfile-7"}
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: d / "missing.mitm", "no such file"),
+        (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "not a capture"),
+        (lambda d: (d / "empty.mitm").write_bytes(b"") == 0 and d / "empty.mitm", "empty"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make, expected: str):
+    path = make(tmp_path)
+    result = run_cli("analyze", str(path), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_too_old_dump_is_exit_2(tmp_path: Path, dumps_dir: Path):
+    result = run_cli("analyze", str(dumps_dir / "dumpfile-010.mitm"), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "dumpfile-010.mitm" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_truncated_dump_warns_and_keeps_flows(tmp_path: Path, sample_capture: Path):
+    data = (sample_capture / "flows.mitm").read_bytes()
+    cut = tmp_path / "cut.mitm"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    result = run_cli("analyze", str(cut), "-o", str(out))
+    assert result.returncode == 0
+    assert "warning" in result.stderr and "damaged record at byte" in result.stderr
+    kept = pd.read_parquet(out / "flows.parquet")
+    assert 0 < len(kept) < 19
+
+
+def test_fail_on_exits_1_when_asked(tmp_path: Path, sample_capture: Path):
+    code = main(["analyze", str(sample_capture), "-o", str(tmp_path / "o"), "-q", "--fail-on", "any"])
+    assert code == 1
+    code = main(
+        ["analyze", str(sample_capture), "-o", str(tmp_path / "o"), "-q", "--fail-on", "no.such.type"]
+    )
+    assert code == 0
+
+
+def test_bad_profile_is_exit_2(tmp_path: Path, sample_capture: Path, capsys):
+    bad = tmp_path / "profile.json"
+    bad.write_text("{not json")
+    code = main(["analyze", str(sample_capture), "--profile", str(bad), "-o", str(tmp_path / "o")])
+    assert code == 2
+    assert str(bad) in capsys.readouterr().err

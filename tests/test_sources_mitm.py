@@ -1,0 +1,151 @@
+"""Reading mitmproxy dumps: every format version mitmproxy migrates, damage, labels, host names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mitmproxy import connection, http
+from mitmproxy.io import FlowReader, FlowWriter
+from mitmproxy.proxy.mode_specs import ProxyMode
+from mitmproxy.test import tflow
+
+from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from analysis.sources import CaptureError, read_source
+
+READABLE_DUMPS = [
+    "dumpfile-011.mitm",
+    "dumpfile-012.historical",
+    "dumpfile-018.mitm",
+    "dumpfile-019.mitm",
+    "dumpfile-10.mitm",
+    "dumpfile-19.mitm",
+    "dumpfile-7.mitm",
+    "dumpfile-7-websocket.mitm",
+    "flows_websocket.mitm",
+    "flows_diff_data.mitm",
+    "flows_event_stream.mitm",
+    "flows_successful_log.mitm",
+    "flows_error_log.mitm",
+    "flows_incomplete_log.mitm",
+    "flows_corrupted_gzip_body.mitm",
+]
+
+
+def mitmproxy_http_flows(path: Path) -> list[http.HTTPFlow]:
+    with path.open("rb") as fo:
+        return [f for f in FlowReader(fo).stream() if isinstance(f, http.HTTPFlow)]
+
+
+def read_all(path: Path, labels: Labels | None = None) -> tuple[list, SourceReport]:
+    report = SourceReport(str(path))
+    records = list(read_source(path, labels or Labels(session="s"), report))
+    return records, report
+
+
+@pytest.mark.parametrize("name", READABLE_DUMPS)
+def test_every_version_mitmproxy_reads_gives_the_same_requests(dumps_dir: Path, name: str):
+    path = dumps_dir / name
+    expected = mitmproxy_http_flows(path)
+    records, report = read_all(path)
+    http_records = [r for r in records if isinstance(r, HttpRecord)]
+    assert not report.warnings
+    assert [r.flow_id for r in http_records] == [f.id for f in expected]
+    assert [r.method for r in http_records] == [f.request.method for f in expected]
+    assert [r.host for r in http_records] == [f.request.pretty_host for f in expected]
+    assert [r.request_body for r in http_records] == [f.request.raw_content or b"" for f in expected]
+
+
+def test_a_version_mitmproxy_refuses_is_a_clear_error(dumps_dir: Path):
+    path = dumps_dir / "dumpfile-010.mitm"
+    with pytest.raises(CaptureError) as excinfo:
+        read_all(path)
+    message = str(excinfo.value)
+    assert str(path) in message and "\n" not in message
+    assert "at byte 0" in message
+
+
+def test_tcp_flows_become_contacts(dumps_dir: Path):
+    records, _ = read_all(dumps_dir / "flows_diff_data.mitm")
+    contacts = [r for r in records if isinstance(r, ContactRecord)]
+    assert {c.kind for c in contacts} == {"tcp"}
+    assert any("mtalk.google.com" in c.host or c.server_ip for c in contacts)
+
+
+def test_truncated_dump_keeps_flows_before_the_damage(tmp_path: Path, sample_capture: Path):
+    data = (sample_capture / "flows.mitm").read_bytes()
+    cut = tmp_path / "cut.mitm"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with cut.open("rb") as fo:
+        complete = 0
+        try:
+            for _ in FlowReader(fo).stream():
+                complete += 1
+        except Exception:
+            pass
+    records, report = read_all(cut)
+    assert len(records) == complete > 0
+    assert len(report.warnings) == 1
+    assert str(cut) in report.warnings[0]
+    assert f"kept the {complete} flow(s)" in report.warnings[0]
+
+
+def test_garbage_is_not_a_capture(tmp_path: Path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("these are my notes, not a capture\n")
+    with pytest.raises(CaptureError, match="not a capture"):
+        read_all(junk)
+
+
+def test_empty_dump_is_an_error(tmp_path: Path):
+    empty = tmp_path / "empty.mitm"
+    empty.write_bytes(b"")
+    with pytest.raises(CaptureError, match="empty"):
+        read_all(empty)
+
+
+def _write(path: Path, flows) -> None:
+    with path.open("wb") as fo:
+        writer = FlowWriter(fo)
+        for f in flows:
+            writer.add(f)
+
+
+def test_labels_come_from_metadata_and_fall_back_to_defaults(tmp_path: Path):
+    labelled, bare = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    labelled.metadata["phonehome"] = {"session": "s1", "app": "com.a", "mode": "incognito", "phase": "p"}
+    dump = tmp_path / "two.mitm"
+    _write(dump, [labelled, bare])
+    records, _ = read_all(dump, Labels(session="file", app="com.default", mode="normal"))
+    assert records[0].labels == Labels("s1", "com.a", "incognito", "p")
+    assert records[1].labels == Labels("file", "com.default", "normal", None)
+
+
+def test_transparent_mode_host_is_what_the_app_meant(tmp_path: Path):
+    """WireGuard/transparent mode connects to an IP; the Host header (or SNI) names the host."""
+    with_header = tflow.tflow(resp=True)
+    with_header.request.host = "203.0.113.7"
+    with_header.request.headers["Host"] = "tracking.intl.miui.com"
+    with_header.client_conn.proxy_mode = ProxyMode.parse("wireguard")
+
+    sni_only = tflow.tflow(resp=True)
+    sni_only.request.host = "203.0.113.8"
+    assert "Host" not in sni_only.request.headers
+    sni_only.client_conn = connection.Client(
+        peername=("10.0.0.2", 5555), sockname=("10.0.0.1", 51820), sni="sa.api.intl.miui.com"
+    )
+    dump = tmp_path / "wg.mitm"
+    _write(dump, [with_header, sni_only])
+    records, _ = read_all(dump)
+    assert [r.host for r in records] == ["tracking.intl.miui.com", "sa.api.intl.miui.com"]
+    assert records[0].server_ip == "203.0.113.7" or records[0].server_ip is not None
+    assert records[1].url.startswith("http://sa.api.intl.miui.com")
+
+
+def test_capture_directory_reads_dump_and_events(sample_capture: Path):
+    records, report = read_all(sample_capture, Labels())
+    kinds = {type(r).__name__ for r in records}
+    assert kinds == {"HttpRecord", "ContactRecord"}
+    pinned = [r for r in records if isinstance(r, ContactRecord) and r.kind == "tls_failed"]
+    assert [p.host for p in pinned] == ["api.sec.intl.miui.com"]
+    assert report.records == len(records)
