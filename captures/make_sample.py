@@ -84,8 +84,14 @@ class Clock:
         return self.now
 
 
+def _conn_id(kind: str, ts: float) -> str:
+    """Deterministic connection ids, so regenerating the sample gives the same bytes."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"phonehome-sample/{kind}/{ts:.3f}"))
+
+
 def _client(ts: float, sni: str | None) -> connection.Client:
     return connection.Client(
+        id=_conn_id("client", ts),
         peername=("192.168.1.23", 40000 + int(ts) % 20000),
         sockname=("192.168.1.10", 8080),
         timestamp_start=ts - 0.05,
@@ -95,7 +101,7 @@ def _client(ts: float, sni: str | None) -> connection.Client:
 
 
 def _server(host: str, ts: float, ip: str) -> connection.Server:
-    server = connection.Server(address=(host, 443))
+    server = connection.Server(address=(host, 443), id=_conn_id("server", ts))
     server.peername = (ip, 443)
     server.timestamp_start = ts - 0.04
     server.timestamp_tcp_setup = ts - 0.03
@@ -181,7 +187,9 @@ class SampleBuilder:
         client = _client(ts, None)
         client.proxy_mode = ProxyMode.parse("wireguard")
         client.transport_protocol = "udp"
-        server = connection.Server(address=("10.0.0.53", 53), transport_protocol="udp")
+        server = connection.Server(
+            address=("10.0.0.53", 53), transport_protocol="udp", id=_conn_id("dns-server", ts)
+        )
         f = dns.DNSFlow(client, server)
         f.request, f.response = query, answer
         f.timestamp_created = ts

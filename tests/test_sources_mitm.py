@@ -149,3 +149,32 @@ def test_capture_directory_reads_dump_and_events(sample_capture: Path):
     pinned = [r for r in records if isinstance(r, ContactRecord) and r.kind == "tls_failed"]
     assert [p.host for p in pinned] == ["api.sec.intl.miui.com"]
     assert report.records == len(records)
+
+
+def test_damage_in_the_middle_loses_only_the_damaged_flow(tmp_path: Path, sample_capture: Path):
+    data = (sample_capture / "flows.mitm").read_bytes()
+    with (sample_capture / "flows.mitm").open("rb") as fo:
+        total = sum(1 for _ in FlowReader(fo).stream())
+    middle = len(data) // 2
+    broken = tmp_path / "broken.mitm"
+    broken.write_bytes(data[:middle] + b"\x00garbage\xff" * 10 + data[middle + 40 :])
+    records, report = read_all(broken)
+    assert total - 2 <= len(records) < total
+    assert len(report.warnings) == 1 and "resumed at byte" in report.warnings[0]
+    # the flows after the damage are there
+    ids = [r.flow_id for r in records if isinstance(r, HttpRecord)]
+    shipped = [r.flow_id for r in read_all(sample_capture / "flows.mitm")[0] if isinstance(r, HttpRecord)]
+    assert ids[-1] == shipped[-1]
+
+
+def test_oversized_record_is_skipped_not_loaded(tmp_path: Path, monkeypatch):
+    from analysis.sources import mitm
+
+    small, big = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    big.request.content = b"x" * 50_000
+    dump = tmp_path / "big.mitm"
+    _write(dump, [small, big, small])
+    monkeypatch.setattr(mitm, "MAX_RECORD_BYTES", 20_000)
+    records, report = read_all(dump)
+    assert [r.flow_id for r in records] == [small.id, small.id]
+    assert "over the 20000 byte limit; skipped" in report.warnings[0]

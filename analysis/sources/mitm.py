@@ -7,9 +7,10 @@ still yields every flow before the damage and the report says where reading stop
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mitmproxy import dns, flow, http, tcp
 from mitmproxy.io import compat, tnetstring
@@ -98,27 +99,82 @@ def contact_records(f: flow.Flow, source: str, defaults: Labels) -> Iterator[Con
             )
 
 
-def iter_flows(path: Path, report: SourceReport) -> Iterator[flow.Flow]:
-    """mitmproxy Flow objects from a dump; stops at the first damaged record with a warning."""
-    size = os.path.getsize(path)
-    with path.open("rb") as fo:
-        count = 0
-        while True:
-            position = fo.tell()
-            if position >= size:
-                return
+# A flow record is a tnetstring dict whose first key is a short name: `<len>:<n>:<key>;`.
+_RECORD_START = re.compile(rb"(?<![0-9])[0-9]{1,12}:[0-9]{1,3}:[A-Za-z_]{1,40}[,;]")
+_SCAN_CHUNK = 1 << 20
+MAX_RECORD_BYTES = 512 * 1024 * 1024  # a single flow larger than this is skipped, not loaded
+
+
+def _record_length(fo: BinaryIO) -> int | None:
+    """The length prefix of the record at the current position (position unchanged), or None."""
+    start = fo.tell()
+    head = fo.read(13)
+    fo.seek(start)
+    digits, colon, _ = head.partition(b":")
+    return int(digits) if colon and digits.isdigit() else None
+
+
+def _load_flow(fo: BinaryIO) -> flow.Flow:
+    return flow.Flow.from_state(compat.migrate_flow(tnetstring.load(fo)))
+
+
+def _resync(fo: BinaryIO, start: int, size: int) -> tuple[int, flow.Flow] | None:
+    """The next offset after `start` where a whole flow record loads, and that flow."""
+    offset = start
+    while offset < size:
+        fo.seek(offset)
+        chunk = fo.read(_SCAN_CHUNK + 64)
+        for match in _RECORD_START.finditer(chunk, 0, _SCAN_CHUNK):
+            candidate = offset + match.start()
+            fo.seek(candidate)
             try:
-                state = tnetstring.load(fo)
-                f = flow.Flow.from_state(compat.migrate_flow(state))
-            except Exception as exc:  # any damage ends reading; reported below
+                found = _load_flow(fo)
+            except Exception:  # not a record start after all; keep scanning
+                continue
+            return candidate, found
+        offset += _SCAN_CHUNK
+    return None
+
+
+def iter_flows(path: Path, report: SourceReport) -> Iterator[flow.Flow]:
+    """mitmproxy Flow objects from a dump, record by record.
+
+    Damage does not end reading: the reader scans forward to the next record that loads and
+    says which bytes it skipped, so one corrupted flow loses only itself. A record larger than
+    MAX_RECORD_BYTES is skipped with a warning instead of being loaded into memory.
+    """
+    size = os.path.getsize(path)
+    count = 0
+    with path.open("rb") as fo:
+        while fo.tell() < size:
+            position = fo.tell()
+            length = _record_length(fo)
+            if length is not None and length > MAX_RECORD_BYTES:
+                report.warnings.append(
+                    f"{path}: record at byte {position} is {length} bytes, over the "
+                    f"{MAX_RECORD_BYTES} byte limit; skipped"
+                )
+                fo.seek(position + len(str(length)) + 1 + length + 1)
+                continue
+            try:
+                f = _load_flow(fo)
+            except Exception as exc:  # damage: reported, then we look for the next good record
                 problem = _describe(exc)
-                if count == 0:
-                    raise CaptureError(path, f"not a readable mitmproxy dump: {problem}", position) from None
+                found = _resync(fo, position + 1, size)
+                if found is None:
+                    if count == 0:
+                        problem = f"not a readable mitmproxy dump: {problem}"
+                        raise CaptureError(path, problem, position) from None
+                    report.warnings.append(
+                        f"{path}: damaged record at byte {position} of {size} ({problem}); "
+                        f"kept the {count} flow(s) before it"
+                    )
+                    return
+                resumed, f = found
                 report.warnings.append(
                     f"{path}: damaged record at byte {position} of {size} ({problem}); "
-                    f"kept the {count} flow(s) before it"
+                    f"skipped {resumed - position} bytes, resumed at byte {resumed}"
                 )
-                return
             count += 1
             yield f
 

@@ -1,0 +1,61 @@
+"""The bundled sample capture: a real mitmproxy dump, labelled, reproducible from its script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mitmproxy import http
+from mitmproxy.io import FlowReader
+
+from analysis.records import Labels, SourceReport
+from analysis.sources import read_source
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_sample_is_a_labelled_mitmproxy_dump(sample_capture: Path):
+    with (sample_capture / "flows.mitm").open("rb") as fo:
+        flows = list(FlowReader(fo).stream())
+    http_flows = [f for f in flows if isinstance(f, http.HTTPFlow)]
+    assert len(http_flows) >= 15
+    labels = [f.metadata["phonehome"] for f in flows]
+    assert {label["mode"] for label in labels} == {"normal", "incognito"}
+    assert {label["app"] for label in labels} == {"com.mi.globalbrowser.mini"}
+    modes = [label["mode"] for label in labels]
+    assert modes == sorted(modes, key=["normal", "incognito"].index), "normal first, then incognito"
+    session = json.loads((sample_capture / "session.json").read_text())
+    assert session["schema"] == 1 and session["synthetic"] is True
+    assert [p["mode"] for p in session["phases"]] == ["normal", "incognito"]
+    profile = json.loads((sample_capture / "profile.json").read_text())
+    assert profile["android_id"] and profile["urls"] and profile["search_terms"]
+
+
+def test_sample_hides_data_under_several_layers(sample_capture: Path):
+    with (sample_capture / "flows.mitm").open("rb") as fo:
+        flows = [f for f in FlowReader(fo).stream() if isinstance(f, http.HTTPFlow)]
+    batches = [f for f in flows if f.request.pretty_host == "sa.api.intl.miui.com"]
+    assert batches and all(b"data_list=H4sI" in f.request.raw_content for f in batches), "base64 of gzip"
+    profile = json.loads((sample_capture / "profile.json").read_text())
+    for f in batches:  # nothing readable in the clear
+        assert profile["android_id"].encode() not in f.request.raw_content
+        assert b"example" not in f.request.raw_content
+
+
+def test_regenerating_gives_the_same_flows(tmp_path: Path, sample_capture: Path):
+    out = tmp_path / "regen"
+    subprocess.run(
+        [sys.executable, str(REPO / "captures" / "make_sample.py"), str(out)], check=True, timeout=60
+    )
+    regenerated, shipped = _comparable(out), _comparable(sample_capture)
+    assert len(shipped) == 21
+    assert regenerated == shipped
+    assert (out / "profile.json").read_text() == (sample_capture / "profile.json").read_text()
+
+
+def _comparable(path: Path) -> list[dict]:
+    """Every record's fields except `source` (the file it was read from)."""
+    records = read_source(path, Labels(), SourceReport(str(path)))
+    return [{name: getattr(r, name) for name in r.__slots__ if name != "source"} for r in records]
