@@ -22,7 +22,7 @@ from analysis.findings import (
     normalise_findings,
 )
 from analysis.profile import Profile
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
 from analysis.sources import CaptureError, read_source
 from analysis.sources.capture_dir import PROFILE_NAME
 
@@ -72,30 +72,32 @@ class RowCollector:
         endpoint = self.endpoint(record.host, labels.app)
         decoded = decode_request(record)
         findings = classify_request(record, decoded, endpoint, self.profile)
-        self.finding_rows.extend(astuple(f) for f in findings)
+        self.finding_rows.extend(_safe_row(astuple(f)) for f in findings)
         self.flow_rows.append(
-            (
-                labels.session,
-                labels.app or "",
-                labels.mode,
-                labels.phase or "",
-                record.flow_id,
-                record.timestamp,
-                record.method,
-                record.host,
-                endpoint.site,
-                endpoint.owner,
-                endpoint.category,
-                endpoint.party,
-                record.url,
-                record.status,
-                len(record.request_body),
-                record.response_size,
-                record.header("content-type") or "",
-                record.response_header("content-type") or "",
-                len(decoded.fields),
-                decoded.truncated,
-                record.source,
+            _safe_row(
+                (
+                    labels.session,
+                    labels.app or "",
+                    labels.mode,
+                    labels.phase or "",
+                    record.flow_id,
+                    record.timestamp,
+                    record.method,
+                    record.host,
+                    endpoint.site,
+                    endpoint.owner,
+                    endpoint.category,
+                    endpoint.party,
+                    record.url,
+                    record.status,
+                    len(record.request_body),
+                    record.response_size,
+                    record.header("content-type") or "",
+                    record.response_header("content-type") or "",
+                    len(decoded.fields),
+                    decoded.truncated,
+                    record.source,
+                )
             )
         )
 
@@ -103,22 +105,29 @@ class RowCollector:
         labels = record.labels
         endpoint = self.endpoint(record.host, labels.app)
         self.contact_rows.append(
-            (
-                labels.session,
-                labels.app or "",
-                labels.mode,
-                labels.phase or "",
-                record.timestamp,
-                record.host,
-                endpoint.site,
-                endpoint.owner,
-                endpoint.category,
-                record.kind,
-                record.detail,
-                record.server_ip,
-                record.source,
+            _safe_row(
+                (
+                    labels.session,
+                    labels.app or "",
+                    labels.mode,
+                    labels.phase or "",
+                    record.timestamp,
+                    record.host,
+                    endpoint.site,
+                    endpoint.owner,
+                    endpoint.category,
+                    record.kind,
+                    record.detail,
+                    record.server_ip,
+                    record.source,
+                )
             )
         )
+
+
+def _safe_row(row: tuple) -> tuple:
+    """The row with every string made valid UTF-8 (Parquet and reports need it)."""
+    return tuple(safe_text(v) if isinstance(v, str) else v for v in row)
 
 
 def default_labels(path: Path, app: str | None, mode: str | None) -> Labels:

@@ -107,3 +107,29 @@ class SourceReport:
     path: str
     records: int = 0
     warnings: list[str] = field(default_factory=list)
+
+
+def safe_text(value: str) -> str:
+    """`value` as valid UTF-8 text: undecodable bytes (surrogate escapes) become `\\xNN`.
+
+    mitmproxy keeps non-UTF-8 header and URL bytes as lone surrogates; tables and reports
+    must show them, not crash on them.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _escape_surrogates(value)
+    return value
+
+
+def _escape_surrogates(value: str) -> str:
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte smuggled in by surrogateescape
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:  # any other lone surrogate
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -120,3 +120,23 @@ def test_bad_profile_is_exit_2(tmp_path: Path, sample_capture: Path, capsys):
     code = main(["analyze", str(sample_capture), "--profile", str(bad), "-o", str(tmp_path / "o")])
     assert code == 2
     assert str(bad) in capsys.readouterr().err
+
+
+def test_non_utf8_everywhere_is_analysed_and_shown_escaped(tmp_path: Path):
+    from mitmproxy.io import FlowWriter
+    from mitmproxy.test import tflow
+
+    f = tflow.tflow(resp=True)
+    f.request.path = "/a\udcff/b?q=caf\udce9"
+    f.request.headers[b"X-Bin\xff"] = b"\xfe\xff value"
+    f.request.headers["content-type"] = "application/json"
+    f.request.content = b'{"url": "http://x/\xff", "k": "\\ud800"}'
+    dump = tmp_path / "nonutf8.mitm"
+    with dump.open("wb") as fo:
+        FlowWriter(fo).add(f)
+    out = tmp_path / "out"
+    assert main(["analyze", str(dump), "-o", str(out), "-q"]) == 0
+    flows = pd.read_parquet(out / "flows.parquet")
+    assert flows["url"].tolist() == ["http://address:22/a\\xff/b?q=caf\\xe9"]
+    findings = pd.read_csv(out / "findings.csv", keep_default_na=False)
+    assert all(isinstance(v, str) for v in findings["value"])
