@@ -1,0 +1,285 @@
+"""Byte-level layers: decompression (bounded), base64/hex recognition, protobuf, msgpack, JWT.
+
+Every function here is total: on input it cannot decode it returns None instead of raising,
+because the walker tries them on whatever an app (or an attacker) put on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from typing import Any
+
+import brotli
+import msgpack
+import zstandard
+
+# --- compression -------------------------------------------------------------------------
+
+#: Content-Encoding tokens -> our encoding names.
+CONTENT_CODINGS = {
+    "gzip": "gzip",
+    "x-gzip": "gzip",
+    "deflate": "deflate",
+    "br": "brotli",
+    "zstd": "zstd",
+}
+
+
+def sniff_compression(data: bytes) -> str | None:
+    """The compression format announced by `data`'s magic bytes (brotli has none)."""
+    if data[:2] == b"\x1f\x8b":
+        return "gzip"
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and ((data[0] << 8) | data[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+class Inflated:
+    """Result of a bounded decompression: the output, whether the bound cut it short, and
+    whether the stream ended properly (a stream cut in transit still yields its prefix)."""
+
+    __slots__ = ("complete", "data", "truncated")
+
+    def __init__(self, data: bytes, truncated: bool, complete: bool = True):
+        self.data = data
+        self.truncated = truncated
+        self.complete = complete
+
+
+def decompress(kind: str, data: bytes, max_out: int) -> Inflated | None:
+    """Undo `kind` on `data`, producing at most `max_out` bytes; None if `data` is not `kind`."""
+    try:
+        if kind == "gzip":
+            return _zlib(data, 31, max_out)
+        if kind == "zlib":
+            return _zlib(data, 15, max_out)
+        if kind == "deflate":  # HTTP "deflate" is zlib-wrapped in theory, raw in some servers
+            try:
+                return _zlib(data, 15, max_out) or _zlib(data, -15, max_out)
+            except zlib.error:
+                return _zlib(data, -15, max_out)
+        if kind == "brotli":
+            return _brotli(data, max_out)
+        if kind == "zstd":
+            return _zstd(data, max_out)
+    except (zlib.error, brotli.error, zstandard.ZstdError, ValueError, MemoryError):
+        return None
+    return None
+
+
+def _zlib(data: bytes, wbits: int, max_out: int) -> Inflated | None:
+    chunks: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        d = zlib.decompressobj(wbits)
+        out = d.decompress(rest, max_out - total + 1)
+        chunks.append(out)
+        total += len(out)
+        if total > max_out:
+            return Inflated(b"".join(chunks)[:max_out], True)
+        if not d.eof:
+            if d.unconsumed_tail:  # stopped by max_length exactly at the bound
+                return Inflated(b"".join(chunks), True)
+            # a truncated stream: keep what it gave, if anything
+            return Inflated(b"".join(chunks), False, complete=False) if total else None
+        rest = d.unused_data
+        if wbits != 31:  # only gzip has concatenated members
+            break
+        if rest and rest[:2] != b"\x1f\x8b":
+            break
+    return Inflated(b"".join(chunks), False)
+
+
+def _brotli(data: bytes, max_out: int) -> Inflated | None:
+    # Brotli 1.1 has no output limit: feed one byte at a time, so one call can overshoot the
+    # bound by at most one meta-block (16 MiB), then stop.
+    d = brotli.Decompressor()
+    chunks: list[bytes] = []
+    total = 0
+    for i in range(len(data)):
+        out = d.process(data[i : i + 1])
+        if out:
+            chunks.append(out)
+            total += len(out)
+            if total > max_out:
+                return Inflated(b"".join(chunks)[:max_out], True)
+    if not d.is_finished():
+        return None
+    return Inflated(b"".join(chunks), False)
+
+
+def _zstd(data: bytes, max_out: int) -> Inflated | None:
+    reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+    chunks: list[bytes] = []
+    total = 0
+    while total <= max_out:
+        out = reader.read(min(1 << 20, max_out - total + 1))
+        if not out:
+            break
+        chunks.append(out)
+        total += len(out)
+    if total > max_out:
+        return Inflated(b"".join(chunks)[:max_out], True)
+    return Inflated(b"".join(chunks), False)
+
+
+# --- base64 / hex ------------------------------------------------------------------------
+
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_HEX_CHARS = re.compile(r"[0-9a-fA-F]+")
+
+
+def unbase64(text: str) -> tuple[str, bytes] | None:
+    """(`base64`|`base64url`, bytes) if `text` is syntactically base64 (padded or not)."""
+    if not _B64_CHARS.fullmatch(text):
+        return None
+    body = text.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    urlsafe = "-" in body or "_" in body
+    if urlsafe and ("+" in body or "/" in body):
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        if urlsafe:
+            return "base64url", base64.urlsafe_b64decode(padded)
+        return "base64", base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def unhex(text: str) -> bytes | None:
+    if len(text) % 2 or not _HEX_CHARS.fullmatch(text):
+        return None
+    return bytes.fromhex(text)
+
+
+# --- plausibility --------------------------------------------------------------------------
+
+_ASCII_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ASCII_LETTER = re.compile(rb"[A-Za-z]")
+_PUNCT = frozenset(" \t\r\n!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def plausible_text(data: bytes, min_chars: int = 4) -> str | None:
+    """`data` as text if it reads like text a human or program wrote, else None.
+
+    Strict on purpose: random bytes that a short word or an id turns into when misread as
+    base64/hex must fail here (valid UTF-8, no control characters, mostly letters/digits/
+    punctuation, at least one letter).
+    """
+    if len(data) < min_chars:
+        return None
+    if data.isascii():  # fast path: printable ASCII is all letters, digits and punctuation
+        if _ASCII_CONTROL.search(data) or not _ASCII_LETTER.search(data):
+            return None
+        return data.decode("ascii")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    good = 0
+    letters = 0
+    for ch in text:
+        if ch.isalnum():
+            good += 1
+            if ch.isalpha():
+                letters += 1
+        elif ch in _PUNCT:
+            good += 1
+        elif not ch.isprintable():
+            return None
+    if not letters or good < 0.9 * len(text):
+        return None
+    return text
+
+
+_CONTROL_ESCAPES = {
+    c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
+}
+
+
+def binary_text(data: bytes) -> str:
+    """Binary shown as text: invalid UTF-8 and control bytes become `\\xNN`, ASCII stays searchable."""
+    return data.decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
+
+
+def has_control_chars(text: str) -> bool:
+    """True if `text` holds C0/C1 controls other than tab/CR/LF: binary, not text."""
+    return _TEXT_CONTROL.search(text) is not None
+
+
+# --- protobuf / msgpack ---------------------------------------------------------------------
+
+
+def protobuf_looks_possible(data: bytes) -> bool:
+    """Cheap pre-check of the first tag before handing `data` to the (slow) wire parser."""
+    if len(data) < 2:
+        return False
+    first = data[0]
+    return first >> 3 != 0 and (first & 7) in (0, 1, 2, 5)
+
+
+def parse_protobuf(data: bytes) -> dict[str, Any] | None:
+    """Schema-less protobuf via blackboxprotobuf (bbpb); None unless the whole buffer parses."""
+    import blackboxprotobuf  # imported lazily: only binary bodies need it
+
+    try:
+        message, _typedef = blackboxprotobuf.decode_message(data)
+    except Exception:  # bbpb raises DecoderException, but also IndexError/RecursionError/...
+        return None
+    return message if isinstance(message, dict) and message else None
+
+
+def protobuf_is_convincing(message: dict[str, Any], nesting: int = 0) -> bool:
+    """Random bytes often parse as protobuf; real messages carry small field numbers and text."""
+    for key in message:
+        try:
+            if int(str(key).split("-")[0]) > 1 << 15:
+                return False
+        except ValueError:
+            return False
+    for value in message.values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, str) and len(item) >= 3 and not has_control_chars(item):
+                return True
+            if isinstance(item, dict) and nesting < 8 and protobuf_is_convincing(item, nesting + 1):
+                return True
+    return False
+
+
+def parse_msgpack(data: bytes) -> Any:
+    """msgpack if the whole buffer is exactly one object, else None."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, timestamp=0)
+    except Exception:  # ExtraData, FormatError, StackError, UnicodeDecodeError, ValueError...
+        return None
+
+
+def msgpack_is_convincing(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) for k in obj)
+
+
+# --- JWT -----------------------------------------------------------------------------------
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def split_jwt(text: str) -> tuple[bytes, bytes] | None:
+    """(header JSON bytes, payload JSON bytes) of a compact JWS, else None."""
+    if not _JWT.fullmatch(text):
+        return None
+    head, payload, _sig = text.split(".")
+    h = unbase64(head)
+    p = unbase64(payload)
+    if h is None or p is None:
+        return None
+    return h[1], p[1]

@@ -1,0 +1,54 @@
+"""The decoder's data types: what a decoded request looks like and the bounds on the work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One leaf value found in a request.
+
+    location: url_path, query, header, cookie or body (DESIGN.md).
+    path: where the value sits in the decoded request, e.g. `body.data_list[2].properties.url`.
+    key: the innermost key name (`url` above), "" when positional.
+    encodings: the chain undone to reach it, outermost first, e.g. ("form", "base64", "gzip", "json").
+    """
+
+    location: str
+    path: str
+    key: str
+    encodings: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on the work spent on one request, so hostile input cannot exhaust memory or time.
+
+    max_decompressed_bytes: total output of all decompressions in one request (zip bombs).
+    max_depth: encoding layers undone along one chain (`form>base64>gzip>json` is 4).
+    max_fields: fields emitted per request.
+    max_nesting: JSON/protobuf/msgpack container nesting followed per layer.
+    max_protobuf_bytes: largest blob tried as schema-less protobuf (pure-Python parser, ~1 µs/byte).
+    max_value_chars: longest leaf value kept (longer ones are cut, and the request marked truncated).
+    """
+
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    max_depth: int = 12
+    max_fields: int = 20_000
+    max_nesting: int = 64
+    max_protobuf_bytes: int = 256 * 1024
+    max_value_chars: int = 1024 * 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(slots=True)
+class DecodedRequest:
+    """The fields of one request; `truncated` says a bound was hit (what was decoded is kept)."""
+
+    fields: list[Field] = field(default_factory=list)
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,303 @@
+"""The recursive walker: turns one value into leaf Fields, undoing every layer it can prove.
+
+Decisions (see DESIGN.md and the package docstring):
+- Only leaves are emitted; a string that decodes further (base64 of JSON, a nested query string...)
+  yields the leaves inside it, not its own encoded text. Exception: a JWT is emitted whole as well,
+  because the token itself is a credential.
+- A string is reinterpreted only on strong evidence: structure that parses (JSON containers, a
+  `k=v&k=v` string, a JWT), a compression magic that inflates, protobuf/msgpack that parses and
+  looks real, or text that reads like text. Short strings, digits and URLs are never reinterpreted.
+- Binary leaves that are not UTF-8 are shown with `\\xNN` escapes so ASCII inside stays searchable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from analysis.decode import codecs
+from analysis.decode.model import DecodedRequest, Field, Limits
+
+_BARE_KEY = re.compile(r"[^.\[\]\"\s]+")
+_FORM = re.compile(r"[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)+")
+_FORM_SINGLE = re.compile(r"[\w.$\[\]-]+=[^&\s]*")
+_ENCODED_STRUCTURE = re.compile(r"%(?:3[aAdD]|2[fF26cC]|7[bB]|5[bB])")
+_MSGPACK_MAP_START = frozenset([*range(0x81, 0x90), 0xDE, 0xDF])
+
+
+def join_path(path: str, key: str) -> str:
+    """`path.key`, or `path["key"]` (JSON string quoting) when the key holds `.`, `[`, `]`, `"`,
+    whitespace or is empty, so every path reads back unambiguously."""
+    if _BARE_KEY.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+class Stop(Exception):
+    """Raised when max_fields is reached: unwinds the walk, keeping what was emitted."""
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+class Walker:
+    """Decodes values of one request under one set of Limits, accumulating a DecodedRequest."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.result = DecodedRequest()
+        self.inflated = 0
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def truncate(self, note: str) -> None:
+        self.result.truncated = True
+        if note not in self.result.notes:
+            self.result.notes.append(note)
+
+    def note(self, note: str) -> None:
+        if note not in self.result.notes:
+            self.result.notes.append(note)
+
+    def emit(self, loc: str, path: str, key: str, enc: tuple[str, ...], value: str) -> None:
+        fields = self.result.fields
+        if len(fields) >= self.limits.max_fields:
+            self.truncate(f"max_fields ({self.limits.max_fields}) reached")
+            raise Stop
+        if len(value) > self.limits.max_value_chars:
+            self.truncate(f"max_value_chars ({self.limits.max_value_chars}) reached at {path}")
+            value = value[: self.limits.max_value_chars]
+        fields.append(Field(loc, path, key, enc, value))
+
+    def emit_binary(self, loc: str, path: str, key: str, enc: tuple[str, ...], raw: bytes) -> None:
+        """Binary as `\\xNN`-escaped text, converting no more than the value limit can keep."""
+        self.emit(loc, path, key, enc, codecs.binary_text(raw[: self.limits.max_value_chars + 1]))
+
+    def inflate(self, kind: str, data: bytes) -> codecs.Inflated | None:
+        remaining = self.limits.max_decompressed_bytes - self.inflated
+        if remaining <= 0:
+            self.truncate(f"max_decompressed_bytes ({self.limits.max_decompressed_bytes}) reached")
+            return None
+        res = codecs.decompress(kind, data, remaining)
+        if res is not None:
+            self.inflated += len(res.data)
+            if res.truncated:
+                self.truncate(f"max_decompressed_bytes ({self.limits.max_decompressed_bytes}) reached")
+        return res
+
+    # -- strings -------------------------------------------------------------------------------
+
+    def text(self, s: str, loc: str, path: str, key: str, enc: tuple[str, ...]) -> None:
+        """A string value: its inner leaves if it provably hides more, else itself as a leaf."""
+        if len(s) >= 2 and (s[0] in "{[" or (len(s) >= 8 and not s.isdigit())):
+            if len(enc) >= self.limits.max_depth:
+                self.truncate(f"max_depth ({self.limits.max_depth}) reached at {path}")
+            elif self._text_layers(s, loc, path, key, enc):
+                return
+        self.emit(loc, path, key, enc, s)
+
+    def _text_layers(self, s: str, loc: str, path: str, key: str, enc: tuple[str, ...]) -> bool:
+        first = s[0]
+        if first in "{[":
+            obj = _json(s)
+            if isinstance(obj, (dict, list)):
+                self.structure(obj, loc, path, key, (*enc, "json"), 0)
+                return True
+            return False
+        if s.startswith(("http://", "https://")):  # a URL is a leaf the classifier wants whole
+            return False
+        if "&" in s and "=" in s and _FORM.fullmatch(s):
+            self.form(s, loc, path, (*enc, "form"))
+            return True
+        if "%" in s and _ENCODED_STRUCTURE.search(s):
+            self.text(unquote(s), loc, path, key, (*enc, "urlencoded"))
+            return True
+        if first == "e" and s.startswith("eyJ"):
+            parts = codecs.split_jwt(s)
+            if parts is not None:
+                self.jwt(s, parts, loc, path, key, enc)
+                return True
+        if " " in s and len(s) >= 16:  # base64 whose '+' a form/query layer turned into ' '
+            s = s.replace(" ", "+")
+        raw = codecs.unhex(s)
+        if raw is not None and self.bytes_strict(raw, loc, path, key, (*enc, "hex"), text_ok=True):
+            return True
+        decoded = codecs.unbase64(s)
+        if decoded is not None:
+            name, raw = decoded
+            text_ok = len(s) >= 12 or s.endswith("=")
+            return self.bytes_strict(raw, loc, path, key, (*enc, name), text_ok=text_ok)
+        return False
+
+    def form(self, s: str, loc: str, path: str, enc: tuple[str, ...]) -> None:
+        for k, v in parse_qsl(s, keep_blank_values=True):
+            self.text(v, loc, join_path(path, k), k, enc)
+
+    def jwt(
+        self, token: str, parts: tuple[bytes, bytes], loc: str, path: str, key: str, enc: tuple[str, ...]
+    ) -> None:
+        self.emit(loc, path, key, enc, token)
+        for name, raw in (("jwt_header", parts[0]), ("jwt_payload", parts[1])):
+            obj = _json(raw.decode("utf-8", "replace"))
+            sub = f"{path}.{name}"
+            if isinstance(obj, (dict, list)):
+                self.structure(obj, loc, sub, key, (*enc, "jwt", "json"), 0)
+            else:
+                self.emit(loc, sub, key, (*enc, "jwt"), codecs.binary_text(raw))
+
+    # -- bytes ---------------------------------------------------------------------------------
+
+    def bytes_strict(
+        self, raw: bytes, loc: str, path: str, key: str, enc: tuple[str, ...], text_ok: bool
+    ) -> bool:
+        """Decode `raw` (from base64/hex) only if it is plausibly meaningful; False emits nothing."""
+        if not raw:
+            return False
+        kind = codecs.sniff_compression(raw)
+        if kind is not None:
+            res = self.inflate(kind, raw)
+            if res is not None and (res.complete or res.truncated):  # a cut stream is no evidence
+                self.bytes_loose(res.data, loc, path, key, (*enc, kind))
+                return True
+        if raw[:1] in (b"{", b"["):
+            obj = _json(raw.decode("utf-8", "replace"))
+            if isinstance(obj, (dict, list)):
+                self.structure(obj, loc, path, key, (*enc, "json"), 0)
+                return True
+        if text_ok:
+            text = codecs.plausible_text(raw)
+            if text is not None:
+                self.text(text, loc, path, key, enc)
+                return True
+        if raw[0] in _MSGPACK_MAP_START:
+            obj = codecs.parse_msgpack(raw)
+            if codecs.msgpack_is_convincing(obj):
+                self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
+                return True
+        if codecs.protobuf_looks_possible(raw) and len(raw) <= self.limits.max_protobuf_bytes:
+            msg = codecs.parse_protobuf(raw)
+            if msg is not None and codecs.protobuf_is_convincing(msg):
+                self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
+                return True
+        return False
+
+    def bytes_loose(
+        self,
+        raw: bytes,
+        loc: str,
+        path: str,
+        key: str,
+        enc: tuple[str, ...],
+        prefer: str | None = None,
+        whole_body: bool = False,
+    ) -> None:
+        """Decode `raw` known to be content (a body, a part, decompressed data); always emits."""
+        if len(enc) >= self.limits.max_depth:
+            self.truncate(f"max_depth ({self.limits.max_depth}) reached at {path}")
+            self.emit_binary(loc, path, key, enc, raw)
+            return
+        if not raw:
+            self.emit(loc, path, key, enc, "")
+            return
+        kind = codecs.sniff_compression(raw)
+        if kind is not None:
+            res = self.inflate(kind, raw)
+            if res is not None:
+                self.bytes_loose(res.data, loc, path, key, (*enc, kind), prefer, whole_body)
+                return
+        if prefer is None:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None and not codecs.has_control_chars(text):
+                self.text_content(text, loc, path, key, enc, whole_body)
+                return
+        if prefer is None and raw[0] in _MSGPACK_MAP_START:
+            obj = codecs.parse_msgpack(raw)
+            if codecs.msgpack_is_convincing(obj):
+                self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
+                return
+        if prefer != "msgpack" and codecs.protobuf_looks_possible(raw):
+            if len(raw) <= self.limits.max_protobuf_bytes:
+                msg = codecs.parse_protobuf(raw)
+                if msg is not None and (prefer == "protobuf" or codecs.protobuf_is_convincing(msg)):
+                    self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
+                    return
+            else:
+                self.note(f"{path}: {len(raw)} bytes not tried as protobuf (max_protobuf_bytes)")
+        obj = codecs.parse_msgpack(raw)
+        if (prefer == "msgpack" and obj is not None) or codecs.msgpack_is_convincing(obj):
+            if isinstance(obj, (dict, list)):
+                self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
+            else:
+                self.value(obj, loc, path, key, (*enc, "msgpack"), 0)
+            return
+        if prefer is not None:  # the content type was wrong: fall back to sniffing
+            self.bytes_loose(raw, loc, path, key, enc, None, whole_body)
+            return
+        self.emit_binary(loc, path, key, enc, raw)
+
+    def text_content(
+        self, text: str, loc: str, path: str, key: str, enc: tuple[str, ...], whole_body: bool
+    ) -> None:
+        """Text that is a whole body (or part): JSON scalars and a single `k=v` pair count too."""
+        stripped = text.strip().lstrip("\ufeff")
+        if stripped[:1] in ("{", "[", '"'):
+            obj = _json(stripped)
+            if isinstance(obj, (dict, list)):
+                self.structure(obj, loc, path, key, (*enc, "json"), 0)
+                return
+            if isinstance(obj, str):
+                self.text(obj, loc, path, key, (*enc, "json"))
+                return
+        if whole_body and _FORM_SINGLE.fullmatch(stripped) and not codecs.unbase64(stripped):
+            self.form(stripped, loc, path, (*enc, "form"))
+            return
+        self.text(text, loc, path, key, enc)
+
+    # -- structures ----------------------------------------------------------------------------
+
+    def structure(self, obj: Any, loc: str, path: str, key: str, enc: tuple[str, ...], nesting: int) -> None:
+        """Walk a parsed JSON / protobuf / msgpack container."""
+        if nesting >= self.limits.max_nesting:
+            self.truncate(f"max_nesting ({self.limits.max_nesting}) reached at {path}")
+            return
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                ks = k if isinstance(k, str) else _scalar(k)
+                self.value(v, loc, join_path(path, ks), ks, enc, nesting + 1)
+        else:
+            for i, v in enumerate(obj):
+                self.value(v, loc, f"{path}[{i}]", key, enc, nesting + 1)
+
+    def value(self, v: Any, loc: str, path: str, key: str, enc: tuple[str, ...], nesting: int) -> None:
+        if isinstance(v, str):
+            self.text(v, loc, path, key, enc)
+        elif isinstance(v, (dict, list, tuple)):
+            self.structure(v, loc, path, key, enc, nesting)
+        elif isinstance(v, (bytes, bytearray)):
+            raw = bytes(v)
+            if not (len(enc) < self.limits.max_depth and self.bytes_strict(raw, loc, path, key, enc, True)):
+                self.emit_binary(loc, path, key, enc, raw)
+        elif v is not None:
+            self.emit(loc, path, key, enc, _scalar(v))
+
+
+def _scalar(v: Any) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, float):
+        return repr(v)
+    try:
+        return str(v)
+    except ValueError:  # an int beyond Python's digit limit
+        return "<integer too large>"
