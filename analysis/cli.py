@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis import __version__
+from analysis.classify import EndpointListError
 from analysis.profile import Profile, ProfileError
 from analysis.sources import CaptureError
 
@@ -46,6 +47,13 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app", help="label for flows that carry no app label (e.g. com.example.browser)")
     parser.add_argument("--mode", help="label for flows that carry no mode label (normal, incognito, ...)")
     parser.add_argument("--keylog", metavar="FILE", help="TLS key log (SSLKEYLOGFILE format) for pcap inputs")
+    parser.add_argument(
+        "--endpoints",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="extra endpoint list (hosts file, Disconnect services.json, DuckDuckGo TDS JSON); repeatable",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
 
@@ -65,6 +73,7 @@ def run_analysis(args: argparse.Namespace):
         mode=args.mode,
         keylog=args.keylog,
         progress=progress,
+        endpoint_lists=getattr(args, "endpoints", ()),
     )
     for warning in result.warnings:
         print(f"phonehome: warning: {warning}", file=sys.stderr)
@@ -152,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CaptureError, ProfileError) as exc:
+    except (CaptureError, ProfileError, EndpointListError) as exc:
         print(f"phonehome: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

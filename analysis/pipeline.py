@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.classify import Endpoint, classify_endpoint, classify_request, mark_persistence
+from analysis.classify import Endpoint, EndpointClassifier, classify_request, mark_persistence
+from analysis.classify.endpoints import default_classifier
 from analysis.decode import decode_request
 from analysis.findings import (
     CONTACTS_COLUMNS,
@@ -49,16 +50,21 @@ class RowCollector:
     """Turns records into table rows. One per worker; holds the per-run caches."""
 
     profile: Profile | None = None
+    endpoint_lists: tuple[str, ...] = ()  # user lists (hosts, Disconnect, DDG TDS) on top of ours
     flow_rows: list[tuple] = field(default_factory=list)
     finding_rows: list[tuple] = field(default_factory=list)
     contact_rows: list[tuple] = field(default_factory=list)
     _endpoints: dict[tuple[str, str | None], Endpoint] = field(default_factory=dict)
+    _classifier: EndpointClassifier | None = None
 
     def endpoint(self, host: str, app: str | None) -> Endpoint:
         key = (host, app)
         found = self._endpoints.get(key)
         if found is None:
-            found = self._endpoints[key] = classify_endpoint(host, app)
+            if self._classifier is None:
+                lists = list(self.endpoint_lists)
+                self._classifier = EndpointClassifier(lists) if lists else default_classifier()
+            found = self._endpoints[key] = self._classifier.classify(host, app)
         return found
 
     def add(self, record: HttpRecord | ContactRecord) -> None:
@@ -160,6 +166,7 @@ def analyze(
     mode: str | None = None,
     keylog: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    endpoint_lists: Sequence[str | os.PathLike[str]] = (),
 ) -> Analysis:
     """Read every capture, decode and classify each request, return the tables.
 
@@ -172,7 +179,8 @@ def analyze(
         if not path.exists():
             raise CaptureError(path, "no such file or directory")
     profile = load_profiles(resolved, profile)
-    collector = RowCollector(profile=profile)
+    collector = RowCollector(profile=profile, endpoint_lists=tuple(str(p) for p in endpoint_lists))
+    collector.endpoint("", None)  # load user lists now, so a bad list fails before any reading
     reports: list[SourceReport] = []
     for path in resolved:
         report = SourceReport(str(path))

@@ -1,0 +1,221 @@
+"""What one decoded field is, from its key name and its value's shape.
+
+Rules are ordered from the most specific (a shape that is unambiguous on its own) to the most
+general (an id-shaped value under an id-ish key). Each answer carries its evidence so a reader
+can check it: `key-name`, `value-shape`, or both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from analysis.classify import shapes
+from analysis.decode import Field
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    data_type: str
+    confidence: str
+    evidence: str
+
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def normalise_key(key: str) -> str:
+    """`$device_id`, `deviceId`, `device-id` -> `deviceid`."""
+    return _NON_ALNUM.sub("", key.lower())
+
+
+def _keys(*names: str) -> frozenset[str]:
+    return frozenset(normalise_key(n) for n in names)
+
+
+IMEI_KEYS = _keys(
+    "imei", "imei1", "imei2", "deviceimei", "meid", "imeimd5", "imei_sha1", "hashedimei", "imeisha256"
+)
+ANDROID_ID_KEYS = _keys("android_id", "androidid", "ssaid")
+AD_ID_KEYS = _keys(
+    "gaid", "adid", "advertising_id", "advertiserid", "advertiser_id", "gps_adid", "google_ad_id",
+    "googleadid",
+    "idfa", "aaid", "ad_id", "adidentifier", "advertisingid", "gadid", "ifa", "google_aid", "adv_id",
+    "google_advertising_id", "advertising_identifier", "gaid_md5",
+)  # fmt: skip
+OAID_KEYS = _keys("oaid", "oaid_md5", "msa_oaid")
+SERIAL_KEYS = _keys(
+    "serial", "serialno", "serial_number", "serialnumber", "sn", "device_serial", "ro_serialno"
+)
+MAC_KEYS = _keys(
+    "mac", "mac_address", "macaddress", "wifi_mac", "wifimac", "btmac", "bluetooth_mac", "eth_mac"
+)
+WIFI_KEYS = _keys("bssid", "ssid", "wifi_ssid", "wifi_bssid", "wifiname", "wifi_name")
+IMSI_KEYS = _keys("imsi", "subscriberid", "subscriber_id")
+ICCID_KEYS = _keys("iccid", "simserial", "sim_serial", "simserialnumber")
+PHONE_KEYS = _keys(
+    "phone", "phone_number", "phonenumber", "msisdn", "tel", "mobile", "mobile_number", "line1number"
+)
+EMAIL_KEYS = _keys("email", "e_mail", "mail", "email_address", "emailaddress", "user_email")
+LAT_KEYS = _keys("lat", "latitude", "$latitude", "geo_lat", "loc_lat")
+LON_KEYS = _keys("lon", "lng", "long", "longitude", "$longitude", "geo_lon", "geo_lng", "loc_lon")
+GPS_KEYS = _keys(
+    "loc", "location", "gps", "latlng", "latlon", "ll", "coords", "coordinates", "geo", "position"
+)
+IP_KEYS = _keys("ip", "local_ip", "localip", "ip_address", "ipaddress", "lan_ip", "wifi_ip", "client_ip")
+TOKEN_KEYS = _keys(
+    "token", "access_token", "accesstoken", "auth_token", "authtoken", "refresh_token", "refreshtoken",
+    "session_token", "sessiontoken", "id_token", "idtoken", "authorization", "auth", "bearer", "sessionid",
+    "session_id", "sid", "jsessionid", "phpsessid", "passtoken", "servicetoken", "push_token", "pushtoken",
+    "fcm_token", "fcmtoken", "registration_id", "registrationid", "device_token", "devicetoken", "csrftoken",
+)  # fmt: skip
+USER_KEYS = _keys(
+    "user_id", "userid", "uid", "account_id", "accountid", "member_id", "memberid", "customer_id",
+    "customerid",
+    "xiaomi_id", "xiaomiid", "mi_id", "miid", "cuid", "login_id", "loginid", "username", "user_name", "sub",
+    "external_user_id", "externaluserid", "player_id", "playerid", "customer_user_id", "customeruserid",
+)  # fmt: skip
+DEVICE_ID_KEYS = _keys(
+    "device_id", "deviceid", "$device_id", "distinct_id", "anonymous_id", "anonymousid", "anon_id", "anonid",
+    "uuid", "udid", "install_id", "installid", "installation_id", "installationid", "instance_id",
+    "instanceid",
+    "app_instance_id", "appinstanceid", "hardware_id", "hardwareid", "device_fingerprint_id", "fingerprint",
+    "identity_id", "client_id", "clientid", "cid", "vaid", "aaid_hash", "guid", "dev_id", "devid", "did",
+    "device_uuid", "deviceuuid", "appsflyer_id", "appsflyerid", "af_id", "adjust_id", "adjustid", "mid",
+    "visitor_id", "visitorid", "tracking_id", "trackingid", "persistent_id", "user_pseudo_id", "utdid",
+    "android_uuid", "androiduuid", "deviceuid", "device_uid", "af_uid", "afuid",
+)  # fmt: skip
+URL_KEYS = _keys(
+    "url", "$url", "page_url", "pageurl", "current_url", "currenturl", "referrer", "$referrer", "referer",
+    "href", "link", "landing_url", "landingurl", "dl", "dr", "source_url", "sourceurl", "web_url", "weburl",
+    "location_href", "plh", "page", "$screen_url", "openurl", "open_url", "visit_url", "visiturl",
+)  # fmt: skip
+SEARCH_KEYS = _keys(
+    "q", "query", "keyword", "keywords", "search_word", "searchword", "search_term", "searchterm", "search",
+    "search_query", "searchquery", "wd", "kw", "search_key", "searchkey", "query_text", "querytext", "term",
+    "search_text", "searchtext",
+)  # fmt: skip
+MODEL_KEYS = _keys(
+    "model", "$model", "device_model", "devicemodel", "phone_model", "phonemodel", "md", "ro_product_model",
+    "hardware_model", "dm", "device_name", "devicename", "device_model_name",
+)  # fmt: skip
+OS_VERSION_KEYS = _keys(
+    "os_version", "osversion", "$os_version", "android_version", "androidversion", "osv", "os_ver", "sdk_int",
+    "sdkint", "api_level", "apilevel", "system_version", "miui_version", "rom_version", "romversion",
+    "device_os", "deviceos", "platform_version",
+)  # fmt: skip
+APP_ID_KEYS = _keys(
+    "package", "package_name", "packagename", "pkg", "pkg_name", "pkgname", "bundle_id", "bundleid",
+    "app_package", "apppackage", "application_id", "applicationid", "app_id_pkg", "app_id", "appid", "pn",
+)  # fmt: skip
+INSTALLED_KEYS = _keys(
+    "installed_apps", "installedapps", "apps", "app_list", "applist", "pkg_list", "pkglist", "packages",
+    "installed_packages", "installedpackages", "app_names", "installed",
+)  # fmt: skip
+# Keys whose values are per-request noise, never identifiers even when they look random.
+NOISE_KEYS = _keys(
+    "nonce", "crc", "crc32", "sign", "signature", "sig", "hash", "checksum", "md5", "ts", "timestamp", "time",
+    "_track_id", "track_id", "requestid", "request_id", "req_id", "event_id", "eventid", "msgid", "msg_id",
+    "seq", "sequence", "_flush_time", "flush_time", "random", "rand", "r", "cb", "_", "v", "ver", "version",
+    "etag", "trace_id", "traceid", "span_id", "spanid", "batch_id", "batchid", "message_id", "messageid",
+)  # fmt: skip
+
+
+# Generic keys that only say something together with their parent: device.id, user.id.
+GENERIC_KEYS = frozenset({"id", "uuid", "value", "identifier"})
+LOCATION_NAMES = frozenset({"url_path", "query", "header", "cookie", "body"})
+SESSION_KEYS = _keys("sessionid", "session_id", "sid", "session")
+
+
+def effective_key(field: Field) -> str:
+    """The normalised key, prefixed with its parent's name when the key alone is generic."""
+    key = normalise_key(field.key)
+    if key in GENERIC_KEYS and "." in field.path:
+        parent = field.path.rsplit(".", 1)[0].rsplit(".", 1)[-1].split("[", 1)[0]
+        if parent not in LOCATION_NAMES:
+            return normalise_key(parent) + key
+    return key
+
+
+def classify_field(field: Field) -> Verdict | None:
+    """The data type of one field from its key and value, or None when it is nothing of note."""
+    value = field.value.strip()
+    if not value or len(value) > 4096:
+        return None
+    key = effective_key(field)
+    if key in NOISE_KEYS:
+        return None
+
+    # unambiguous shapes first
+    if shapes.is_jwt(value):
+        return Verdict("token", "high", "value-shape")
+    if shapes.is_email(value):
+        return Verdict("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
+
+    if key in IMEI_KEYS:
+        if shapes.is_imei(value):
+            return Verdict("device_id.imei", "high", "key-name+value-shape")
+        if shapes.HEX_HASH.match(value):
+            return Verdict("device_id.imei", "medium", "key-name+value-shape")
+    if key in ANDROID_ID_KEYS and (shapes.is_android_id(value) or shapes.HEX_HASH.match(value)):
+        return Verdict("device_id.android_id", "high", "key-name+value-shape")
+    if key in AD_ID_KEYS and shapes.is_uuid(value):
+        return Verdict("device_id.advertising_id", "high", "key-name+value-shape")
+    if key in OAID_KEYS and (
+        shapes.is_uuid(value) or shapes.HEX16.match(value) or shapes.HEX_HASH.match(value)
+    ):
+        return Verdict("device_id.oaid", "high", "key-name+value-shape")
+    if key in MAC_KEYS and (shapes.is_mac(value) or shapes.is_mac_bare(value)):
+        return Verdict("device_id.mac", "high", "key-name+value-shape")
+    if key in WIFI_KEYS and value.lower() not in ("<unknown ssid>", "unknown"):
+        return Verdict(
+            "location.wifi", "medium" if shapes.is_mac(value) or key.endswith("ssid") else "low", "key-name"
+        )
+    if key in IMSI_KEYS and shapes.is_imsi(value):
+        return Verdict("device_id.imsi", "high", "key-name+value-shape")
+    if key in ICCID_KEYS and shapes.is_iccid(value):
+        return Verdict("device_id.iccid", "high", "key-name+value-shape")
+    serial_shaped = 6 <= len(value) <= 24 and value.isalnum() and not value.isdigit()
+    if key in SERIAL_KEYS and serial_shaped and value.lower() not in ("unknown", "undefined"):
+        return Verdict("device_id.serial", "medium", "key-name+value-shape")
+    if key in PHONE_KEYS and shapes.is_phone(value):
+        return Verdict("contact.phone", "high", "key-name+value-shape")
+    if shapes.is_mac(value):
+        return Verdict("device_id.mac", "medium", "value-shape")
+    if shapes.is_plausible_imei(value):
+        return Verdict("device_id.imei", "medium", "value-shape")
+    if (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
+        return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
+    if shapes.local_ip(value):
+        return Verdict("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
+    # an analytics "session id" in a body or query is per-session noise; in a cookie it is a login
+    in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
+    if key in TOKEN_KEYS and in_auth_place and len(value) >= 12 and shapes.is_identifier_like(value):
+        return Verdict("token", "medium", "key-name+value-shape")
+    if key in URL_KEYS and shapes.is_url(value):
+        return Verdict("url", "medium", "key-name+value-shape")
+    searchable = not shapes.is_url(value) and not value.replace(".", "").isdigit()
+    if key in SEARCH_KEYS and searchable and value.lower() not in ("true", "false", "null", "none"):
+        return Verdict("search_query", "medium", "key-name")
+    if key in MODEL_KEYS and 2 <= len(value) <= 64 and not value.isdigit():
+        return Verdict("device.model", "medium", "key-name")
+    if key in OS_VERSION_KEYS and len(value) <= 32:
+        return Verdict("device.os_version", "medium", "key-name")
+    if key in APP_ID_KEYS and shapes.is_package(value):
+        return Verdict("app.id", "medium", "key-name+value-shape")
+    if key in USER_KEYS and shapes.is_user_id_like(value):
+        return Verdict("user_id", "medium", "key-name+value-shape")
+    if key in DEVICE_ID_KEYS:
+        if shapes.is_android_id(value):
+            return Verdict("device_id.android_id", "medium", "key-name+value-shape")
+        if shapes.is_identifier_like(value):
+            return Verdict("device_id.other", "low", "key-name+value-shape")
+    if key in AD_ID_KEYS and shapes.is_identifier_like(value):
+        return Verdict("device_id.advertising_id", "low", "key-name+value-shape")
+    if shapes.is_url(value) and field.location in ("query", "body", "cookie"):
+        return Verdict("url", "low", "value-shape")
+    return None
+
+
+def _ev(keyed: bool) -> str:
+    return "key-name+value-shape" if keyed else "value-shape"

@@ -1,0 +1,179 @@
+"""Known values: find the test phone's own identifiers wherever and however they were sent.
+
+Every profile value is expanded once into the forms an SDK might send it in — plain, URL-encoded,
+hex, base64 (at all three byte alignments, so it is found inside a longer base64 string), and
+md5/sha1/sha256 in hex or base64; a MAC with or without separators. Matching a field is then a
+single pass of two compiled regexes (one case-insensitive, one case-sensitive for base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
+
+from analysis.profile import Profile
+
+# profile key -> data type (DESIGN.md vocabulary)
+PROFILE_TYPES = {
+    "imei": "device_id.imei",
+    "android_id": "device_id.android_id",
+    "advertising_id": "device_id.advertising_id",
+    "oaid": "device_id.oaid",
+    "serial": "device_id.serial",
+    "mac": "device_id.mac",
+    "imsi": "device_id.imsi",
+    "iccid": "device_id.iccid",
+    "phone": "contact.phone",
+    "email": "contact.email",
+    "account_id": "user_id",
+    "urls": "url",
+    "search_terms": "search_query",
+}
+MIN_KNOWN_LENGTH = 6  # shorter values match by accident
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMatch:
+    profile_key: str
+    data_type: str
+    form: str  # how it was sent: plain, urlencoded, hex, base64, md5-hex, ...
+    text: str  # the matched text as it appeared in the field
+
+
+def _b64_forms(raw: bytes) -> list[str]:
+    """Base64 of `raw` as it appears inside a longer base64 string, for each byte alignment."""
+    forms = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode()
+        # drop characters that depend on the neighbouring bytes
+        start = {0: 0, 1: 2, 2: 3}[pad]
+        tail = (pad + len(raw)) % 3
+        end = len(encoded) - {0: 0, 1: 3, 2: 2}[tail]
+        core = encoded[start:end].rstrip("=")
+        if len(core) >= 6:
+            forms.append(core)
+            forms.append(core.replace("+", "-").replace("/", "_"))
+    return forms
+
+
+def _variants(key: str, value: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(case-insensitive forms, case-sensitive forms) -> form name."""
+    folded: dict[str, str] = {}
+    exact: dict[str, str] = {}
+    texts = [value]
+    if key == "mac":
+        bare = re.sub(r"[^0-9a-fA-F]", "", value)
+        if len(bare) == 12:
+            texts = [bare, ":".join(bare[i : i + 2] for i in range(0, 12, 2)),
+                     "-".join(bare[i : i + 2] for i in range(0, 12, 2))]  # fmt: skip
+    for text in texts:
+        raw = text.encode()
+        for variant in (text.lower(), text.upper()):
+            folded.setdefault(variant.lower(), "plain")
+            folded.setdefault(quote(variant, safe="").lower(), "urlencoded")
+            folded.setdefault(quote_plus(variant).lower(), "urlencoded")
+            folded.setdefault(variant.encode().hex(), "hex")
+            for name in ("md5", "sha1", "sha256"):
+                digest = hashlib.new(name, variant.encode()).digest()
+                folded.setdefault(digest.hex(), f"{name}-hex")
+                exact.setdefault(base64.b64encode(digest).decode().rstrip("="), f"{name}-base64")
+        for form in _b64_forms(raw):
+            exact.setdefault(form, "base64")
+    return ({k: v for k, v in folded.items() if len(k) >= MIN_KNOWN_LENGTH},
+            {k: v for k, v in exact.items() if len(k) >= MIN_KNOWN_LENGTH})  # fmt: skip
+
+
+class KnownValues:
+    """A compiled matcher for one profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self._folded: dict[str, tuple[str, str]] = {}
+        self._exact: dict[str, tuple[str, str]] = {}
+        for key, value in profile.known_values():
+            base_key = key.split(".", 1)[0]
+            if len(value) < MIN_KNOWN_LENGTH:
+                continue
+            folded, exact = _variants(base_key, value)
+            for form, how in folded.items():
+                self._folded.setdefault(form, (key, how))
+            for form, how in exact.items():
+                self._exact.setdefault(form, (key, how))
+        # folded forms are lower case: match them against the lowered value (faster than IGNORECASE)
+        self._folded_re = _alternation(self._folded, 0)
+        self._exact_re = _alternation(self._exact, 0)
+        location = profile.values.get("location")
+        self.location = tuple(location) if isinstance(location, list | tuple) and len(location) == 2 else None
+
+    def find(self, value: str) -> list[KnownMatch]:
+        """Known values inside `value` (each profile key once)."""
+        found: dict[str, KnownMatch] = {}
+        if len(value) < MIN_KNOWN_LENGTH:
+            return []
+        if self._folded_re is not None:
+            lowered = value.lower()
+            for match in self._folded_re.finditer(lowered):
+                key, how = self._folded[match.group(0)]
+                text = value[match.start() : match.end()] if len(lowered) == len(value) else match.group(0)
+                found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
+        if self._exact_re is not None:
+            for match in self._exact_re.finditer(value):
+                key, how = self._exact[match.group(0)]
+                found.setdefault(key, KnownMatch(key, _type_of(key), how, match.group(0)))
+        return list(found.values())
+
+    def find_all(self, values: list[str]) -> list[list[KnownMatch]]:
+        """find() for many values in one regex pass per matcher (fields of one request)."""
+        results: list[list[KnownMatch]] = [[] for _ in values]
+        if not values:
+            return results
+        starts = []
+        offset = 0
+        for v in values:
+            starts.append(offset)
+            offset += len(v) + 1
+        joined = "\x00".join(values)
+        seen: set[tuple[int, str]] = set()
+        for regex, table, source in (
+            (self._folded_re, self._folded, joined.lower()),
+            (self._exact_re, self._exact, joined),
+        ):
+            if regex is None:
+                continue
+            # lower() can change lengths for a few non-ASCII characters: then fall back per value
+            if len(source) != len(joined):
+                return [self.find(v) for v in values]
+            for match in regex.finditer(source):
+                index = bisect_right(starts, match.start()) - 1
+                key, how = table[match.group(0)]
+                if (index, key) in seen:
+                    continue
+                seen.add((index, key))
+                text = joined[match.start() : match.end()]
+                results[index].append(KnownMatch(key, _type_of(key), how, text))
+        return results
+
+    def near_location(self, lat: float, lon: float, tolerance: float = 0.01) -> bool:
+        if self.location is None:
+            return False
+        return (
+            abs(lat - float(self.location[0])) <= tolerance
+            and abs(lon - float(self.location[1])) <= tolerance
+        )
+
+
+def _type_of(key: str) -> str:
+    if key.startswith("extra."):
+        return "device_id.other"
+    return PROFILE_TYPES.get(key, "device_id.other")
+
+
+def _alternation(forms: dict[str, object], flags: int) -> re.Pattern[str] | None:
+    if not forms:
+        return None
+    ordered = sorted(forms, key=len, reverse=True)  # longest first: a hash beats its prefix
+    return re.compile("|".join(re.escape(f) for f in ordered), flags)
