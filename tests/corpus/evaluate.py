@@ -16,7 +16,9 @@ def evaluate(profile: Profile | None) -> tuple[dict[str, dict[str, float]], list
     mistakes: list[str] = []
     for case in cases():
         record = case.record
-        findings = classify_request(record, decode_request(record), classify_endpoint(record.host, "com.example.app"), profile)
+        findings = classify_request(
+            record, decode_request(record), classify_endpoint(record.host, "com.example.app"), profile
+        )
         found = {(f.data_type, f.value) for f in findings}
         for item in found & case.labels:
             tp[item[0]] += 1
