@@ -1,0 +1,64 @@
+"""`phonehome export CAPTURE... --har OUT.har`: a capture's requests as HAR, findings as comments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--har OUT plus the shared capture options, if cli.py has not added them."""
+    if not any(a.dest == "captures" for a in parser._actions):
+        from analysis.cli import add_input_arguments
+
+        add_input_arguments(parser)
+    parser.add_argument("--har", required=True, metavar="OUT.har", help="write the requests as HAR 1.2 here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 on success, 2 for bad input (one line naming the file)."""
+    from analysis.export import records_to_har
+    from analysis.pipeline import analyze, default_labels
+    from analysis.profile import Profile
+    from analysis.records import HttpRecord, SourceReport
+    from analysis.sources import CaptureError, read_source
+
+    try:
+        profile = Profile.load(args.profile) if getattr(args, "profile", None) else None
+        result = analyze(
+            args.captures,
+            profile=profile,
+            app=args.app,
+            mode=args.mode,
+            keylog=getattr(args, "keylog", None),
+            endpoint_lists=getattr(args, "endpoints", ()) or (),
+        )
+        records = []
+        for path in args.captures:
+            report = SourceReport(str(path))
+            for rec in read_source(
+                Path(path), default_labels(Path(path), args.app, args.mode), report, args.keylog
+            ):
+                if isinstance(rec, HttpRecord):
+                    records.append(rec)
+    except CaptureError as exc:
+        print(f"phonehome export: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"phonehome export: {exc}", file=sys.stderr)
+        return 2
+    har = records_to_har(records, result.findings)
+    out = Path(args.har)
+    try:
+        out.write_text(json.dumps(har, indent=1, ensure_ascii=True), encoding="utf-8")
+    except OSError as exc:
+        print(f"phonehome export: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if not getattr(args, "quiet", False):
+        print(
+            f"wrote {out}: {len(har['log']['entries'])} entries, {len(result.findings)} findings",
+            file=sys.stderr,
+        )
+    return 0

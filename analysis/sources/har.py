@@ -1,0 +1,176 @@
+"""HAR 1.2 files (Chrome, Firefox, Charles, Fiddler, HTTP Toolkit, PCAPdroid, mitmproxy) as records.
+
+Each entry is first made whole (tools omit `response.content`, `httpVersion`, `time`, ...) and then
+handed to mitmproxy's own HAR reader (`mitmproxy.io.har.request_to_flow`), so HAR support follows
+mitmproxy's. Request bodies that the HAR stores base64-encoded (`postData.encoding`, as HTTP Toolkit
+and PCAPdroid write them) are decoded here, since mitmproxy ignores that field. A damaged entry is
+skipped with a warning naming its index; the other entries are still read.
+
+Bounds: a HAR is JSON and is parsed whole, so files above MAX_HAR_BYTES are refused; each request
+body is cut at MAX_BODY_BYTES (reported as a warning).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mitmproxy.io import har as mitm_har
+
+from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from analysis.sources import CaptureError
+from analysis.sources.mitm import http_record
+
+MAX_HAR_BYTES = 1 << 30
+MAX_BODY_BYTES = 16 << 20
+
+
+def _load(path: Path) -> Any:
+    size = path.stat().st_size
+    if size > MAX_HAR_BYTES:
+        raise CaptureError(path, f"HAR too large to parse ({size} bytes > {MAX_HAR_BYTES})")
+    raw = path.read_bytes()
+    if raw[:2] == b"PK":  # .zhar / zipped HAR: the first member is the HAR
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                if not names:
+                    raise CaptureError(path, "empty zip archive, expected a HAR inside")
+                info = zf.getinfo(names[0])
+                if info.file_size > MAX_HAR_BYTES:
+                    raise CaptureError(path, "HAR inside zip too large to parse")
+                raw = zf.read(names[0])
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise CaptureError(path, f"damaged zip archive: {exc}") from None
+    elif raw[:1] == b"\x78":  # zlib-compressed HAR, as mitmproxy writes .zhar
+        d = zlib.decompressobj()
+        try:
+            raw = d.decompress(raw, MAX_HAR_BYTES)
+        except zlib.error as exc:
+            raise CaptureError(path, f"damaged compressed HAR: {exc}") from None
+    text = raw.decode("utf-8-sig", errors="surrogateescape")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CaptureError(
+            path, f"not valid HAR JSON: {exc.msg} (line {exc.lineno} column {exc.colno})", exc.pos
+        ) from None
+    except RecursionError:
+        raise CaptureError(path, "not valid HAR JSON: nested too deeply") from None
+
+
+def _headers(value: Any) -> list[dict[str, str]]:
+    out = []
+    if not isinstance(value, list):
+        return out
+    for h in value:
+        if isinstance(h, dict) and "name" in h:
+            out.append({"name": str(h.get("name", "")), "value": str(h.get("value", ""))})
+        elif isinstance(h, list | tuple) and len(h) >= 2:
+            out.append({"name": str(h[0]), "value": str(h[1])})
+    return out
+
+
+def _request_body(post: Any, report: SourceReport, index: int) -> tuple[str, bytes | None]:
+    """(text for mitmproxy, raw bytes if the HAR stored them base64-encoded)."""
+    if not isinstance(post, dict):
+        return "", None
+    text = post.get("text")
+    if not isinstance(text, str):
+        params = post.get("params")
+        if isinstance(params, list):  # form without text: rebuild it
+            from urllib.parse import urlencode
+
+            pairs = [(str(p.get("name", "")), str(p.get("value", ""))) for p in params if isinstance(p, dict)]
+            text = urlencode(pairs)
+        else:
+            text = ""
+    if str(post.get("encoding", "")).lower() == "base64":
+        try:
+            raw = base64.b64decode(text[: MAX_BODY_BYTES * 4 // 3 + 4], validate=False)
+        except (binascii.Error, ValueError):
+            report.warnings.append(f"entry {index}: request body marked base64 but is not; kept as text")
+            return text, None
+        return "", raw
+    return text, None
+
+
+def normalise_entry(entry: Any) -> dict[str, Any]:
+    """A HAR entry with every field mitmproxy's reader needs, filled with neutral defaults."""
+    if not isinstance(entry, dict):
+        raise ValueError("entry is not an object")
+    req = entry.get("request")
+    if not isinstance(req, dict) or not isinstance(req.get("url"), str):
+        raise ValueError("entry has no request URL")
+    resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
+    status = resp.get("status")
+    started = entry.get("startedDateTime")
+    return {
+        "startedDateTime": started if isinstance(started, str) and started else "1970-01-01T00:00:00Z",
+        "time": entry.get("time") if isinstance(entry.get("time"), int | float) else 0,
+        "serverIPAddress": entry.get("serverIPAddress") or None,
+        "request": {
+            "method": str(req.get("method") or "GET"),
+            "url": req["url"],
+            "httpVersion": str(req.get("httpVersion") or "HTTP/1.1"),
+            "headers": _headers(req.get("headers")),
+        },
+        "response": {
+            "status": status if isinstance(status, int) and 0 <= status < 1000 else 0,
+            "httpVersion": str(resp.get("httpVersion") or "HTTP/1.1"),
+            "headers": [h for h in _headers(resp.get("headers")) if h["name"].lower() != "content-encoding"],
+            "content": {"text": content.get("text") if isinstance(content.get("text"), str) else ""}
+            | ({"encoding": "base64"} if content.get("encoding") == "base64" else {}),
+        },
+    }
+
+
+def read_har(
+    path: str | Path, defaults: Labels, report: SourceReport
+) -> Iterator[HttpRecord | ContactRecord]:
+    """HttpRecords for every readable entry of a HAR file; damaged entries become warnings."""
+    path = Path(path)
+    doc = _load(path)
+    log = doc.get("log") if isinstance(doc, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
+    if entries is None and isinstance(doc, dict) and "request" in doc:
+        entries = [doc]  # a lone entry, as some tools export one request
+    if not isinstance(entries, list):
+        raise CaptureError(path, "not a HAR file: no log.entries list")
+    labels = defaults if defaults.session else Labels(path.stem, defaults.app, defaults.mode, defaults.phase)
+    source = str(path)
+    for index, entry in enumerate(entries):
+        try:
+            fixed = normalise_entry(entry)
+            text, raw = _request_body(entry["request"].get("postData"), report, index)
+            if text:
+                fixed["request"]["postData"] = {"text": text}
+            try:
+                flow = mitm_har.request_to_flow(fixed)
+            except (ValueError, binascii.Error):  # bad timestamp or response body: drop them
+                fixed["startedDateTime"] = "1970-01-01T00:00:00Z"
+                fixed["response"]["content"] = {"text": ""}
+                flow = mitm_har.request_to_flow(fixed)
+            record = http_record(flow, source, labels)
+            record.flow_id = f"{path.stem}#{index}"
+            if fixed["response"]["status"] == 0:
+                record.status = None
+                record.response_headers = ()
+                record.response_size = None
+            body = raw if raw is not None else (record.request_body if text else b"")
+            if len(body) > MAX_BODY_BYTES:
+                report.warnings.append(f"entry {index}: request body cut at {MAX_BODY_BYTES} bytes")
+                body = body[:MAX_BODY_BYTES]
+            record.request_body = body
+        except Exception as exc:  # one bad entry must not lose the others
+            report.warnings.append(f"entry {index} skipped: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        report.records += 1
+        yield record

@@ -1,0 +1,86 @@
+"""Throughput of the HAR and pcap readers: requests/s for HAR, packets/s for pcap.
+
+    python benchmarks/bench_sources.py [--repeat N]
+
+Inputs are built from the real test files by repetition (bounded: about 20k packets / 5k entries),
+in a temporary directory; figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from analysis.records import Labels, SourceReport
+from analysis.sources.har import read_har
+from analysis.sources.pcap import read_pcap
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "sources"
+
+
+def make_har(out: Path, entries: int) -> int:
+    doc = json.loads((DATA / "har" / "tweasel" / "android_first-run.har").read_text(encoding="utf-8"))
+    base = doc["log"]["entries"]
+    doc["log"]["entries"] = [base[i % len(base)] for i in range(entries)]
+    out.write_text(json.dumps(doc))
+    return entries
+
+
+def make_pcap(out: Path, packets: int) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from scapy.utils import PcapWriter, rdpcap
+
+    pkts = []
+    for name in (
+        "scapy/http_content_length.pcap",
+        "tcpdump_tests/dns_udp.pcap",
+        "illustrated_tls13/capture.pcap",
+    ):
+        pkts.extend(rdpcap(str(DATA / "pcap" / name)))
+    writer = PcapWriter(str(out), linktype=1, sync=False)
+    written = 0
+    t0 = 1.6e9
+    while written < packets:
+        for p in pkts:
+            if p.__class__.__name__ != "Ether":
+                continue
+            p.time = t0 + written * 0.001
+            writer.write(p)
+            written += 1
+            if written >= packets:
+                break
+    writer.close()
+    return written
+
+
+def timed(fn) -> tuple[int, float]:
+    start = time.perf_counter()
+    n = sum(1 for _ in fn())
+    return n, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=5000)
+    ap.add_argument("--packets", type=int, default=20000)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        har = Path(tmp) / "bench.har"
+        entries = make_har(har, min(args.entries, 50000))
+        n, secs = timed(lambda: read_har(har, Labels("b"), SourceReport(str(har))))
+        print(f"HAR: {entries} entries -> {n} records in {secs:.2f} s = {n / secs:,.0f} requests/s")
+        pcap = Path(tmp) / "bench.pcap"
+        packets = make_pcap(pcap, min(args.packets, 200000))
+        n, secs = timed(lambda: read_pcap(pcap, Labels("b"), SourceReport(str(pcap))))
+        print(f"pcap: {packets} packets -> {n} records in {secs:.2f} s = {packets / secs:,.0f} packets/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
