@@ -1,0 +1,18 @@
+"""Per-app leakage reports: tables (pandas), HTML and Markdown renderers, redaction, writers."""
+
+from __future__ import annotations
+
+from analysis.report.html import render_html
+from analysis.report.markdown import render_markdown
+from analysis.report.tables import ReportData, build_report, table_frames
+from analysis.report.write import write_report, write_report_tables
+
+__all__ = [
+    "ReportData",
+    "build_report",
+    "render_html",
+    "render_markdown",
+    "table_frames",
+    "write_report",
+    "write_report_tables",
+]

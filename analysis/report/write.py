@@ -1,0 +1,49 @@
+"""Writing reports to disk, user-only (files 0600, directories 0700): captured data is sensitive."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from analysis.report.html import render_html
+from analysis.report.markdown import render_markdown
+from analysis.report.tables import ReportData, table_frames
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def tables_dir_for(report_path: Path) -> Path:
+    """Where the CSV/Parquet tables of a report go: `<stem>_tables/` next to it."""
+    return report_path.with_name(report_path.stem + "_tables")
+
+
+def write_report_tables(report: ReportData, out_dir: Path) -> list[Path]:
+    """Every table as CSV and Parquet in out_dir."""
+    _private_dir(out_dir)
+    written = []
+    for name, frame in table_frames(report).items():
+        csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
+        _write_private(csv_path, frame.to_csv(index=False).encode("utf-8"))
+        _write_private(parquet_path, b"")
+        frame.to_parquet(parquet_path, index=False)
+        os.chmod(parquet_path, 0o600)
+        written += [csv_path, parquet_path]
+    return written
+
+
+def write_report(report: ReportData, path: str | os.PathLike[str]) -> list[Path]:
+    """The report (format from the suffix: .md/.markdown or HTML) plus its tables; returns paths written."""
+    target = Path(path)
+    _private_dir(target.parent)
+    text = render_markdown(report) if target.suffix.lower() in (".md", ".markdown") else render_html(report)
+    _write_private(target, text.encode("utf-8"))
+    return [target, *write_report_tables(report, tables_dir_for(target))]

@@ -1,0 +1,84 @@
+"""`phonehome report` and `phonehome demo` (DESIGN.md "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SAMPLE_CAPTURE = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser"
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from analysis.cli import add_input_arguments
+
+    add_input_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="report.html",
+        metavar="report.html|report.md",
+        help="report file; the suffix picks the format; tables go to <stem>_tables/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace identifiers, tokens and cookies with short stable hashes",
+    )
+
+
+def _build_and_write(args: argparse.Namespace, output: Path) -> list[Path]:
+    from analysis.cli import run_analysis
+    from analysis.report import build_report, write_report
+
+    result = run_analysis(args)
+    if sys.stderr.isatty() and not args.quiet:
+        print(file=sys.stderr)
+    return write_report(build_report(result, redact=args.redact), output)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    written = _build_and_write(args, Path(args.output))
+    if not args.quiet:
+        print(f"report: {written[0]}  tables: {written[1].parent}", file=sys.stderr)
+    print(written[0])
+    return 0
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="phonehome-demo",
+        metavar="DIR",
+        help="directory for report.html, report.md and tables (default: ./%(default)s)",
+    )
+    parser.add_argument("--redact", action="store_true", help="redact identifiers, tokens and cookies")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from analysis.sources import CaptureError
+
+    if not SAMPLE_CAPTURE.is_dir():
+        raise CaptureError(
+            str(SAMPLE_CAPTURE), "the bundled sample capture is missing from this installation"
+        )
+    demo = argparse.Namespace(
+        captures=[str(SAMPLE_CAPTURE)],
+        profile=None,
+        app=None,
+        mode=None,
+        keylog=None,
+        endpoints=[],
+        quiet=args.quiet,
+        redact=args.redact,
+    )
+    out = Path(args.output)
+    html = _build_and_write(demo, out / "report.html")
+    md = _build_and_write(demo, out / "report.md")
+    print(f"Demo report on {SAMPLE_CAPTURE.name}:")
+    print(f"  HTML:     {html[0].resolve()}")
+    print(f"  Markdown: {md[0].resolve()}")
+    print(f"  Tables:   {html[1].parent.resolve()}/")
+    return 0
