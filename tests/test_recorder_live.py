@@ -1,0 +1,87 @@
+"""The recorder inside a real mitmdump, real TLS both sides, a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+from pathlib import Path
+
+import requests
+
+from analysis.pipeline import analyze
+from analysis.records import SourceReport
+from analysis.sources.mitm import iter_flows
+from tests.support_proxy import ROOT, mitmdump, tls_upstream
+
+RECORDER = ROOT / "addons" / "recorder.py"
+REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
+
+
+def test_record_markers_sigint_and_pinning(tmp_path: Path) -> None:
+    confdir = tmp_path / "conf"
+    out = tmp_path / "caps"
+    opts = [
+        "--set",
+        f"phonehome_dir={out}",
+        "--set",
+        "phonehome_session=live",
+        "--set",
+        "phonehome_app=com.t",
+    ]
+    with tls_upstream(tmp_path) as up, mitmdump(confdir, up, [RECORDER, REDIRECT], opts) as (port, proc):
+        proxies = {"http": f"http://127.0.0.1:{port}", "https": f"http://127.0.0.1:{port}"}
+        ca = str(confdir / "mitmproxy-ca-cert.pem")
+        with requests.Session() as s:
+            s.trust_env = False
+            r = s.get(
+                "https://tracker.example.com/a?url=https%3A%2F%2Fnews.example%2Fx", proxies=proxies, verify=ca
+            )
+            assert r.text.startswith("ok /a")
+            m = s.get("http://phonehome.mark/mode/incognito", proxies=proxies)
+            assert "incognito" in m.text
+            s.get("https://tracker.example.com/b", proxies=proxies, verify=ca)
+        # a client that refuses the proxy's certificate (default trust store does not know our CA)
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.sendall(b"CONNECT pinned.example.net:443 HTTP/1.1\r\nHost: pinned.example.net:443\r\n\r\n")
+        assert b"200" in raw.recv(1024)
+        try:
+            ssl.create_default_context().wrap_socket(raw, server_hostname="pinned.example.net")
+        except ssl.SSLError:
+            pass
+        finally:
+            raw.close()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    flows = list(iter_flows(out / "live" / "flows.mitm", SourceReport(path="x")))
+    assert [f.request.path for f in flows] == ["/a?url=https%3A%2F%2Fnews.example%2Fx", "/b"]
+    assert [f.request.pretty_host for f in flows] == ["tracker.example.com"] * 2
+    assert [f.metadata["phonehome"]["mode"] for f in flows] == ["normal", "incognito"]
+    events = [json.loads(x) for x in (out / "live" / "events.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "tls_failed" and e["sni"] == "pinned.example.net" for e in events)
+    session = json.loads((out / "live" / "session.json").read_text())
+    assert [p["mode"] for p in session["phases"]] == ["normal", "incognito"]
+    # the lead's pipeline reads what the recorder wrote: flows, labels, and the pinned host
+    analysis = analyze([out / "live"])
+    assert sorted(analysis.flows["mode"]) == ["incognito", "normal"]
+    assert "phonehome.mark" not in set(analysis.flows["host"])
+    assert "pinned.example.net" in set(analysis.contacts["host"])
+
+
+def test_kill_9_leaves_readable_dump(tmp_path: Path) -> None:
+    confdir = tmp_path / "conf"
+    out = tmp_path / "caps"
+    opts = ["--set", f"phonehome_dir={out}", "--set", "phonehome_session=k"]
+    with tls_upstream(tmp_path) as up, mitmdump(confdir, up, [RECORDER, REDIRECT], opts) as (port, proc):
+        proxies = {"https": f"http://127.0.0.1:{port}"}
+        for i in range(3):
+            requests.get(
+                f"https://a.example/{i}", proxies=proxies, verify=str(confdir / "mitmproxy-ca-cert.pem")
+            )
+        proc.kill()
+        proc.wait(timeout=10)
+    report = SourceReport(path="x")
+    flows = list(iter_flows(out / "k" / "flows.mitm", report))
+    assert [f.request.path for f in flows] == ["/0", "/1", "/2"]
+    assert not report.warnings
