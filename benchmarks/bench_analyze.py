@@ -1,0 +1,234 @@
+"""phonehome analysis vs mitmproxy's FlowReader on the same dumps, side by side.
+
+For each size (default 5,000, 20,000 and 100,000 flows) this generates a synthetic dump (see
+make_dumps.py; cached in --data-dir), then runs, each in a fresh child process of this one:
+
+- `flowreader`: mitmproxy.io.FlowReader(fo).stream() over the file, nothing else (the bar);
+- `fast`: the analysis as `phonehome analyze` runs it: fast reader + worker processes
+  (analysis.parallel.collect_source) + decode + classify + the three DataFrames;
+- `pipeline`: the straightforward path (mitmproxy's reader and objects, one process, as
+  analysis.pipeline.analyze did before the fast path), for sizes up to --straight-max.
+
+and prints ms/flow, the ratio to FlowReader, cores used (CPU seconds / wall seconds, workers
+included) and peak RSS (largest of the process and its workers). `--stages N` also times
+each stage of the sequential path on the first N flows, to show which one dominates.
+
+    python benchmarks/bench_analyze.py                       # 5k, 20k, 100k
+    python benchmarks/bench_analyze.py 5000 --stages 2000 --cprofile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_dumps import DEFAULT_OUT, ensure_dump
+
+
+def _usage(run=None) -> dict:
+    """CPU seconds and peak RSS of this process, plus its workers' (they are forkserver children,
+    which RUSAGE_CHILDREN does not see, so they report their own)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    rss_kb = max(own.ru_maxrss, kids.ru_maxrss)
+    if run is not None:
+        cpu += run.worker_cpu_seconds
+        rss_kb = max(rss_kb, run.worker_peak_rss_kb)
+    return {"cpu": cpu, "rss_mb": rss_kb / 1024, "parent_rss_mb": own.ru_maxrss / 1024}
+
+
+def _table_digest(analysis) -> list[int]:
+    import pandas as pd
+
+    return [
+        int(pd.util.hash_pandas_object(df.astype(str), index=False).sum())
+        for df in (analysis.flows, analysis.findings, analysis.contacts)
+    ]
+
+
+def child(mode: str, path: Path, workers: int | None) -> dict:
+    """One side of the comparison, run in its own process; returns the figures as a dict."""
+    start = time.perf_counter()
+    out: dict = {}
+    run = None
+    if mode == "flowreader":
+        from mitmproxy.io import FlowReader
+
+        with path.open("rb") as fo:
+            out["flows"] = sum(1 for _ in FlowReader(fo).stream())
+    elif mode == "pipeline":
+        analysis = straight_analysis(path)
+        out["flows"] = sum(r.records for r in analysis.sources)
+        out["digest"] = _table_digest(analysis)
+    else:
+        analysis, run = fast_analysis(path, workers)
+        out["flows"] = sum(r.records for r in analysis.sources)
+        out["digest"] = _table_digest(analysis)
+        out["workers"] = run.workers
+    out["seconds"] = time.perf_counter() - start
+    out.update(_usage(run))
+    return out
+
+
+def straight_analysis(path: Path):
+    """The straightforward path: mitmproxy's reader record by record (read_source), one process.
+
+    Spelled out rather than pipeline.analyze(), which uses the fast path once it is wired in.
+    """
+    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from analysis.records import SourceReport
+    from analysis.sources import read_source
+
+    profile = load_profiles([path], None)
+    collector = RowCollector(profile=profile)
+    report = SourceReport(str(path))
+    for record in read_source(path, default_labels(path, None, None), report):
+        collector.add(record)
+    return build_analysis(collector, [report], profile)
+
+
+def fast_analysis(path: Path, workers: int | None):
+    """What pipeline.analyze does with the fast path wired in (see docs/performance.md)."""
+    from analysis import parallel
+    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from analysis.records import SourceReport
+
+    profile = load_profiles([path], None)
+    collector = RowCollector(profile=profile)
+    report = SourceReport(str(path))
+    run = parallel.collect_source(path, default_labels(path, None, None), report, collector, workers=workers)
+    return build_analysis(collector, [report], profile), run
+
+
+def run_child(mode: str, path: Path, workers: int | None) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, str(path)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} on {path} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def stages(path: Path, flows: int, use_cprofile: bool) -> None:
+    """Sequential per-stage cost on the first `flows` records: which stage dominates."""
+    from analysis.classify import classify_endpoint, classify_request
+    from analysis.decode import decode_request
+    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from analysis.records import HttpRecord, SourceReport
+    from analysis.sources.fastdump import iter_dump
+
+    profile = load_profiles([path], None)
+    labels = default_labels(path, None, None)
+    report = SourceReport(str(path))
+    clock = time.perf_counter
+    t0 = clock()
+    records = []
+    for record in iter_dump(path, labels, report):
+        records.append(record)
+        if len(records) >= flows:
+            break
+    t_read = clock() - t0
+    http_records = [r for r in records if isinstance(r, HttpRecord)]
+    t0 = clock()
+    decoded = [decode_request(r) for r in http_records]
+    t_decode = clock() - t0
+    t0 = clock()
+    for record, dec in zip(http_records, decoded, strict=True):
+        classify_request(record, dec, classify_endpoint(record.host, record.labels.app), profile)
+    t_classify = clock() - t0
+    t0 = clock()
+    collector = RowCollector(profile=profile)
+    for record in records:
+        collector.add(record)
+    t_all = clock() - t0
+    t0 = clock()
+    build_analysis(collector, [report], profile)
+    t_tables = clock() - t0
+    t_rows = max(0.0, t_all - t_decode - t_classify)
+    n = len(records)
+    print(f"\nStages, sequential, first {n} records ({len(http_records)} HTTP) of {path.name}:")
+    total = t_read + t_decode + t_classify + t_rows + t_tables
+    for name, seconds in [
+        ("read (fast reader)", t_read),
+        ("decode_request", t_decode),
+        ("classify (endpoint+request)", t_classify),
+        ("rows (RowCollector rest)", t_rows),
+        ("DataFrames + persistence", t_tables),
+    ]:
+        print(f"  {name:30s} {seconds * 1e3 / n:7.3f} ms/flow  {100 * seconds / total:5.1f} %")
+    if use_cprofile:
+        prof = cProfile.Profile()
+        prof.enable()
+        collector = RowCollector(profile=profile)
+        for record in records:
+            collector.add(record)
+        prof.disable()
+        print("\ncProfile of RowCollector.add over the same records (top 15 by own time):")
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[5_000, 20_000, 100_000])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    parser.add_argument("--straight-max", type=int, default=20_000, help="largest size for `pipeline`")
+    parser.add_argument("--stages", type=int, default=0, metavar="N", help="per-stage timing on N flows")
+    parser.add_argument("--cprofile", action="store_true", help="with --stages: a cProfile too")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.workers)))
+        return 0
+
+    from analysis.parallel import available_cores
+
+    print(f"python {sys.version.split()[0]}, {available_cores()} core(s) available")
+    header = (
+        f"{'flows':>7} {'MB':>6} | {'FlowReader':>10} | {'fast':>7} {'ratio':>6} {'cores':>5} {'RSS MB':>7}"
+        f" | {'pipeline':>8} {'ratio':>6} {'RSS MB':>7} | same"
+    )
+    print("ms/flow; ratio = analysis time / FlowReader time (goal <= 1); RSS = peak of process and workers")
+    print(header)
+    path = None
+    for size in args.sizes:
+        path = ensure_dump(args.data_dir, size)
+        bar = run_child("flowreader", path, None)
+        fast = run_child("fast", path, args.workers)
+        ms = lambda r: r["seconds"] * 1e3 / r["flows"]  # noqa: E731
+        line = (
+            f"{size:>7} {path.stat().st_size / 1e6:>6.1f} | {ms(bar):>10.3f} | {ms(fast):>7.3f}"
+            f" {fast['seconds'] / bar['seconds']:>6.2f} {fast['cpu'] / fast['seconds']:>5.2f}"
+            f" {fast['rss_mb']:>7.0f}"
+        )
+        if size <= args.straight_max:
+            straight = run_child("pipeline", path, None)
+            line += (
+                f" | {ms(straight):>8.3f} {straight['seconds'] / bar['seconds']:>6.2f}"
+                f" {straight['rss_mb']:>7.0f} | {'yes' if straight['digest'] == fast['digest'] else 'NO'}"
+            )
+        else:
+            line += f" | {'-':>8} {'-':>6} {'-':>7} | -"
+        print(line, flush=True)
+        print(
+            f"        FlowReader peak RSS {bar['rss_mb']:.0f} MB; fast: {fast['workers']} worker process(es),"
+            f" parent peak RSS {fast['parent_rss_mb']:.0f} MB"
+        )
+    if args.stages and path is not None:
+        stages(ensure_dump(args.data_dir, args.sizes[0]), args.stages, args.cprofile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

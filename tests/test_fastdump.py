@@ -1,0 +1,172 @@
+"""The fast dump reader gives exactly the records of the mitmproxy path, on every dump."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from mitmproxy import connection, http
+from mitmproxy.io import FlowWriter
+from mitmproxy.test import tflow
+
+from analysis.records import HttpRecord, Labels, SourceReport
+from analysis.sources import CaptureError
+from analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump_fast
+from analysis.sources.mitm import read_dump
+
+DEFAULTS = Labels(session="s", app="com.example", mode="normal")
+
+
+def both(path: Path, **kwargs) -> tuple[tuple, tuple]:
+    """(records, warnings, record count, error) from the mitmproxy path and the fast path."""
+    out = []
+    for reader in (read_dump, read_dump_fast):
+        report = SourceReport(str(path))
+        try:
+            records, error = list(reader(path, DEFAULTS, report, **kwargs)), None
+        except CaptureError as exc:
+            records, error = None, str(exc)
+        out.append((records, report.warnings, report.records, error))
+    return out[0], out[1]
+
+
+def dump_files(dumps_dir: Path) -> list[Path]:
+    return sorted(p for p in dumps_dir.iterdir() if p.suffix in (".mitm", ".historical"))
+
+
+def test_sample_capture_gives_identical_records(sample_capture: Path):
+    slow, fast = both(sample_capture / "flows.mitm")
+    assert slow == fast
+    assert any(isinstance(r, HttpRecord) for r in fast[0])
+
+
+def test_every_real_dump_gives_identical_records_or_error(dumps_dir: Path):
+    files = dump_files(dumps_dir)
+    assert len(files) >= 15
+    for path in files:
+        slow, fast = both(path)
+        assert slow == fast, path.name
+
+
+def record_bytes(path: Path) -> list[bytes]:
+    from analysis.parallel import record_offsets
+
+    data = path.read_bytes()
+    offsets = record_offsets(path)
+    assert offsets is not None
+    return [data[a:b] for a, b in itertools.pairwise([*offsets, len(data)])]
+
+
+def test_sample_http_flows_take_the_fast_path(sample_capture: Path):
+    """Equality alone could hide a fast path that always falls back; check it does the work."""
+    path = sample_capture / "flows.mitm"
+    expected = [r for r in read_dump(path, DEFAULTS, SourceReport(str(path))) if isinstance(r, HttpRecord)]
+    fast = []
+    for buf in record_bytes(path):
+        try:
+            fast.append(http_record_from_record(buf, str(path), DEFAULTS))
+        except Unsupported:
+            continue  # DNS flows are for the mitmproxy path
+    assert fast == expected
+
+
+def test_old_format_record_is_left_to_mitmproxy(dumps_dir: Path):
+    buf = record_bytes(dumps_dir / "flows_diff_data.mitm")[0]
+    with pytest.raises(Unsupported):
+        http_record_from_record(buf, "x", DEFAULTS)
+
+
+def _flows() -> list:
+    """Flows covering every branch of the host/header logic, plus non-HTTP flows."""
+    plain = tflow.tflow(resp=True)
+    plain.request.headers["Host"] = "www.example.com:8080"
+    plain.metadata["phonehome"] = {"session": "lab", "app": "com.app", "mode": "incognito", "phase": "p1"}
+
+    h2 = tflow.tflow(resp=True)
+    h2.request.http_version = "HTTP/2.0"
+    h2.request.authority = "api.example.org:8443"
+    h2.request.headers["Host"] = "ignored.example"
+
+    ip_with_sni = tflow.tflow(resp=False)
+    ip_with_sni.request.host = "203.0.113.7"
+    ip_with_sni.request.headers.pop("Host", None)
+    ip_with_sni.client_conn.sni = "tracker.example.net"
+    ip_with_sni.server_conn.peername = None
+
+    odd_headers = tflow.tflow(resp=True)
+    odd_headers.request.headers = http.Headers(
+        [(b"Host", b"a.example"), (b"host", b"b.example"), (b"X-Bin", b"\xff\xfe caf\xc3\xa9")]
+    )
+    odd_headers.request.raw_content = None
+    odd_headers.response.raw_content = None
+    odd_headers.request.method = "post"
+    odd_headers.request.path = "/p\xe4th?q=\udcff"
+
+    idna = tflow.tflow(resp=True)
+    idna.request.http_version = "HTTP/3"
+    idna.request.data.authority = b"xn--bcher-kva.example"
+
+    bad_authority = tflow.tflow(resp=True)
+    bad_authority.request.http_version = "HTTP/2.0"
+    bad_authority.request.data.authority = b"\xff\xfe"
+
+    ws = tflow.twebsocketflow()
+    err = tflow.tflow(err=True)
+    tcp = tflow.ttcpflow()
+    udp = tflow.tudpflow()
+    dns = tflow.tdnsflow(resp=True)
+    return [plain, h2, ip_with_sni, odd_headers, idna, bad_authority, ws, err, tcp, udp, dns]
+
+
+def write(path: Path, flows: list) -> Path:
+    with path.open("wb") as fo:
+        writer = FlowWriter(fo)
+        for f in flows:
+            writer.add(f)
+    return path
+
+
+def test_edge_case_flows_give_identical_records(tmp_path: Path):
+    path = write(tmp_path / "edge.mitm", _flows())
+    slow, fast = both(path)
+    assert slow == fast
+    hosts = [r.host for r in fast[0] if isinstance(r, HttpRecord)]
+    assert "api.example.org" in hosts and "tracker.example.net" in hosts
+
+
+def test_client_connection_without_sni_key_falls_back(tmp_path: Path):
+    f = tflow.tflow(resp=True)
+    f.client_conn = connection.Client(peername=("10.0.0.2", 5000), sockname=("10.0.0.1", 8080))
+    path = write(tmp_path / "nosni.mitm", [f])
+    slow, fast = both(path)
+    assert slow == fast
+
+
+def _damaged_variants(good: bytes) -> dict[str, bytes]:
+    half = len(good) // 2
+    return {
+        "truncated": good[: len(good) - 40],
+        "garbage_between": good[:half] + b"GARBAGE" + good[half:],
+        "flipped_tag": good.replace(b"4:type;4:http;", b"4:type;4:http]", 1),
+        "oversized_prefix": b"999999999999:" + good,
+        "not_a_dump": b"12:hello world!" + b"\x00" * 10,
+    }
+
+
+@pytest.mark.parametrize("kind", list(_damaged_variants(b"x" * 100)))
+def test_damage_gives_identical_records_and_warnings(tmp_path: Path, kind: str):
+    good = write(tmp_path / "good.mitm", _flows()[:6]).read_bytes()
+    path = tmp_path / f"{kind}.mitm"
+    path.write_bytes(_damaged_variants(good)[kind])
+    slow, fast = both(path)
+    assert slow == fast
+
+
+def test_empty_dump_is_the_same_error_or_warning(tmp_path: Path):
+    path = tmp_path / "empty.mitm"
+    path.write_bytes(b"")
+    slow, fast = both(path)
+    assert slow == fast and fast[3] is not None
+    slow, fast = both(path, allow_empty=True)
+    assert slow == fast and fast[1]

@@ -1,0 +1,179 @@
+"""Record ranges in worker processes give the same tables as one sequential pass."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+from mitmproxy.io import FlowWriter, tnetstring
+from mitmproxy.test import tflow
+
+from analysis import parallel
+from analysis.pipeline import RowCollector, analyze, build_analysis, default_labels, load_profiles
+from analysis.records import SourceReport
+from analysis.sources import CaptureError, read_source
+
+
+def fast_analysis(path: Path, workers: int):
+    """What pipeline.analyze does, with collect_source in place of read_source."""
+    profile = load_profiles([path], None)
+    collector = RowCollector(profile=profile)
+    report = SourceReport(str(path))
+    run = parallel.collect_source(path, default_labels(path, None, None), report, collector, workers=workers)
+    assert run is not None
+    return build_analysis(collector, [report], profile), report
+
+
+def straight_analysis(path: Path):
+    """The straightforward path: mitmproxy's reader (read_source) record by record, one process.
+
+    Built here, not taken from pipeline.analyze, because analyze itself may use the fast path.
+    """
+    profile = load_profiles([path], None)
+    collector = RowCollector(profile=profile)
+    report = SourceReport(str(path))
+    for record in read_source(path, default_labels(path, None, None), report):
+        collector.add(record)
+    return build_analysis(collector, [report], profile)
+
+
+def assert_same(a, b):
+    assert a.flows.equals(b.flows)
+    assert a.findings.equals(b.findings)
+    assert a.contacts.equals(b.contacts)
+    assert [r.warnings for r in a.sources] == [r.warnings for r in b.sources]
+    assert [r.records for r in a.sources] == [r.records for r in b.sources]
+
+
+def test_record_offsets_match_tnetstring_positions(sample_capture: Path):
+    path = sample_capture / "flows.mitm"
+    expected = []
+    with path.open("rb") as fo:
+        size = path.stat().st_size
+        while fo.tell() < size:
+            expected.append(fo.tell())
+            tnetstring.load(fo)
+    assert parallel.record_offsets(path) == expected
+
+
+def test_record_offsets_refuse_irregular_framing(tmp_path: Path, sample_capture: Path):
+    good = (sample_capture / "flows.mitm").read_bytes()
+    for name, data in {"cut": good[:-5], "junk": good + b"xyz", "zero": b"012:" + good}.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert parallel.record_offsets(path) is None, name
+
+
+def test_split_ranges_are_contiguous_and_on_boundaries():
+    offsets = [0, 10, 25, 26, 90, 100, 150]
+    for parts in range(1, 10):
+        ranges = parallel.split_ranges(offsets, 200, parts)
+        assert ranges[0][0] == 0 and ranges[-1][1] == 200
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+        assert all(start in offsets for start, _ in ranges)
+        assert len(ranges) <= min(parts, len(offsets))
+    assert parallel.split_ranges([], 0, 4) == []
+
+
+def test_sequential_fast_path_equals_straightforward_on_sample(sample_capture: Path, sample_analysis):
+    fast, _ = fast_analysis(sample_capture, workers=1)
+    assert_same(fast, straight_analysis(sample_capture))
+    assert_same(fast, sample_analysis)
+    assert len(fast.findings) > 0
+
+
+@pytest.fixture
+def many_records(sample_capture: Path, tmp_path: Path, monkeypatch) -> Path:
+    """The sample capture with its dump repeated, and the parallel threshold lowered to fit."""
+    target = tmp_path / "capture"
+    shutil.copytree(sample_capture, target)
+    dump = (sample_capture / "flows.mitm").read_bytes()
+    (target / "flows.mitm").write_bytes(dump * 5)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 10)
+    return target
+
+
+def test_workers_give_the_same_tables_as_the_straightforward_path(many_records: Path, sample_analysis):
+    expected = straight_analysis(many_records)
+    run = parallel.collect_dump(
+        many_records / "flows.mitm",
+        default_labels(many_records / "flows.mitm", None, None),
+        SourceReport("x"),
+        RowCollector(),
+        workers=2,
+    )
+    assert run.workers in (1, 2)  # this process may have done every range itself
+    fast, _ = fast_analysis(many_records, workers=2)
+    assert_same(fast, expected)
+    assert len(fast.flows) == 5 * len(sample_analysis.flows)
+
+
+def test_a_worker_process_gives_the_rows_this_process_gives(many_records: Path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    dump = many_records / "flows.mitm"
+    settings = parallel.collector_settings(RowCollector(profile=load_profiles([many_records], None)))
+    assert settings["profile"] is not None
+    offsets = parallel.record_offsets(dump)
+    ranges = parallel.split_ranges(offsets, dump.stat().st_size, 3)
+    tasks = [(dump, a, b, default_labels(dump, None, None), settings) for a, b in ranges]
+    with ProcessPoolExecutor(1, mp_context=parallel._context()) as pool:
+        remote = list(pool.map(parallel._analyse_task, tasks))
+    local = [parallel.analyse_range(*task) for task in tasks]
+    assert [r.flow_rows for r in remote] == [r.flow_rows for r in local]
+    assert [r.finding_rows for r in remote] == [r.finding_rows for r in local]
+    assert sum(r.records for r in remote) == sum(1 for _ in read_source(dump, tasks[0][3], SourceReport("x")))
+    assert {r.pid for r in remote} != {r.pid for r in local}
+    assert all(r.cpu_seconds > 0 and r.peak_rss_kb > 0 for r in remote)
+
+
+def test_damage_inside_a_range_falls_back_to_the_sequential_reader(many_records: Path):
+    dump = many_records / "flows.mitm"
+    data = bytearray(dump.read_bytes())
+    # keep the framing intact but break one record's content: a tag byte inside the payload
+    position = data.index(b"4:type;4:http;", len(data) // 2)
+    data[position + 13] = ord("]")
+    dump.write_bytes(bytes(data))
+    assert parallel.record_offsets(dump) is not None  # framing looks fine, so workers start
+    expected = straight_analysis(many_records)
+    fast, report = fast_analysis(many_records, workers=2)
+    assert_same(fast, expected)
+    assert report.warnings and "damaged record" in report.warnings[0]
+
+
+def test_non_dump_sources_are_left_to_the_pipeline(tmp_path: Path):
+    har = tmp_path / "x.har"
+    har.write_text('{"log": {"entries": []}}')
+    assert not parallel.collect_source(
+        har, default_labels(har, None, None), SourceReport("x"), RowCollector()
+    )
+
+
+def test_empty_capture_directory_is_the_same_error(tmp_path: Path):
+    with pytest.raises(CaptureError) as fast:
+        parallel.collect_source(
+            tmp_path, default_labels(tmp_path, None, None), SourceReport("x"), RowCollector()
+        )
+    with pytest.raises(CaptureError) as slow:
+        analyze([tmp_path])
+    assert str(fast.value) == str(slow.value)
+
+
+def test_default_workers_reads_the_environment(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "3")
+    assert parallel.default_workers() == 3
+    monkeypatch.setenv(parallel.WORKERS_ENV, "zero")
+    assert parallel.default_workers() == parallel.available_cores() >= 1
+
+
+def test_small_dump_stays_in_process(tmp_path: Path):
+    path = tmp_path / "small.mitm"
+    with path.open("wb") as fo:
+        FlowWriter(fo).add(tflow.tflow(resp=True))
+    collector = RowCollector()
+    report = SourceReport(str(path))
+    run = parallel.collect_dump(path, default_labels(path, None, None), report, collector, workers=2)
+    assert run.workers == 1
+    assert report.records == 1 and len(collector.flow_rows) == 1
