@@ -54,7 +54,25 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="extra endpoint list (hosts file, Disconnect services.json, DuckDuckGo TDS JSON); repeatable",
     )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes for big dumps (default: every core, or $PHONEHOME_WORKERS; 1 = none)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def load_profile_arg(path: str | None) -> Profile | None:
@@ -74,9 +92,15 @@ def run_analysis(args: argparse.Namespace):
         keylog=args.keylog,
         progress=progress,
         endpoint_lists=getattr(args, "endpoints", ()),
+        workers=getattr(args, "jobs", None),
     )
+    if progress is not None and sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
     for warning in result.warnings:
         print(f"phonehome: warning: {warning}", file=sys.stderr)
+    if not args.quiet:
+        for note in result.notes:
+            print(f"phonehome: {note}", file=sys.stderr)
     return result
 
 
@@ -96,8 +120,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     result = run_analysis(args)
     written = write_tables(result, args.output)
     if not args.quiet:
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
         findings = result.findings
         print(
             f"{len(result.flows)} requests, {len(result.contacts)} other contacts, "

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 
 import pandas as pd
@@ -20,14 +21,19 @@ from analysis.findings import (
     CONTACTS_COLUMNS,
     FINDINGS_COLUMNS,
     FLOWS_COLUMNS,
+    Finding,
     normalise_findings,
 )
 from analysis.profile import Profile
 from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
-from analysis.sources import CaptureError, read_source
+from analysis.sources import CaptureError, read_source, sniff_kind
 from analysis.sources.capture_dir import PROFILE_NAME
+from analysis.sources.dedup import drop_duplicates
 
 ProgressCallback = Callable[[str, int], None]
+
+# A finding's values in column order; dataclasses.astuple deep-copies and cost a quarter of a run.
+_finding_row = attrgetter(*(f.name for f in fields(Finding)))
 
 
 @dataclass(slots=True)
@@ -43,6 +49,10 @@ class Analysis:
     @property
     def warnings(self) -> list[str]:
         return [w for report in self.sources for w in report.warnings]
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for report in self.sources for n in report.notes]
 
 
 @dataclass(slots=True)
@@ -78,7 +88,7 @@ class RowCollector:
         endpoint = self.endpoint(record.host, labels.app)
         decoded = decode_request(record)
         findings = classify_request(record, decoded, endpoint, self.profile)
-        self.finding_rows.extend(_safe_row(astuple(f)) for f in findings)
+        self.finding_rows.extend(_safe_row(_finding_row(f)) for f in findings)
         self.flow_rows.append(
             _safe_row(
                 (
@@ -167,31 +177,85 @@ def analyze(
     keylog: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
     endpoint_lists: Sequence[str | os.PathLike[str]] = (),
+    workers: int | None = 1,
 ) -> Analysis:
     """Read every capture, decode and classify each request, return the tables.
 
     Raises CaptureError for a path that is missing or not a capture at all; damage inside a
     capture (a truncated dump) is a warning in the returned SourceReports, and the records
     before it are kept.
+
+    Dumps and capture directories take the fast path (analysis.parallel): a reader that skips
+    building mitmproxy objects, and with `workers` > 1 (None: every core) record ranges in
+    worker processes; the tables are the same as the straightforward path's. A caller passing
+    workers != 1 needs the usual `if __name__ == "__main__":` guard.
+
+    When HAR or pcap files are analysed together with other captures, the same request seen
+    in two of them is counted once (analysis.sources.dedup), the richer source's copy kept.
     """
+    from analysis.parallel import collect_source
+
     resolved = [Path(p) for p in paths]
     for path in resolved:
         if not path.exists():
             raise CaptureError(path, "no such file or directory")
+    kinds = [sniff_kind(path) for path in resolved]
     profile = load_profiles(resolved, profile)
     collector = RowCollector(profile=profile, endpoint_lists=tuple(str(p) for p in endpoint_lists))
     collector.endpoint("", None)  # load user lists now, so a bad list fails before any reading
-    reports: list[SourceReport] = []
-    for path in resolved:
-        report = SourceReport(str(path))
-        reports.append(report)
-        for count, record in enumerate(read_source(path, default_labels(path, app, mode), report, keylog), 1):
-            collector.add(record)
-            if progress is not None and count % 1000 == 0:
-                progress(str(path), count)
+    reports = [SourceReport(str(path)) for path in resolved]
+    if len(resolved) > 1 and any(kind in ("har", "pcap") for kind in kinds):
+        _collect_deduplicated(resolved, reports, collector, app, mode, keylog, progress)
+        return build_analysis(collector, reports, profile)
+    for path, report in zip(resolved, reports, strict=True):
+        defaults = default_labels(path, app, mode)
+        run = collect_source(path, defaults, report, collector, workers=workers, progress=progress)
+        if run is None:  # HAR or pcap
+            for count, record in enumerate(read_source(path, defaults, report, keylog), 1):
+                collector.add(record)
+                if progress is not None and count % 1000 == 0:
+                    progress(str(path), count)
         if progress is not None:
             progress(str(path), report.records)
     return build_analysis(collector, reports, profile)
+
+
+def _collect_deduplicated(
+    paths: list[Path],
+    reports: list[SourceReport],
+    collector: RowCollector,
+    app: str | None,
+    mode: str | None,
+    keylog: str | os.PathLike[str] | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """Mixed inputs: all records in memory, duplicates across sources dropped, then rows.
+
+    Only used when a HAR or pcap sits beside other captures, which are sizes that fit in memory;
+    a lone big dump never comes here.
+    """
+    records = []
+    for path, report in zip(paths, reports, strict=True):
+        records.extend(read_source(path, default_labels(path, app, mode), report, keylog))
+        if progress is not None:
+            progress(str(path), report.records)
+    kept = drop_duplicates(records)
+    if len(kept) < len(records):
+        kept_ids = {id(record) for record in kept}
+        dropped: dict[str, int] = {}
+        for record in records:
+            if id(record) not in kept_ids:
+                dropped[record.source] = dropped.get(record.source, 0) + 1
+        for source, count in dropped.items():
+            report = next(
+                (r for r in reports if source == r.path or source.startswith(r.path.rstrip(os.sep) + os.sep)),
+                reports[0],
+            )
+            report.notes.append(
+                f"{source}: {count} request(s) also in another capture of this run, counted once"
+            )
+    for record in kept:
+        collector.add(record)
 
 
 def build_analysis(collector: RowCollector, reports: list[SourceReport], profile: Profile | None) -> Analysis:

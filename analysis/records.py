@@ -107,6 +107,7 @@ class SourceReport:
     path: str
     records: int = 0
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. dedup)
 
 
 def safe_text(value: str) -> str:

@@ -27,18 +27,17 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_and_write(args: argparse.Namespace, output: Path) -> list[Path]:
+def _build(args: argparse.Namespace):
     from analysis.cli import run_analysis
-    from analysis.report import build_report, write_report
+    from analysis.report import build_report
 
-    result = run_analysis(args)
-    if sys.stderr.isatty() and not args.quiet:
-        print(file=sys.stderr)
-    return write_report(build_report(result, redact=args.redact), output)
+    return build_report(run_analysis(args), redact=args.redact)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    written = _build_and_write(args, Path(args.output))
+    from analysis.report import write_report
+
+    written = write_report(_build(args), Path(args.output))
     if not args.quiet:
         print(f"report: {written[0]}  tables: {written[1].parent}", file=sys.stderr)
     print(written[0])
@@ -58,6 +57,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
     from analysis.sources import CaptureError
 
     if not SAMPLE_CAPTURE.is_dir():
@@ -71,12 +71,14 @@ def run_demo(args: argparse.Namespace) -> int:
         mode=None,
         keylog=None,
         endpoints=[],
+        jobs=1,
         quiet=args.quiet,
         redact=args.redact,
     )
     out = Path(args.output)
-    html = _build_and_write(demo, out / "report.html")
-    md = _build_and_write(demo, out / "report.md")
+    report = _build(demo)
+    html = write_report(report, out / "report.html")
+    md = write_report(report, out / "report.md")
     print(f"Demo report on {SAMPLE_CAPTURE.name}:")
     print(f"  HTML:     {html[0].resolve()}")
     print(f"  Markdown: {md[0].resolve()}")
