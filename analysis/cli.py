@@ -118,6 +118,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.pipeline import write_tables
 
     result = run_analysis(args)
+    if args.redact:
+        from analysis.report.redact import redact_tables
+
+        result.findings, result.flows, result.contacts = redact_tables(
+            result.findings, result.flows, result.contacts
+        )
     written = write_tables(result, args.output)
     if not args.quiet:
         findings = result.findings
@@ -157,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="phonehome-out",
         metavar="OUT_DIR",
         help="where to write findings.csv, findings.parquet, flows.parquet (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace identifier, token and cookie values with short stable hashes, for sharing",
     )
     analyze.add_argument(
         "--fail-on",

@@ -7,14 +7,24 @@ from flows rebuilt from HttpRecords; each entry's `comment` lists the findings f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 from mitmproxy import connection, http
 from mitmproxy.addons.savehar import SaveHar
 
 from analysis.records import HttpRecord
+from analysis.report import redact as redaction
+
+#: Headers whose whole value is a credential: replaced outright under --redact.
+CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})
+#: Encodings a text search can see through; a sensitive value found under any other (base64,
+#: gzip, protobuf...) cannot be scrubbed in place, so the body is withheld instead.
+TEXTUAL_ENCODINGS = frozenset({"", "form", "json", "multipart", "cookie", "urlencoded"})
+WITHHELD_BODY = b"[request body withheld by phonehome --redact: it carries encoded identifiers]"
 
 
 def record_to_flow(rec: HttpRecord) -> http.HTTPFlow:
@@ -93,3 +103,63 @@ def records_to_har(records: Iterable[HttpRecord], findings: pd.DataFrame | None 
         if rec.status is None:
             entry["response"]["content"].setdefault("text", "")
     return har
+
+
+def _scrub_all(text: str, values: list[str]) -> str:
+    """`text` with each value replaced, also where it appears percent-encoded."""
+    for value in values:
+        for form in {value, quote(value, safe=""), quote_plus(value, safe="")}:
+            if form in text:
+                text = text.replace(form, redaction.tag(value))
+    return text
+
+
+def redact_records(records: Iterable[HttpRecord], findings: pd.DataFrame) -> list[HttpRecord]:
+    """Copies of `records` fit to share: identifiers, tokens and credentials replaced by tags.
+
+    Values come from the findings (the same ones the reports redact); credential headers are
+    replaced whole; a body whose sensitive values sit under an encoding a text search cannot
+    see through (base64, gzip, protobuf...) is withheld rather than shared half-redacted.
+    """
+    values = redaction.sensitive_values(findings)
+    opaque: set[str] = set()
+    if len(findings):
+        sensitive = findings[redaction.sensitive_mask(findings)]
+        for flow_id, location, encodings in zip(
+            sensitive["flow_id"], sensitive["location"], sensitive["encodings"], strict=True
+        ):
+            if location == "body" and not set(str(encodings).split(">")) <= TEXTUAL_ENCODINGS:
+                opaque.add(str(flow_id))
+    out = []
+    for rec in records:
+        headers = tuple(
+            (k, redaction.tag(v) if k.lower() in CREDENTIAL_HEADERS else _scrub_all(v, values))
+            for k, v in rec.request_headers
+        )
+        response_headers = tuple(
+            (k, redaction.tag(v) if k.lower() == "set-cookie" else v) for k, v in rec.response_headers
+        )
+        body = rec.request_body
+        if rec.flow_id in opaque:
+            body = WITHHELD_BODY
+        elif body:
+            try:
+                body = _scrub_all(body.decode("utf-8"), values).encode("utf-8")
+            except UnicodeDecodeError:
+                body = WITHHELD_BODY if values else body
+        if body is WITHHELD_BODY:  # it is plain text now, whatever the original was
+            headers = tuple(
+                (k, "text/plain" if k.lower() == "content-type" else v)
+                for k, v in headers
+                if k.lower() not in ("content-encoding", "content-length")
+            )
+        out.append(
+            dataclasses.replace(
+                rec,
+                path=_scrub_all(rec.path, values),
+                request_headers=headers,
+                response_headers=response_headers,
+                request_body=body,
+            )
+        )
+    return out

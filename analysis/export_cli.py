@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,11 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
         add_input_arguments(parser)
     parser.add_argument("--har", required=True, metavar="OUT.har", help="write the requests as HAR 1.2 here")
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace identifiers, tokens, cookies and Authorization values with short stable hashes;"
+        " withhold bodies whose identifiers are encoded",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 on success, 2 for bad input (one line naming the file)."""
-    from analysis.export import records_to_har
+    from analysis.export import records_to_har, redact_records
     from analysis.pipeline import analyze, default_labels
     from analysis.profile import Profile
     from analysis.records import HttpRecord, SourceReport
@@ -49,10 +56,16 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"phonehome export: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "redact", False):
+        records = redact_records(records, result.findings)
     har = records_to_har(records, result.findings)
     out = Path(args.har)
     try:
-        out.write_text(json.dumps(har, indent=1, ensure_ascii=True), encoding="utf-8")
+        # user-only, like every capture and report: a HAR holds the tester's identifiers and tokens
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(har, indent=1, ensure_ascii=True))
+        os.chmod(out, 0o600)
     except OSError as exc:
         print(f"phonehome export: {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2

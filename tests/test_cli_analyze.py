@@ -140,3 +140,67 @@ def test_non_utf8_everywhere_is_analysed_and_shown_escaped(tmp_path: Path):
     assert flows["url"].tolist() == ["http://address:22/a\\xff/b?q=caf\\xe9"]
     findings = pd.read_csv(out / "findings.csv", keep_default_na=False)
     assert all(isinstance(v, str) for v in findings["value"])
+
+
+def test_redact_hides_identifiers_and_keeps_what_was_visited(tmp_path: Path, sample_capture: Path):
+    plain, redacted = tmp_path / "plain", tmp_path / "redacted"
+    assert main(["analyze", str(sample_capture), "-o", str(plain), "-q"]) == 0
+    assert main(["analyze", str(sample_capture), "-o", str(redacted), "-q", "--redact"]) == 0
+    before = pd.read_parquet(plain / "findings.parquet")
+    after = pd.read_parquet(redacted / "findings.parquet")
+    assert len(before) == len(after)
+    secrets = set(before.loc[before["data_type"].str.startswith("device_id."), "value"])
+    secrets |= set(before.loc[before["data_type"].isin(["token", "user_id", "contact.email"]), "value"])
+    assert len(secrets) >= 8, "the sample carries many identifiers"
+    written = b"".join(p.read_bytes() for p in redacted.iterdir())
+    for secret in secrets:
+        assert secret.encode() not in written, secret
+    assert after["value"].str.startswith("redacted-").sum() >= len(secrets)
+    # the same identifier maps to the same tag, so linkability stays visible
+    android = after.loc[after["data_type"] == "device_id.android_id", "value"]
+    assert android.nunique() <= 2 and (android.str.len() == len("redacted-") + 8).all()
+    # what was visited and searched is the finding itself, so it stays readable
+    assert set(after.loc[after["data_type"] == "search_query", "value"]) == {
+        "flu symptoms",
+        "divorce lawyer near me",
+    }
+
+
+def test_jobs_gives_the_same_tables_as_one_process(tmp_path: Path, sample_capture: Path, monkeypatch):
+    from analysis import parallel
+
+    capture = tmp_path / "capture"
+    shutil.copytree(sample_capture, capture)
+    (capture / "flows.mitm").write_bytes((sample_capture / "flows.mitm").read_bytes() * 4)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 10)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["analyze", str(capture), "-o", str(one), "-q", "-j", "1"]) == 0
+    assert main(["analyze", str(capture), "-o", str(two), "-q", "-j", "2"]) == 0
+    for name in ("findings.parquet", "flows.parquet", "contacts.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(one / name), pd.read_parquet(two / name))
+    assert len(pd.read_parquet(two / "flows.parquet")) == 4 * 19
+
+
+def test_jobs_must_be_a_positive_number(tmp_path: Path, sample_capture: Path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(sample_capture), "-o", str(tmp_path), "-j", "0"])
+    assert exc.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_a_dump_and_its_har_export_are_counted_once(tmp_path: Path, sample_capture: Path, capsys):
+    har = tmp_path / "same-session.har"
+    assert main(["export", str(sample_capture), "--har", str(har), "-q"]) == 0
+    alone, mixed = tmp_path / "alone", tmp_path / "mixed"
+    assert main(["analyze", str(sample_capture), "-o", str(alone), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(sample_capture), str(har), "-o", str(mixed)]) == 0
+    err = capsys.readouterr().err
+    flows_alone = pd.read_parquet(alone / "flows.parquet")
+    flows_mixed = pd.read_parquet(mixed / "flows.parquet")
+    assert len(flows_mixed) == len(flows_alone) == 19
+    assert set(flows_mixed["source"]) == set(flows_alone["source"]), "the richer source (the dump) is kept"
+    assert len(pd.read_parquet(mixed / "findings.parquet")) == len(
+        pd.read_parquet(alone / "findings.parquet")
+    )
+    assert "19 request(s) also in another capture of this run, counted once" in err

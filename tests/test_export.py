@@ -47,3 +47,31 @@ def test_cli_export_bad_input_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["export", str(tmp_path / "missing.har"), "--har", str(tmp_path / "o.har"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert "missing.har" in err and "\n" not in err
+
+
+@pytest.mark.skipif(not (SAMPLE / "flows.mitm").exists(), reason="sample capture not generated")
+def test_cli_export_redact_leaves_no_identifier_or_credential(tmp_path: Path) -> None:
+    import base64
+
+    from analysis.export import WITHHELD_BODY
+
+    plain, redacted = tmp_path / "plain.har", tmp_path / "redacted.har"
+    assert main(["export", str(SAMPLE), "--har", str(plain), "-q"]) == 0
+    assert main(["export", str(SAMPLE), "--har", str(redacted), "-q", "--redact"]) == 0
+    assert redacted.stat().st_mode & 0o077 == 0, "a HAR holds the tester's identifiers: user-only"
+    profile = json.loads((SAMPLE / "profile.json").read_text())
+    secrets = [profile["android_id"], profile["imei"][0], profile["advertising_id"], profile["email"]]
+    plain_text, text = plain.read_text(), redacted.read_text()
+    assert any(s in plain_text for s in secrets), "the unredacted export does carry them"
+    for secret in secrets:
+        assert secret not in text, secret
+        assert base64.b64encode(secret.encode()).decode() not in text
+    entries = json.loads(text)["log"]["entries"]
+    headers = [(h["name"].lower(), h["value"]) for e in entries for h in e["request"]["headers"]]
+    credentials = [v for name, v in headers if name in ("cookie", "authorization")]
+    assert credentials and all(v.startswith("redacted-") for v in credentials)
+    sensors = [e for e in entries if e["request"]["url"].startswith("https://sa.api.intl.miui.com/")]
+    assert sensors and all(WITHHELD_BODY.decode() in e["request"]["postData"]["text"] for e in sensors), (
+        "encoded identifiers cannot be scrubbed in place, so the body is withheld"
+    )
+    assert len(entries) == len(json.loads(plain_text)["log"]["entries"])

@@ -28,15 +28,19 @@ def is_sensitive(data_type: str, location: str, field: str) -> bool:
     return location == "header" and any(word in field.lower() for word in SENSITIVE_FIELD_WORDS)
 
 
+def sensitive_mask(findings: pd.DataFrame) -> list[bool]:
+    """Per findings row: does its value need hiding?"""
+    return [
+        is_sensitive(str(t), str(loc), str(f))
+        for t, loc, f in zip(findings["data_type"], findings["location"], findings["field"], strict=True)
+    ]
+
+
 def sensitive_values(findings: pd.DataFrame) -> list[str]:
     """The values to hide, longest first so overlapping values are replaced whole."""
     if findings.empty:
         return []
-    mask = [
-        is_sensitive(str(t), str(loc), str(f))
-        for t, loc, f in zip(findings["data_type"], findings["location"], findings["field"], strict=True)
-    ]
-    values = {str(v) for v in findings.loc[mask, "value"] if len(str(v)) >= 4}
+    values = {str(v) for v in findings.loc[sensitive_mask(findings), "value"] if len(str(v)) >= 4}
     return sorted(values, key=len, reverse=True)
 
 
@@ -58,3 +62,15 @@ def redact_frame(frame: pd.DataFrame, values: list[str], columns: tuple[str, ...
 
 
 TEXT_COLUMNS: tuple[str, ...] = ("url", "value", "field", "detail", "host")
+
+
+def redact_tables(
+    findings: pd.DataFrame, flows: pd.DataFrame, contacts: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three tables with every sensitive value (from the findings) replaced by its tag."""
+    values = sensitive_values(findings)
+    return (
+        redact_frame(findings, values, TEXT_COLUMNS),
+        redact_frame(flows, values, TEXT_COLUMNS),
+        redact_frame(contacts, values, TEXT_COLUMNS),
+    )

@@ -185,10 +185,7 @@ def build_report(analysis, *, redact: bool = False, title: str | None = None) ->
     """The report's content from an analysis.pipeline.Analysis (or anything with flows/findings/contacts)."""
     findings, flows, contacts = analysis.findings, analysis.flows, analysis.contacts
     if redact:
-        values = redaction.sensitive_values(findings)
-        findings = redaction.redact_frame(findings, values, redaction.TEXT_COLUMNS)
-        flows = redaction.redact_frame(flows, values, redaction.TEXT_COLUMNS)
-        contacts = redaction.redact_frame(contacts, values, redaction.TEXT_COLUMNS)
+        findings, flows, contacts = redaction.redact_tables(findings, flows, contacts)
     apps = sorted({a for a in flows["app"] if a})
     return ReportData(
         title=title or ("phonehome report: " + (", ".join(apps) if apps else "capture")),
