@@ -41,7 +41,8 @@ def test_tls_client_hello_gives_sni_only_contact() -> None:
     assert [(c.host, c.kind) for c in contacts] == [("example.ulfheim.net", "sni_only")]
 
 
-def test_tls13_client_data_scapy_cannot_decrypt_is_reported() -> None:
+def test_tls13_session_without_http_requests_is_reported() -> None:
+    # illustrated-tls13 sends "ping"/"pong", not HTTP: the keys are used but no request comes out
     path = PCAP / "illustrated_tls13" / "capture.pcap"
     records, report = read_all(path, keylog=PCAP / "illustrated_tls13" / "keylog.txt")
     assert [r.kind for r in records] == ["sni_only"]
@@ -61,13 +62,15 @@ def test_not_a_pcap(tmp_path: Path) -> None:
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_keylog_decrypts_tls12_http() -> None:
+def test_keylog_decrypts_tls12_and_tls13_http() -> None:
+    # scapy's example: the same GET over TLS 1.2 (client port 41386) and TLS 1.3 (41402)
     path = PCAP / "scapy" / "tls_nss_example.pcap"
     plain, _ = read_all(path)
     assert not [r for r in plain if isinstance(r, HttpRecord)], "without keys nothing is readable"
     records, report = read_all(path, keylog=PCAP / "scapy" / "tls_nss_example.keys.txt")
     http = [r for r in records if isinstance(r, HttpRecord)]
-    assert [(r.method, r.scheme, r.path) for r in http] == [("GET", "https", "/pki/srv_key.pem")]
+    assert [(r.method, r.scheme, r.path) for r in http] == [("GET", "https", "/pki/srv_key.pem")] * 2
+    assert len({r.flow_id for r in http}) == 2
     assert report.warnings == []
 
 

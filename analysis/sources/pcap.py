@@ -9,8 +9,8 @@ MAX_STREAM_BYTES of unparsed data and at most MAX_STREAMS streams are followed a
 With a TLS key log (SSLKEYLOGFILE format), a second streamed pass lets scapy's TLS layer follow
 the TLS sessions found in the first pass and decrypt them; the client's application data is then
 parsed as HTTP/1.x like plaintext (scheme https, host from the Host header, else the SNI).
-scapy decrypts TLS 1.2 (tested) and the server side of TLS 1.3; client-side TLS 1.3 data that
-scapy cannot decrypt stays a `sni_only` contact.
+scapy decrypts TLS 1.2 and TLS 1.3 (both tested); a session whose keys are missing stays a
+`sni_only` contact.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ def _decrypted(path, keylog, seen_sni, source, labels, report) -> Iterator[HttpR
         warnings.simplefilter("ignore")
         from scapy.config import conf
         from scapy.layers.tls.record import TLS, TLSApplicationData
+        from scapy.layers.tls.record_tls13 import TLS13
         from scapy.packet import bind_layers, split_layers
         from scapy.sendrecv import sniff
         from scapy.sessions import TCPSession
@@ -209,7 +210,7 @@ def _decrypted(path, keylog, seen_sni, source, labels, report) -> Iterator[HttpR
 
     def on_packet(pkt) -> None:
         counter["n"] += 1
-        tls = pkt.getlayer(TLS)
+        tls = pkt.getlayer(TLS) or pkt.getlayer(TLS13)
         tcp = pkt.getlayer(TCP)
         ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
         if tls is None or tcp is None or ip is None:
@@ -219,8 +220,10 @@ def _decrypted(path, keylog, seen_sni, source, labels, report) -> Iterator[HttpR
             return
         data = b""
         layer = tls
-        while isinstance(layer, TLS):
-            for msg in layer.msg or []:
+        while isinstance(layer, TLS | TLS13):
+            # TLS 1.2 records carry their messages; TLS 1.3 ones hide them in the decrypted inner plaintext
+            inner = getattr(layer, "inner", None) if isinstance(layer, TLS13) else layer
+            for msg in getattr(inner, "msg", None) or []:
                 if isinstance(msg, TLSApplicationData):
                     data += bytes(msg.data)
             layer = layer.payload
