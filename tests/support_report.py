@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from analysis.classify import mark_persistence
 from analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, Finding, findings_frame
 
 XSS_PAYLOADS = (
@@ -73,7 +74,7 @@ def flows_for(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def analysis_of(findings: list[Finding], contacts: list[dict] | None = None) -> SimpleNamespace:
-    frame = findings_frame(findings)
+    frame = mark_persistence(findings_frame(findings))  # as the pipeline does
     contact_rows = [{**{c: "" for c in CONTACTS_COLUMNS}, **c} for c in contacts or []]
     return SimpleNamespace(
         findings=frame,

@@ -72,6 +72,13 @@ def test_linkable_is_the_value_seen_in_both_modes():
     assert linkable.iloc[0]["modes"] == "incognito, normal"
 
 
+def test_constants_sent_in_both_modes_link_nothing(sample_analysis):
+    report = build_report(sample_analysis)
+    assert not report.linkable.empty
+    assert not set(report.linkable["data_type"]) & {"device.model", "device.os_version", "app.id"}
+    assert {"device_id.android_id", "device_id.other"} <= set(report.linkable["data_type"])
+
+
 def test_headline_names_browsing_data_destination_and_encoding():
     lines = build_report(small()).headlines
     assert lines[0].startswith("In incognito mode, visited URLs and search terms left the device")

@@ -121,7 +121,9 @@ def comparison(findings: pd.DataFrame, private: str = "incognito", normal: str =
 
 
 def linkable(findings: pd.DataFrame) -> pd.DataFrame:
-    """Values sent in more than one mode (or marked persistence): what links a private session to you."""
+    """Identifiers marked `persistence` (recurring across sessions or modes): what links a private
+    session to you. Constants that recur everywhere (model, OS version, app id) link nothing and
+    are left out, as the classifier leaves them unmarked."""
     columns = ["data_type", "value", "modes", "hosts", "requests"]
     if findings.empty:
         return pd.DataFrame(columns=columns)
@@ -129,8 +131,7 @@ def linkable(findings: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (data_type, value), group in candidates.groupby(["data_type", "value"], sort=True):
         modes = sorted(set(group["mode"]))
-        marked = group["evidence"].str.contains("persistence").any()
-        if len(modes) > 1 or marked:
+        if group["evidence"].str.contains("persistence").any():
             rows.append(
                 (data_type, value, ", ".join(modes), ", ".join(sorted(set(group["host"]))), len(group))
             )
