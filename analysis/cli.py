@@ -104,6 +104,20 @@ def run_analysis(args: argparse.Namespace):
     return result
 
 
+def damage_exit(result) -> int:
+    """Exit 2, with one line per damaged input, when data was lost; 0 otherwise.
+
+    Called after the outputs are written: what was readable is kept either way.
+    """
+    for path in result.damaged:
+        print(
+            f"phonehome: error: {path}: damaged capture; the output holds what could be read "
+            "(details in the warnings above)",
+            file=sys.stderr,
+        )
+    return EXIT_BAD_INPUT if result.damaged else EXIT_OK
+
+
 def _progress_printer():
     interactive = sys.stderr.isatty()
 
@@ -135,6 +149,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     for path in written:
         print(path)
+    if result.damaged:
+        return damage_exit(result)
     if args.fail_on and not result.findings.empty:
         wanted = {t.strip() for t in args.fail_on.split(",") if t.strip()}
         hit = result.findings[result.findings["data_type"].isin(wanted) | ("any" in wanted)]

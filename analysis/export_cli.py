@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"phonehome export: {exc}", file=sys.stderr)
         return 2
+    for warning in result.warnings:
+        print(f"phonehome: warning: {warning}", file=sys.stderr)
     if getattr(args, "redact", False):
         records = redact_records(records, result.findings)
     har = records_to_har(records, result.findings)
@@ -74,4 +76,6 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {out}: {len(har['log']['entries'])} entries, {len(result.findings)} findings",
             file=sys.stderr,
         )
-    return 0
+    from analysis.cli import damage_exit
+
+    return damage_exit(result)

@@ -48,7 +48,13 @@ class Analysis:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for report in self.sources for w in report.warnings]
+        """Every reader's warnings, each naming its file."""
+        return [_named(report.path, w) for report in self.sources for w in report.warnings]
+
+    @property
+    def damaged(self) -> list[str]:
+        """The inputs in which data was lost (damaged or skipped records); empty when all read."""
+        return [report.path for report in self.sources if report.damage]
 
     @property
     def notes(self) -> list[str]:
@@ -139,6 +145,10 @@ class RowCollector:
                 )
             )
         )
+
+
+def _named(path: str, message: str) -> str:
+    return message if message.startswith(path) else f"{path}: {message}"
 
 
 def _safe_row(row: tuple) -> tuple:

@@ -21,7 +21,11 @@ def data_types_by_destination(findings: pd.DataFrame) -> Figure:
     modes = sorted(set(findings["mode"])) or ["(none)"]
     hosts = sorted(set(findings["host"]))
     types = sorted(set(findings["data_type"]))
-    figure = _figure(max(6.0, 1.0 + 0.45 * len(types) * len(modes)), 1.5 + 0.35 * max(len(hosts), 1))
+    # room for the data-type labels, rotated under the axes, however few hosts there are
+    label_room = 0.06 * max((len(t) for t in types), default=0)
+    figure = _figure(
+        max(6.0, 1.0 + 0.45 * len(types) * len(modes)), 2.0 + label_room + 0.35 * max(len(hosts), 1)
+    )
     axes = figure.subplots(1, len(modes), squeeze=False, sharey=True)[0]
     for ax, mode in zip(axes, modes, strict=True):
         counts = (

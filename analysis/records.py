@@ -108,6 +108,12 @@ class SourceReport:
     records: int = 0
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. dedup)
+    damage: list[str] = field(default_factory=list)  # data that was there but could not be read
+
+    def damaged(self, message: str) -> None:
+        """Record lost data (a damaged or skipped record): a warning, and exit code 2 at the end."""
+        self.damage.append(message)
+        self.warnings.append(message)
 
 
 def safe_text(value: str) -> str:

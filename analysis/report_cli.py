@@ -28,20 +28,24 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace):
+    """(analysis, report): the analysis for its damage list, the report to write."""
     from analysis.cli import run_analysis
     from analysis.report import build_report
 
-    return build_report(run_analysis(args), redact=args.redact)
+    result = run_analysis(args)
+    return result, build_report(result, redact=args.redact)
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from analysis.cli import damage_exit
     from analysis.report import write_report
 
-    written = write_report(_build(args), Path(args.output))
+    result, report = _build(args)
+    written = write_report(report, Path(args.output))
     if not args.quiet:
         print(f"report: {written[0]}  tables: {written[1].parent}", file=sys.stderr)
     print(written[0])
-    return 0
+    return damage_exit(result)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
         redact=args.redact,
     )
     out = Path(args.output)
-    report = _build(demo)
+    _, report = _build(demo)
     html = write_report(report, out / "report.html")
     md = write_report(report, out / "report.md")
     print(f"Demo report on {SAMPLE_CAPTURE.name}:")

@@ -99,10 +99,58 @@ def test_truncated_dump_warns_and_keeps_flows(tmp_path: Path, sample_capture: Pa
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     result = run_cli("analyze", str(cut), "-o", str(out))
-    assert result.returncode == 0
-    assert "warning" in result.stderr and "damaged record at byte" in result.stderr
+    assert result.returncode == 2, "data was lost: exit 2, as for any bad input"
+    assert "warning" in result.stderr and f"{cut}: damaged record at byte" in result.stderr
+    assert f"error: {cut}: damaged capture" in result.stderr
+    assert "Traceback" not in result.stderr
     kept = pd.read_parquet(out / "flows.parquet")
-    assert 0 < len(kept) < 19
+    assert 0 < len(kept) < 19, "the flows before the damage are kept"
+
+
+def test_damage_in_the_middle_of_a_dump_keeps_both_sides(tmp_path: Path, sample_capture: Path, capsys):
+    data = bytearray((sample_capture / "flows.mitm").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 40] = b"\x00" * 40
+    broken = tmp_path / "broken.mitm"
+    broken.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert main(["analyze", str(broken), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: damaged record at byte" in err and "resumed at byte" in err
+    kept = pd.read_parquet(out / "flows.parquet")
+    assert 15 <= len(kept) < 19
+    assert kept["timestamp"].max() == pd.read_parquet(out / "flows.parquet")["timestamp"].max()
+
+
+def test_report_on_a_damaged_har_writes_the_report_and_exits_2(tmp_path: Path, capsys):
+    import json
+
+    har = {
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "test", "version": "1"},
+            "entries": [
+                {
+                    "startedDateTime": "2024-01-01T00:00:00Z",
+                    "request": {
+                        "method": "GET",
+                        "url": "https://tracker.example.com/p?adid=a3c5e2f1-7b9d-4e8a-9c1f-2d4b6a8e0f13",
+                        "httpVersion": "HTTP/1.1",
+                        "headers": [],
+                    },
+                    "response": {"status": 200, "headers": []},
+                },
+                {"request": "not an object"},
+            ],
+        }
+    }
+    path = tmp_path / "tool.har"
+    path.write_text(json.dumps(har))
+    report = tmp_path / "r.html"
+    assert main(["report", str(path), "-o", str(report), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: entry 1 skipped" in err and f"error: {path}: damaged capture" in err
+    assert "tracker.example.com" in report.read_text()
 
 
 def test_fail_on_exits_1_when_asked(tmp_path: Path, sample_capture: Path):

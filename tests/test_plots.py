@@ -57,3 +57,22 @@ def test_plots_accept_empty_frames():
         bytes_per_owner(empty.flows),
     ):
         assert png_bytes(fig).startswith(b"\x89PNG")
+
+
+def test_a_single_long_finding_still_lays_out():
+    # one host, one long data type: the rotated label must not squeeze the axes to nothing
+    # (matplotlib warns "axes sizes collapsed to zero", an error under the suite's filterwarnings)
+    findings = analysis_of(
+        [
+            finding(
+                "normal",
+                "a-very-long-telemetry-host-name.tracker.example.com",
+                "device_id.advertising_id",
+                "x",
+            )
+        ]
+    ).findings
+    fig = data_types_by_destination(findings)
+    assert png_bytes(fig).startswith(b"\x89PNG")
+    ax = fig.get_axes()[0]
+    assert ax.get_position().height > 0.05

@@ -60,7 +60,7 @@ def read_events(path: Path, defaults: Labels, report: SourceReport) -> Iterator[
                 )
                 report.records += 1
             except (ValueError, TypeError) as exc:
-                report.warnings.append(f"{path}: line {lineno} skipped ({exc})")
+                report.damaged(f"{path}: line {lineno} skipped ({exc})")
 
 
 def _labels(raw: object, defaults: Labels) -> Labels:

@@ -356,7 +356,7 @@ def iter_dump(
             if length is not None and length > MAX_RECORD_BYTES:
                 if stop_on_damage:
                     raise DamageInRange(position)
-                report.warnings.append(
+                report.damaged(
                     f"{path}: record at byte {position} is {length} bytes, over the "
                     f"{MAX_RECORD_BYTES} byte limit; skipped"
                 )
@@ -384,13 +384,13 @@ def iter_dump(
                         if count == 0:
                             problem = f"not a readable mitmproxy dump: {problem}"
                             raise CaptureError(path, problem, position) from None
-                        report.warnings.append(
+                        report.damaged(
                             f"{path}: damaged record at byte {position} of {size} ({problem}); "
                             f"kept the {count} flow(s) before it"
                         )
                         return
                     resumed, f = found
-                    report.warnings.append(
+                    report.damaged(
                         f"{path}: damaged record at byte {position} of {size} ({problem}); "
                         f"skipped {resumed - position} bytes, resumed at byte {resumed}"
                     )

@@ -170,7 +170,7 @@ def read_har(
                 body = body[:MAX_BODY_BYTES]
             record.request_body = body
         except Exception as exc:  # one bad entry must not lose the others
-            report.warnings.append(f"entry {index} skipped: {type(exc).__name__}: {str(exc)[:200]}")
+            report.damaged(f"entry {index} skipped: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         report.records += 1
         yield record

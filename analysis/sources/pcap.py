@@ -175,7 +175,7 @@ def read_pcap(
                     break
                 except Exception as exc:  # damaged packet/block: keep what was read
                     problem = f"{type(exc).__name__}: {exc}"
-                    report.warnings.append(f"reading stopped after packet {count}: {problem}")
+                    report.damaged(f"reading stopped after packet {count}: {problem}")
                     break
                 if pkt is None:
                     break
@@ -251,7 +251,7 @@ def _decrypted(path, keylog, seen_sni, source, labels, report) -> Iterator[HttpR
             with _open(path) as fo:
                 sniff(offline=fo, session=TCPSession, prn=on_packet, store=False)
     except Exception as exc:  # scapy's TLS layer on damaged data: keep what was decrypted
-        report.warnings.append(f"TLS decryption stopped: {type(exc).__name__}: {str(exc)[:200]}")
+        report.damaged(f"TLS decryption stopped: {type(exc).__name__}: {str(exc)[:200]}")
     finally:
         conf.tls_session_enable, conf.tls_nss_filename = old
         conf.tls_sessions.sessions.clear()
