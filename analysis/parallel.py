@@ -255,20 +255,27 @@ def _collect_in_workers(
     tasks = [(path, start, end, defaults, settings) for start, end in ranges]
     parts: list[RangeRows | None] = [None] * len(tasks)
     records = 0
+
+    def keep(index: int, rows: RangeRows | None) -> bool:
+        """Store a range's rows; False when the range held damage (then everything stops)."""
+        nonlocal records
+        if rows is None:
+            _COLLECTORS.clear()
+            pool.shutdown(wait=True, cancel_futures=True)
+            return False
+        parts[index] = rows
+        records += rows.records
+        if progress is not None:
+            progress(str(path), records)
+        return True
+
     with ProcessPoolExecutor(max(1, workers - 1), mp_context=_context()) as pool:
         futures = [pool.submit(_analyse_task, task) for task in tasks]
         for index in reversed(range(len(tasks))):
             if not futures[index].cancel():
                 break  # a worker has it; every earlier range is taken too
-            rows = analyse_range(*tasks[index])
-            if rows is None:
-                _COLLECTORS.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
+            if not keep(index, analyse_range(*tasks[index])):
                 return None
-            parts[index] = rows
-            records += rows.records
-            if progress is not None:
-                progress(str(path), records)
         for index, future in enumerate(futures):
             if parts[index] is not None:
                 continue
@@ -276,14 +283,8 @@ def _collect_in_workers(
                 rows = future.result()
             except BrokenProcessPool:
                 rows = analyse_range(*tasks[index])
-            if rows is None:
-                _COLLECTORS.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
+            if not keep(index, rows):
                 return None
-            parts[index] = rows
-            records += rows.records
-            if progress is not None:
-                progress(str(path), records)
     cpu: dict[int, float] = {}
     rss: dict[int, int] = {}
     for rows in parts:

@@ -29,13 +29,12 @@ from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from analysis.sources import CaptureError
 from analysis.sources.mitm import (
     MAX_RECORD_BYTES,
-    _describe,
     _load_flow,
     _record_length,
-    _resync,
     contact_records,
     http_record,
     labels_for,
+    skip_damage,
 )
 
 Record = HttpRecord | ContactRecord
@@ -378,22 +377,9 @@ def iter_dump(
                 except Exception as exc:
                     if stop_on_damage:
                         raise DamageInRange(position) from None
-                    problem = _describe(exc)
-                    found = _resync(fo, position + 1, size)
-                    if found is None:
-                        if count == 0:
-                            problem = f"not a readable mitmproxy dump: {problem}"
-                            raise CaptureError(path, problem, position) from None
-                        report.damaged(
-                            f"{path}: damaged record at byte {position} of {size} ({problem}); "
-                            f"kept the {count} flow(s) before it"
-                        )
+                    f = skip_damage(fo, path, position, size, count, exc, report)
+                    if f is None:
                         return
-                    resumed, f = found
-                    report.damaged(
-                        f"{path}: damaged record at byte {position} of {size} ({problem}); "
-                        f"skipped {resumed - position} bytes, resumed at byte {resumed}"
-                    )
                     position = fo.tell()
                 records = _records_of_flow(f, source, defaults)
             count += 1

@@ -159,24 +159,37 @@ def iter_flows(path: Path, report: SourceReport) -> Iterator[flow.Flow]:
             try:
                 f = _load_flow(fo)
             except Exception as exc:  # damage: reported, then we look for the next good record
-                problem = _describe(exc)
-                found = _resync(fo, position + 1, size)
-                if found is None:
-                    if count == 0:
-                        problem = f"not a readable mitmproxy dump: {problem}"
-                        raise CaptureError(path, problem, position) from None
-                    report.damaged(
-                        f"{path}: damaged record at byte {position} of {size} ({problem}); "
-                        f"kept the {count} flow(s) before it"
-                    )
+                f = skip_damage(fo, path, position, size, count, exc, report)
+                if f is None:
                     return
-                resumed, f = found
-                report.damaged(
-                    f"{path}: damaged record at byte {position} of {size} ({problem}); "
-                    f"skipped {resumed - position} bytes, resumed at byte {resumed}"
-                )
             count += 1
             yield f
+
+
+def skip_damage(
+    fo: BinaryIO, path: Path, position: int, size: int, count: int, exc: Exception, report: SourceReport
+) -> flow.Flow | None:
+    """After a record at `position` failed to load: the next flow that loads, or None at the end.
+
+    Says in `report` which bytes were lost. Raises CaptureError when nothing before the damage
+    was readable (count 0) and nothing after it is: then the file is not a dump at all.
+    """
+    problem = _describe(exc)
+    found = _resync(fo, position + 1, size)
+    if found is None:
+        if count == 0:
+            raise CaptureError(path, f"not a readable mitmproxy dump: {problem}", position) from None
+        report.damaged(
+            f"{path}: damaged record at byte {position} of {size} ({problem}); "
+            f"kept the {count} flow(s) before it"
+        )
+        return None
+    resumed, loaded = found
+    report.damaged(
+        f"{path}: damaged record at byte {position} of {size} ({problem}); "
+        f"skipped {resumed - position} bytes, resumed at byte {resumed}"
+    )
+    return loaded
 
 
 def _describe(exc: Exception) -> str:
