@@ -61,11 +61,11 @@ class HttpRecord:
 
     @property
     def url_path(self) -> str:
-        return urlsplit(self.path).path
+        return _split_target(self.path)[0]
 
     @property
     def query(self) -> str:
-        return urlsplit(self.path).query
+        return _split_target(self.path)[1]
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """First request header called `name` (case-insensitive)."""
@@ -114,6 +114,22 @@ class SourceReport:
         """Record lost data (a damaged or skipped record): a warning, and exit code 2 at the end."""
         self.damage.append(message)
         self.warnings.append(message)
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """(path, query) of a request target, as urlsplit gives them for the usual `/a/b?q=1`.
+
+    An origin-form target has no authority, so a leading `//` (an app joining a base URL
+    ending in `/` to a path starting with one) stays in the path instead of making its first
+    segment a host; and what urlsplit refuses (a `[` where it looks for an IPv6 host) is split
+    at the first `?` rather than losing the path and query.
+    """
+    try:
+        parts = urlsplit("http://h" + target if target.startswith("//") else target)
+    except ValueError:
+        path, _, query = target.partition("#")[0].partition("?")
+        return path, query
+    return parts.path, parts.query
 
 
 def safe_text(value: str) -> str:

@@ -34,6 +34,17 @@ def test_url_path_segments_query_and_plain_headers():
     assert "header.accept" not in fields
 
 
+def test_url_path_with_leading_double_slash_or_bracket_keeps_every_segment():
+    # urlsplit reads "//api/..." as a host "api", and refuses "//[..." as a bad IPv6 host
+    fields = by_path(decode_request(record("//api/v1/3f9a2c41b7d05e18?imei=867530912345673")))
+    assert [fields[f"url_path[{i}]"].value for i in range(3)] == ["api", "v1", "3f9a2c41b7d05e18"]
+    decoded = decode_request(record("//[v1/3f9a2c41b7d05e18?imei=867530912345673"))
+    assert decoded.notes == [] and not decoded.truncated
+    fields = by_path(decoded)
+    assert fields["url_path[1]"].value == "3f9a2c41b7d05e18"
+    assert fields["query.imei"].value == "867530912345673"
+
+
 def test_sensors_analytics_batch_form_base64_gzip_json():
     batch = [{"distinct_id": "d-1", "properties": {"$url": "https://e.org/a?b=1", "search_word": "flu"}}] * 3
     data = base64.b64encode(gzip.compress(json.dumps(batch).encode())).decode()

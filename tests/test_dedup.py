@@ -44,6 +44,34 @@ def test_har_loses_to_pcap_and_contacts_pass() -> None:
     assert source_rank("x/flows.mitm") < source_rank("a.pcapng") < source_rank("a.HAR")
 
 
+def test_compressed_body_compares_by_content_not_compressor_output() -> None:
+    import gzip
+
+    import brotli
+
+    text = b'{"imei": "867530912345673", "events": ["open", "search"]}' * 4
+
+    def compressed(source: str, ts: float, coding: str, body: bytes) -> HttpRecord:
+        r = rec(source, ts, body=body)
+        r.request_headers = (("Content-Type", "application/json"), ("Content-Encoding", coding))
+        return r
+
+    # the same request, compressed by the app and compressed again (at another level) by a HAR reader
+    dump = compressed("flows.mitm", 10.0, "gzip", gzip.compress(text, compresslevel=9, mtime=0))
+    har = compressed("a.har", 10.2, "gzip", gzip.compress(text, compresslevel=1, mtime=0))
+    assert dump.request_body != har.request_body
+    assert drop_duplicates([dump, har]) == [dump]
+    dump_br = compressed("flows.mitm", 10.0, "br", brotli.compress(text, quality=11))
+    har_br = compressed("a.har", 10.2, "br", brotli.compress(text, quality=0))
+    assert drop_duplicates([dump_br, har_br]) == [dump_br]
+    other = compressed("a.har", 10.2, "gzip", gzip.compress(text + b" ", mtime=0))
+    assert drop_duplicates([dump, other]) == [dump, other]
+    # a body that does not decode as its Content-Encoding says is compared as sent
+    bogus = compressed("flows.mitm", 10.0, "gzip", b"not gzip")
+    assert drop_duplicates([bogus, compressed("a.har", 10.1, "gzip", b"not gzip")]) == [bogus]
+    assert drop_duplicates([bogus, har]) == [bogus, har]
+
+
 def test_dump_and_its_har_export_count_once(tmp_path) -> None:
     import json
     from pathlib import Path

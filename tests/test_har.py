@@ -79,6 +79,59 @@ def test_base64_request_body_and_missing_fields(tmp_path: Path) -> None:
     assert any("entry 2" in w for w in report.warnings)
 
 
+def test_compressed_request_is_read_as_sent_whatever_the_mitmproxy_version(tmp_path: Path) -> None:
+    # mitmproxy 12's request_to_flow decodes the request (dropping Content-Encoding) and rewrites
+    # the response's Content-Length; records must be alike on mitmproxy 11 and 12
+    import gzip
+
+    text = '{"imei": "867530912345673", "q": "caf\u00e9"}'
+    path = _har(
+        tmp_path,
+        [
+            {
+                "startedDateTime": "2024-01-01T00:00:00Z",
+                "request": {
+                    "method": "POST",
+                    "url": "https://api.example.com/v1/log",
+                    "headers": [
+                        {"name": "Content-Type", "value": "application/json"},
+                        {"name": "Content-Encoding", "value": "gzip"},
+                        {"name": "X-After", "value": "1"},
+                    ],
+                    "postData": {"mimeType": "application/json", "text": text},
+                },
+                "response": {
+                    "status": 200,
+                    "headers": [
+                        {"name": "Content-Type", "value": "text/plain"},
+                        {"name": "Content-Encoding", "value": "gzip"},
+                        {"name": "Content-Length", "value": "31"},
+                    ],
+                    "content": {"mimeType": "text/plain", "text": "ok, logged"},
+                },
+            },
+            {
+                "startedDateTime": "2024-01-01T00:00:01Z",
+                "request": {
+                    "method": "GET",
+                    "url": "https://api.example.com/v1/ping",
+                    "headers": [{"name": "Content-Encoding", "value": "gzip"}],
+                },
+            },
+        ],
+    )
+    (post, get), report = read_all(path)
+    assert report.warnings == []
+    names = [k for k, _ in post.request_headers]
+    assert names == ["Content-Type", "Content-Encoding", "X-After", "content-length"]
+    assert post.header("content-encoding") == "gzip"
+    assert gzip.decompress(post.request_body) == text.encode()
+    assert post.header("content-length") == str(len(post.request_body))
+    assert post.response_headers == (("Content-Type", "text/plain"), ("Content-Length", "31"))
+    assert post.response_size == len("ok, logged")
+    assert get.header("content-encoding") == "gzip" and get.request_body == b""
+
+
 def test_not_a_har_is_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.har"
     path.write_text('{"log": {"entries": [')

@@ -1,8 +1,9 @@
 """Drop requests seen twice when two sources of one session overlap (a dump and a pcap, a HAR).
 
-Two HttpRecords are the same request when method, host, path and a hash of the body agree and
-their timestamps differ by at most `tolerance` seconds. The copy from the richer source is kept:
-mitmproxy dump > pcap > HAR (a dump has labels and responses; a HAR may have lost the raw body).
+Two HttpRecords are the same request when method, host, path and a hash of the body's content
+(its Content-Encoding undone) agree and their timestamps differ by at most `tolerance` seconds.
+The copy from the richer source is kept: mitmproxy dump > pcap > HAR (a dump has labels and
+responses; a HAR may have lost the raw body).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from analysis.decode import DEFAULT_LIMITS
+from analysis.decode.codecs import CONTENT_CODINGS, decompress
 from analysis.records import ContactRecord, HttpRecord
 
 _RANK = {"dump": 0, "pcap": 1, "har": 2}
@@ -25,8 +28,29 @@ def source_rank(source: str) -> int:
     return _RANK["dump"]
 
 
+def _content(rec: HttpRecord) -> bytes:
+    """The request body with its Content-Encoding undone, or as sent if that fails or hits the bound.
+
+    A dump or pcap holds a compressed body as sent, but a HAR holds its decoded text, which a
+    reader can only compress again: mitmproxy's HAR reader does, and mitmproxy 12 compresses at
+    other levels than 11 (and than the app), so the compressed bytes of one request differ by
+    source. Its decoded content does not. Bounded like the decoder (zip bombs).
+    """
+    body = rec.request_body
+    codings = [c.strip().lower() for c in (rec.header("content-encoding") or "").split(",") if c.strip()]
+    for coding in reversed(codings):  # the last coding listed was applied last
+        if coding == "identity":
+            continue
+        kind = CONTENT_CODINGS.get(coding)
+        inflated = decompress(kind, body, DEFAULT_LIMITS.max_decompressed_bytes) if kind else None
+        if inflated is None or inflated.truncated or not inflated.complete:
+            return rec.request_body
+        body = inflated.data
+    return body
+
+
 def _key(rec: HttpRecord) -> tuple[str, str, str, str]:
-    return (rec.method.upper(), rec.host.lower(), rec.path, hashlib.sha256(rec.request_body).hexdigest())
+    return (rec.method.upper(), rec.host.lower(), rec.path, hashlib.sha256(_content(rec)).hexdigest())
 
 
 def drop_duplicates(

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mitmproxy import http
 from mitmproxy.io import har as mitm_har
 
 from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
@@ -132,6 +133,37 @@ def normalise_entry(entry: Any) -> dict[str, Any]:
     }
 
 
+def _as_recorded(flow: http.HTTPFlow, fixed: dict[str, Any]) -> None:
+    """Undo the decoding mitmproxy 12's request_to_flow adds, so a HAR reads alike on 11 and 12.
+
+    mitmproxy 12 ends request_to_flow with `request.decode()` and `response.decode()`: a request
+    whose headers say `Content-Encoding: br|gzip|...` loses that header and its body is stored
+    decoded (Content-Length rewritten), and a response with a body gets its Content-Length
+    rewritten or added. A record is the request as sent (HttpRecord.request_body; a dump of the
+    same request keeps the encoded body and the header, and analysis.decode undoes and names the
+    encoding), so the request is rebuilt by the very call request_to_flow makes first
+    (Request.make, identical in 11 and 12) and the response keeps the HAR's headers: what
+    mitmproxy 11 returns, and on 11 this changes nothing. The compressed bytes are mitmproxy's
+    re-compression of the HAR's text (a HAR keeps no wire bytes; 12 compresses at lower levels
+    than 11), so dedup compares bodies by their decoded content.
+    """
+    request = fixed["request"]
+    if any(h["name"].lower() == "content-encoding" for h in request["headers"]):
+        post = request.get("postData")
+        rebuilt = http.Request.make(
+            request["method"],
+            request["url"],
+            post["text"] if post else "",
+            mitm_har.fix_headers(request["headers"]),
+        )
+        rebuilt.timestamp_start = flow.request.timestamp_start
+        rebuilt.timestamp_end = flow.request.timestamp_end
+        rebuilt.http_version = flow.request.http_version
+        flow.request = rebuilt
+    if flow.response is not None:
+        flow.response.headers = mitm_har.fix_headers(fixed["response"]["headers"])
+
+
 def read_har(
     path: str | Path, defaults: Labels, report: SourceReport
 ) -> Iterator[HttpRecord | ContactRecord]:
@@ -158,6 +190,7 @@ def read_har(
                 fixed["startedDateTime"] = "1970-01-01T00:00:00Z"
                 fixed["response"]["content"] = {"text": ""}
                 flow = mitm_har.request_to_flow(fixed)
+            _as_recorded(flow, fixed)
             record = http_record(flow, source, labels)
             record.flow_id = f"{path.stem}#{index}"
             if fixed["response"]["status"] == 0:
