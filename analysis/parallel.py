@@ -7,8 +7,9 @@ into contiguous byte ranges; each worker process reads its range with the fast r
 parent concatenates them in file order, so the result is the same as one sequential pass.
 
 Workers are only started when there is enough work (PARALLEL_MIN_RECORDS records and more
-than one core): starting a Python process costs about a second. The start method is
-`forkserver` (spawn where that does not exist), never `fork`, which is unsafe with threads.
+than one core). The start method is `fork` when this process has a single thread (a worker is
+ready in milliseconds), else `forkserver` (about a second: it imports pandas and mitmproxy), or
+`spawn` where neither exists.
 Damage anywhere (a record that does not frame or does not load) sends the whole file to the
 sequential reader, whose resync keeps every good flow and reports the bad bytes.
 """
@@ -20,6 +21,8 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -192,7 +195,16 @@ def _analyse_task(task: tuple[Path, int, int, Labels, dict[str, Any]]) -> RangeR
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """`fork` when this process has a single thread (workers start in milliseconds, with every
+    module already imported); otherwise `forkserver`, or `spawn` where that does not exist.
+
+    Forking is unsafe only when other threads may hold locks; with one thread it is not.
+    ProcessPoolExecutor forks all its workers before it starts its own manager thread.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and sys.platform == "linux":
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["analysis.pipeline", "analysis.sources.fastdump"])
         return ctx
