@@ -1,18 +1,23 @@
 """Record a phone's traffic as a labelled phonehome capture (DESIGN.md "Recording").
 
 Load with `mitmdump -s addons/recorder.py` (or mitmweb). Every finished flow is appended to
-`<phonehome_dir>/<session>/flows.mitm` at once and flushed, so a killed proxy loses only the flows
-in flight; restarting with the same session appends. Requests to host `phonehome.mark` are answered
-by the proxy and change the labels of the flows that follow; they are never forwarded and never
-written to flows.mitm (they are not the phone's traffic). TLS handshakes the client refuses are
-written to events.jsonl. Recording errors (e.g. a full disk) stop recording loudly but never stop
-proxying. The live inspector (addons/inspector.py) is registered here too.
+`<phonehome_dir>/<session>/flows.mitm` at once, with one os.write of the bytes mitmproxy's own
+FlowWriter produces for it (so the dump is exactly mitmproxy's format), so a killed
+proxy loses only the flows in flight; restarting with the same session appends. Requests to host
+`phonehome.mark` are answered by the proxy and change the labels of the flows that follow; they are
+never forwarded and never written to flows.mitm (they are not the phone's traffic). session.json is
+rewritten only when the labels change. TLS handshakes the client refuses are written to
+events.jsonl. Recording errors (e.g. a full disk) stop recording loudly but never stop proxying; a
+flow cut short by one is cut off again, so the dump stays readable. The live inspector
+(addons/inspector.py) is registered here too; its annotations arrive after the flow was written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import html
+import io as stdlib_io
 import json
 import logging
 import os
@@ -21,16 +26,17 @@ import time
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from mitmproxy import command, ctx, dns, http, io, tls, version
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `-s addons/recorder.py` finds inspector
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `-s addons/recorder.py` finds its modules
 from inspector import Inspector
 
 log = logging.getLogger(__name__)
 
 MARKER_HOST = "phonehome.mark"
+_MARKER_BYTES = MARKER_HOST.encode()
 LABEL_KEY = "phonehome"
 LABEL_NAMES = ("mode", "app", "phase")
 SCHEMA = 1
@@ -45,6 +51,26 @@ def safe_name(name: str) -> str:
     """A session name usable as one directory name (no separators, no dot-dot)."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
     return cleaned or default_session()
+
+
+def is_marker(request: http.Request) -> bool:
+    """Whether a request is for the marker host (its pretty_host). pretty_host parses and validates
+    the Host header on every call, so first a cheap test that the name occurs anywhere it can come
+    from (host, Host header, HTTP/2 authority)."""
+    if (
+        MARKER_HOST not in request.host.lower()
+        and MARKER_HOST not in request.authority.lower()
+        and not any(k.lower() == b"host" and _MARKER_BYTES in v.lower() for k, v in request.headers.fields)
+    ):
+        return False
+    return request.pretty_host.lower() == MARKER_HOST
+
+
+def flow_bytes(flow) -> bytes:
+    """The flow as mitmproxy's FlowWriter writes it: one record, ready for a single append."""
+    buffer = stdlib_io.BytesIO()
+    io.FlowWriter(buffer).add(flow)
+    return buffer.getvalue()
 
 
 def parse_marker(path: str) -> tuple[str, str] | None:
@@ -69,8 +95,7 @@ class Recorder:
     def __init__(self) -> None:
         self.labels: dict[str, Any] = {"session": "", "app": None, "mode": "normal", "phase": None}
         self.dir: Path | None = None
-        self.stream: BinaryIO | None = None
-        self.writer: io.FlowWriter | None = None
+        self.fd: int | None = None  # flows.mitm, opened O_APPEND
         self.session_doc: dict[str, Any] = {}
         self.failed: str | None = None
         self.written = 0
@@ -98,13 +123,13 @@ class Recorder:
     def done(self) -> None:
         self._close_phase()
         self._write_session()
-        if self.stream is not None:
+        if self.fd is not None:
             with contextlib.suppress(OSError):
-                self.stream.close()
-            self.stream = None
+                os.close(self.fd)
+            self.fd = None
 
     def _open(self, base: str, session: str) -> None:
-        if self.stream is not None:
+        if self.fd is not None:
             self.done()
         session = safe_name(session)
         self.dir = Path(base).expanduser() / session
@@ -113,10 +138,8 @@ class Recorder:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.dir, 0o700)
             path = self.dir / "flows.mitm"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.chmod(path, 0o600)
-            self.stream = os.fdopen(fd, "ab")
-            self.writer = io.FlowWriter(self.stream)
         except OSError as exc:
             self._fail(f"cannot open capture directory {self.dir}: {exc}")
             return
@@ -203,12 +226,12 @@ class Recorder:
 
     # -- flows -------------------------------------------------------------------------------
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.request.pretty_host.lower() == MARKER_HOST:
+        if is_marker(flow.request):
             flow.metadata["phonehome_marker"] = True
 
     def request(self, flow: http.HTTPFlow) -> None:
         """Label every request; answer markers ourselves so they never leave the laptop."""
-        if flow.request.pretty_host.lower() != MARKER_HOST and not flow.metadata.get("phonehome_marker"):
+        if not flow.metadata.get("phonehome_marker") and not is_marker(flow.request):
             flow.metadata[LABEL_KEY] = dict(self.labels)
             return
         flow.metadata["phonehome_marker"] = True
@@ -241,16 +264,36 @@ class Recorder:
         self._save(flow)
 
     def _save(self, flow) -> None:
-        if flow.metadata.get("phonehome_marker") or self.writer is None or self.failed:
+        if flow.metadata.get("phonehome_marker") or self.fd is None or self.failed:
             return
         flow.metadata.setdefault(LABEL_KEY, dict(self.labels))
         try:
-            self.writer.add(flow)
-            assert self.stream is not None
-            self.stream.flush()
+            data = flow_bytes(flow)
+        except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow only
+            log.error(f"phonehome: flow {flow.id} not recorded: {type(exc).__name__}: {exc}")
+            return
+        try:
+            self._append(data)
             self.written += 1
         except OSError as exc:
             self._fail(f"cannot write {self.dir}/flows.mitm: {exc}")
+
+    def _append(self, data: bytes) -> None:
+        """One flow onto flows.mitm, all or nothing: a part-written flow is cut off again so the
+        dump stays readable and a restart appends to an intact file."""
+        assert self.fd is not None
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                written = os.write(self.fd, view[done:])
+                if not written:
+                    raise OSError(errno.ENOSPC, "nothing written")
+                done += written
+        except OSError:
+            if done:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, os.fstat(self.fd).st_size - done)
+            raise
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The phone refused our certificate (pinning, or no CA installed): record the contact."""
@@ -288,4 +331,4 @@ class Recorder:
         log.error(f"phonehome: RECORDING STOPPED: {problem}. Traffic is still proxied but not saved.")
 
 
-addons = [Inspector(), Recorder()]  # inspector first so its comment is saved
+addons = [Inspector(), Recorder()]

@@ -1,16 +1,31 @@
 """Requests/s and per-flow latency through a real mitmdump on loopback, bare vs with phonehome addons.
 
-Same load both times: N sequential HTTPS GETs with a tracking-style query, over one keep-alive
-connection, to a loopback TLS upstream (upstream redirected by tests/support_redirect_addon.py).
-Usage: python benchmarks/bench_proxy.py [N]   (default 300; prints figures, asserts nothing)
+Three mitmdumps run side by side: bare (only the test redirect addon), with the phonehome addons
+(recorder + live inspector), and the recorder alone (`phonehome_inspect=false`). Each round sends
+the same load through each of them in turn (rotating which goes first), so slow drift on a shared
+machine hits all three alike; the figures printed are medians over the rounds. The load: N
+sequential HTTPS GETs over one keep-alive connection to a loopback TLS upstream (redirected by
+tests/support_redirect_addon.py), tracking-style query with a visited URL and an Android ID plus a
+per-request sequence number and timestamp, as real analytics pings carry (so no two requests are
+byte-identical). Prints figures, asserts nothing.
+
+    python benchmarks/bench_proxy.py                  # 21 rounds x 200 requests, about a minute
+    python benchmarks/bench_proxy.py -n 100 -r 41     # finer interleaving on a busy machine
+
+"CPU/flow" is the CPU time the proxy process used per request (Linux /proc), and with the live
+inspector's worker process added: a steadier measure of the addons' cost than req/s on a shared
+machine.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
@@ -20,51 +35,142 @@ from tests.support_proxy import ROOT, mitmdump, tls_upstream
 
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
 RECORDER = ROOT / "addons" / "recorder.py"
+URL = "https://sa.api.example.com/sa?url=https%3A%2F%2Fnews.example%2Fstory&android_id=9774d56d682e549c"
+CONFIGS = ("bare", "addons", "recorder")
 
 
-def run(n: int, addons: list[Path], extra: list[str], tmp: Path, up: int) -> tuple[float, list[float]]:
-    confdir = tmp / "conf"
-    with mitmdump(confdir, up, addons, extra) as (port, _proc), requests.Session() as s:
-        s.trust_env = False
-        s.proxies = {"https": f"http://127.0.0.1:{port}"}
-        s.verify = str(confdir / "mitmproxy-ca-cert.pem")
-        url = (
-            "https://sa.api.example.com/sa?url=https%3A%2F%2Fnews.example%2Fstory&android_id=9774d56d682e549c"
-        )
-        for _ in range(20):  # warm-up
-            s.get(url)
-        latencies = []
-        start = time.perf_counter()
-        for _ in range(n):
-            t = time.perf_counter()
-            s.get(url).raise_for_status()
-            latencies.append(time.perf_counter() - t)
-        return n / (time.perf_counter() - start), latencies
+def proc_cpu(pid: int) -> float | None:
+    """User+system CPU seconds so far of a process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def children(pid: int) -> list[int]:
+    """Child process ids (Linux /proc), e.g. the live inspector's worker."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(k) for t in tasks for k in (t / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds of a process and its children, or None."""
+    own = proc_cpu(pid)
+    return None if own is None else own + sum(tree_cpu(k) or 0.0 for k in children(pid))
+
+
+def load(s: requests.Session, n: int, seq: list[int]) -> tuple[float, list[float]]:
+    """n sequential GETs; requests/s and each request's latency in seconds."""
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(n):
+        seq[0] += 1
+        url = f"{URL}&seq={seq[0]}&ts={time.time_ns() // 1_000_000}"
+        t = time.perf_counter()
+        s.get(url).raise_for_status()
+        latencies.append(time.perf_counter() - t)
+    return n / (time.perf_counter() - start), latencies
+
+
+def pct(xs: list[float], q: int) -> float:
+    """q-th percentile in milliseconds."""
+    return statistics.quantiles(xs, n=100)[q - 1] * 1000
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        with tls_upstream(tmp) as up:
-            bare_rps, bare = run(n, [REDIRECT], [], tmp, up)
-            rec = ["--set", f"phonehome_dir={tmp / 'caps'}", "--set", "phonehome_session=bench"]
-            ph_rps, ph = run(n, [RECORDER, REDIRECT], rec, tmp, up)
-            rec_only = [*rec, "--set", "phonehome_inspect=false"]
-            ro_rps, ro = run(n, [RECORDER, REDIRECT], rec_only, tmp, up)
-
-    def pct(xs: list[float], q: int) -> float:
-        return statistics.quantiles(xs, n=100)[q - 1] * 1000
-
-    print(f"requests: {n} sequential HTTPS GETs per run")
-    print(
-        f"bare mitmdump:        {bare_rps:8.1f} req/s  p50 {pct(bare, 50):.2f} ms  p99 {pct(bare, 99):.2f} ms"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(f"with phonehome addons:{ph_rps:8.1f} req/s  p50 {pct(ph, 50):.2f} ms  p99 {pct(ph, 99):.2f} ms")
-    print(f"recorder, no inspect: {ro_rps:8.1f} req/s  p50 {pct(ro, 50):.2f} ms  p99 {pct(ro, 99):.2f} ms")
-    print(f"ratio: {ph_rps / bare_rps:.1%} of bare throughput")
-    p50, p99 = pct(ph, 50) - pct(bare, 50), pct(ph, 99) - pct(bare, 99)
-    print(f"added latency per flow: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    parser.add_argument("-n", "--requests", type=int, default=200, help="requests per run (default 200)")
+    parser.add_argument("-r", "--rounds", type=int, default=21, help="interleaved rounds (default 21)")
+    parser.add_argument(
+        "-w", "--warmup", type=int, default=30, help="warm-up requests per proxy (default 30)"
+    )
+    parser.add_argument(
+        "--recorder", type=Path, default=RECORDER, help="recorder addon to load (to compare against a copy)"
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as d, ExitStack() as stack:
+        tmp = Path(d)
+        up = stack.enter_context(tls_upstream(tmp))
+        rec = ["--set", f"phonehome_dir={tmp / 'caps'}"]
+        setups = {
+            "bare": ([REDIRECT], []),
+            "addons": ([args.recorder, REDIRECT], [*rec, "--set", "phonehome_session=addons"]),
+            "recorder": (
+                [args.recorder, REDIRECT],
+                [*rec, "--set", "phonehome_session=rec", "--set", "phonehome_inspect=false"],
+            ),
+        }
+        sessions, pids = {}, {}
+        for name in CONFIGS:
+            confdir = tmp / "conf"  # shared: one CA for all three
+            addons, extra = setups[name]
+            port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
+            s = stack.enter_context(requests.Session())
+            s.trust_env = False
+            s.proxies = {"https": f"http://127.0.0.1:{port}"}
+            s.verify = str(confdir / "mitmproxy-ca-cert.pem")
+            sessions[name], pids[name] = s, proc.pid
+        seq = [0]
+        for name in CONFIGS:
+            load(sessions[name], args.warmup, seq)
+        time.sleep(3)  # let the inspector's worker process finish starting (imports) and catch up
+
+        rps: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        p50: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        p99: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        tree: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        has_worker = {c: bool(children(pids[c])) for c in CONFIGS}
+        for i in range(args.rounds):
+            order = CONFIGS[i % 3 :] + CONFIGS[: i % 3]
+            for name in order:
+                before, tree_before = proc_cpu(pids[name]), tree_cpu(pids[name])
+                r, lat = load(sessions[name], args.requests, seq)
+                after, tree_after = proc_cpu(pids[name]), tree_cpu(pids[name])
+                rps[name].append(r)
+                p50[name].append(pct(lat, 50))
+                p99[name].append(pct(lat, 99))
+                if before is not None and after is not None:
+                    cpu[name].append((after - before) / args.requests * 1000)
+                if tree_before is not None and tree_after is not None:
+                    tree[name].append((tree_after - tree_before) / args.requests * 1000)
+            print(
+                f"round {i + 1}/{args.rounds}: "
+                + "  ".join(f"{c} {rps[c][-1]:.0f}/s" for c in CONFIGS)
+                + f"  ratio {rps['addons'][-1] / rps['bare'][-1]:.1%}",
+                flush=True,
+            )
+
+    med = statistics.median
+    ratio = [a / b for a, b in zip(rps["addons"], rps["bare"], strict=True)]
+    ratio_rec = [a / b for a, b in zip(rps["recorder"], rps["bare"], strict=True)]
+    add50 = [a - b for a, b in zip(p50["addons"], p50["bare"], strict=True)]
+    add99 = [a - b for a, b in zip(p99["addons"], p99["bare"], strict=True)]
+    print(f"\n{args.rounds} interleaved rounds x {args.requests} sequential HTTPS GETs; medians over rounds")
+    labels = {"bare": "bare mitmdump", "addons": "with phonehome addons", "recorder": "recorder, no inspect"}
+    for c in CONFIGS:
+        cpu_text = f"  CPU/flow: proxy {med(cpu[c]):.2f} ms" if cpu[c] else ""
+        if tree[c] and has_worker[c]:
+            cpu_text += f", with worker {med(tree[c]):.2f} ms"
+        print(
+            f"{labels[c]:22s}{med(rps[c]):8.1f} req/s"
+            f"  p50 {med(p50[c]):.2f} ms  p99 {med(p99[c]):.2f} ms{cpu_text}"
+        )
+    print(f"ratio, addons/bare:    {med(ratio):.1%}  (rounds: {min(ratio):.1%} .. {max(ratio):.1%})")
+    print(
+        f"ratio, recorder/bare:  {med(ratio_rec):.1%}  (rounds: {min(ratio_rec):.1%} .. {max(ratio_rec):.1%})"
+    )
+    print(
+        "added latency per flow (addons - bare, same round):"
+        f" p50 {med(add50):.2f} ms  p99 {med(add99):.2f} ms"
+    )
 
 
 if __name__ == "__main__":

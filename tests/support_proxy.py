@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from cryptography import x509
@@ -88,6 +88,24 @@ def tls_upstream(directory: Path) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def children(pid: int) -> list[int]:
+    """Child process ids of `pid` (Linux /proc; empty elsewhere)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def exited(pid: int) -> bool:
+    """Whether process `pid` has ended (gone, or a zombie nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:

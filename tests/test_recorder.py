@@ -6,10 +6,12 @@ import asyncio
 import errno
 import functools
 import json
+import os
 import stat
 import sys
 from pathlib import Path
 
+import pytest
 from mitmproxy import io
 from mitmproxy.test import taddons, tflow
 
@@ -107,27 +109,108 @@ def test_parse_marker() -> None:
     assert "/" not in recorder_mod.safe_name("../../etc")
 
 
+def test_is_marker_agrees_with_pretty_host() -> None:
+    cases = [
+        ("phonehome.mark", None, None, True),
+        ("10.0.0.1", "PhoneHome.Mark:80", None, True),  # transparent / WireGuard: only the Host header
+        ("10.0.0.1", None, "phonehome.mark:443", True),  # HTTP/2 :authority
+        ("x.phonehome.mark", None, None, False),
+        ("phonehome.mark.evil.example", None, None, False),
+        ("10.0.0.1", "example.com", None, False),
+        ("10.0.0.1", None, None, False),
+    ]
+    for host, host_header, authority, expected in cases:
+        f = tflow.tflow()
+        f.request.host = host
+        f.request.headers.pop("Host", None)
+        if host_header:
+            f.request.headers["Host"] = host_header
+        if authority:
+            f.request.http_version = "HTTP/2.0"
+            f.request.authority = authority
+        assert recorder_mod.is_marker(f.request) is expected, (host, host_header, authority)
+        assert (f.request.pretty_host.lower() == recorder_mod.MARKER_HOST) is expected
+
+
 @run_async
-async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog) -> None:
+async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog, monkeypatch) -> None:
     r = recorder_mod.Recorder()
     with taddons.context(r) as tctx:
         tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session="full")
         ok = tflow.tflow(resp=True)
         r.request(ok)
         r.response(ok)
+        real_write = os.write
 
-        def full(_flow) -> None:
+        def half_then_full(fd: int, data) -> int:  # the disk fills up in the middle of a flow
+            monkeypatch.setattr(os, "write", full)
+            return real_write(fd, bytes(data[: len(data) // 2]))
+
+        def full(fd: int, data) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        r.writer.add = full  # inject the error at the write
+        monkeypatch.setattr(os, "write", half_then_full)
         bad = tflow.tflow(resp=True)
         r.request(bad)
         r.response(bad)  # must not raise
+        monkeypatch.setattr(os, "write", real_write)
+        assert r.failed and "No space left" in r.failed
+        assert "RECORDING STOPPED" in caplog.text
+        later = tflow.tflow(resp=True)
+        r.request(later)
+        r.response(later)  # recording stays stopped
+        r.done()
+    # the half-written flow was cut off again: the dump is intact, a restart appends cleanly
+    report = SourceReport(path="x")
+    assert [f.id for f in iter_flows(tmp_path / "full" / "flows.mitm", report)] == [ok.id]
+    assert not report.warnings
+    r2 = recorder_mod.Recorder()
+    with taddons.context(r2) as tctx:
+        tctx.configure(r2, phonehome_dir=str(tmp_path), phonehome_session="full")
+        again = tflow.tflow(resp=True)
+        r2.request(again)
+        r2.response(again)
+        r2.done()
+    report = SourceReport(path="x")
+    assert [f.id for f in iter_flows(tmp_path / "full" / "flows.mitm", report)] == [ok.id, again.id]
+    assert not report.warnings
+
+
+@run_async
+async def test_real_full_device_stops_recording(tmp_path: Path, caplog) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    r = recorder_mod.Recorder()
+    with taddons.context(r) as tctx:
+        tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session="devfull")
+        os.close(r.fd)
+        r.fd = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
+        f = tflow.tflow(resp=True)
+        r.request(f)
+        r.response(f)  # must not raise
         assert r.failed and "No space left" in r.failed
         assert "RECORDING STOPPED" in caplog.text
         r.done()
-    report = SourceReport(path="x")
-    assert len(list(iter_flows(tmp_path / "full" / "flows.mitm", report))) == 1
+
+
+def test_unserialisable_metadata_skips_only_that_flow(tmp_path: Path, caplog) -> None:
+    async def go() -> None:
+        r = recorder_mod.Recorder()
+        with taddons.context(r) as tctx:
+            tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session="meta")
+            bad = tflow.tflow(resp=True)
+            bad.metadata["other_addon"] = object()
+            r.request(bad)
+            r.response(bad)  # logged, not raised
+            good = tflow.tflow(resp=True)
+            r.request(good)
+            r.response(good)
+            assert not r.failed
+            r.done()
+        assert [f.id for f in read_flows(tmp_path / "meta" / "flows.mitm")] == [good.id]
+        assert "not recorded" in caplog.text
+
+    asyncio.run(go())
 
 
 @run_async

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import requests
@@ -13,7 +14,7 @@ import requests
 from analysis.pipeline import analyze
 from analysis.records import SourceReport
 from analysis.sources.mitm import iter_flows
-from tests.support_proxy import ROOT, mitmdump, tls_upstream
+from tests.support_proxy import ROOT, children, exited, mitmdump, tls_upstream
 
 RECORDER = ROOT / "addons" / "recorder.py"
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
@@ -79,9 +80,16 @@ def test_kill_9_leaves_readable_dump(tmp_path: Path) -> None:
             requests.get(
                 f"https://a.example/{i}", proxies=proxies, verify=str(confdir / "mitmproxy-ca-cert.pem")
             )
+        workers = children(proc.pid)  # the live inspector's worker process
         proc.kill()
         proc.wait(timeout=10)
     report = SourceReport(path="x")
     flows = list(iter_flows(out / "k" / "flows.mitm", report))
     assert [f.request.path for f in flows] == ["/0", "/1", "/2"]
     assert not report.warnings
+    if Path("/proc").is_dir():
+        assert len(workers) == 1
+        deadline = time.monotonic() + 30  # ... ends with the proxy, also after kill -9
+        while not exited(workers[0]):
+            assert time.monotonic() < deadline, "inspector worker outlived the proxy"
+            time.sleep(0.05)

@@ -1,0 +1,171 @@
+"""The live inspector: bounded work per flow, and its worker process off the proxy's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+
+from mitmproxy.test import taddons, tflow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
+import inspector
+
+from analysis.records import Labels
+from analysis.sources.mitm import http_record
+
+ANDROID_ID = "9774d56d682e549c"
+
+
+def leak_flow(body: bytes = b""):
+    f = tflow.tflow(resp=True)
+    f.request.host = "sa.api.intl.miui.com"
+    f.request.path = f"/sa?project=x&url=https%3A%2F%2Fexample.org%2Fsecret-page&android_id={ANDROID_ID}"
+    if body:
+        f.request.method = "POST"
+        f.request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+        f.request.content = body
+    return f
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+class Updates:
+    """Stands in for mitmweb's view: collects the flows it is told changed."""
+
+    def __init__(self) -> None:
+        self.flows: list = []
+
+    def update(self, flows) -> None:
+        self.flows.extend(flows)
+
+
+def test_large_bodies_are_not_decoded_live(monkeypatch) -> None:
+    body = b"imei=490154203237518&pad=" + b"a" * 2000
+    small, large = leak_flow(body), leak_flow(body)
+    monkeypatch.setattr(inspector, "MAX_LIVE_BODY", len(body))  # at the bound: decoded
+    summary, mark = inspector.summarise(small)
+    assert mark and "imei" in summary and "not inspected" not in summary
+    monkeypatch.setattr(inspector, "MAX_LIVE_BODY", len(body) - 1)  # over it: left to analyze
+    summary, mark = inspector.summarise(large)
+    assert mark and "imei" not in summary
+    assert f"request body of {len(body)} bytes not inspected live" in summary
+    assert "android_id" in summary and "url" in summary  # the query is still inspected
+    # the same through the worker's payload
+    payload, skipped = inspector.request_payload(large)
+    assert skipped == len(body) and payload[0]["content"] == b""
+    assert large.request.content == body  # the flow itself is untouched
+
+
+def test_worker_payload_rebuilds_the_same_record() -> None:
+    flows = [leak_flow(), leak_flow(b"a=1&b=%F0%9F%98%80"), tflow.tflow()]
+    ip = tflow.tflow(resp=True)  # transparent/WireGuard: host is an IP, the name is in the SNI
+    ip.request.host = "203.0.113.7"
+    ip.request.headers.pop("Host", None)
+    ip.client_conn.sni = "tracker.example.net"
+    ip.metadata["phonehome"] = {"session": "s", "app": "com.x", "mode": "incognito", "phase": None}
+    flows.append(ip)
+    for f in flows:
+        expected = dataclasses.replace(
+            http_record(f, "live", Labels()), status=None, response_headers=(), response_size=None
+        )
+        payload, skipped = inspector.request_payload(f)
+        assert skipped == 0
+        assert inspector.record_from_payload(payload) == expected
+        assert inspector.summarise_record(inspector.record_from_payload(payload)) == inspector.summarise(f)
+    assert inspector.record_from_payload(inspector.request_payload(ip)[0]).host == "tracker.example.net"
+
+
+def test_worker_annotates_flows_off_the_loop() -> None:
+    async def go() -> None:
+        insp, updates = inspector.Inspector(), Updates()
+        with taddons.context(insp, updates):
+            insp.running()
+            assert insp.worker is not None
+            flows = [leak_flow() for _ in range(5)] + [tflow.tflow(resp=True)]
+            for f in flows:
+                insp.response(f)
+            assert not flows[0].comment  # nothing decided on the event loop
+            assert len(insp.pending) == len(flows)
+            await until(lambda: not insp.pending)
+            for f in flows[:5]:
+                assert f.comment.startswith("phonehome: ") and "android_id" in f.comment
+                assert f.marked == inspector.LEAK_TYPES_MARK
+            assert not flows[5].comment and not flows[5].marked  # nothing to report
+            await until(lambda: len(updates.flows) == 5)  # mitmweb is told, in one batch
+            assert {id(f) for f in updates.flows} == {id(f) for f in flows[:5]}
+            proc = insp.worker.proc
+            insp.done()
+            assert proc.poll() is not None
+
+    asyncio.run(go())
+
+
+def test_dead_worker_falls_back_to_inspecting_in_process(caplog) -> None:
+    async def go() -> None:
+        insp = inspector.Inspector()
+        with taddons.context(insp):
+            insp.running()
+            assert insp.worker is not None
+            first = leak_flow()
+            insp.response(first)  # queued for the worker ...
+            insp.worker.proc.send_signal(signal.SIGKILL)  # ... which dies before answering
+            insp.worker.proc.wait()
+            await until(lambda: insp.worker is None)
+            later = leak_flow()
+            insp.response(later)
+            await until(lambda: bool(first.comment and later.comment))
+            assert "android_id" in first.comment and "android_id" in later.comment
+            assert insp.worker_failed and "worker process stopped" in caplog.text
+            insp.done()
+
+    asyncio.run(go())
+
+
+def test_inspection_can_be_kept_in_process() -> None:
+    async def go() -> None:
+        insp = inspector.Inspector()
+        with taddons.context(insp) as tctx:
+            tctx.configure(insp, phonehome_inspect_worker=False)
+            f = leak_flow()
+            insp.response(f)
+            assert insp.worker is None and not f.comment  # deferred until after the response
+            await until(lambda: bool(f.comment))
+            assert "android_id" in f.comment and f.marked
+            tctx.configure(insp, phonehome_inspect=False)
+            g = leak_flow()
+            insp.response(g)
+            await asyncio.sleep(0.1)
+            assert not g.comment
+            insp.done()
+
+    asyncio.run(go())
+
+
+def test_worker_exits_when_its_socket_closes() -> None:
+    """As when the proxy is killed: the kernel closes the proxy's end, the worker ends."""
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        with taddons.context(insp):
+            insp.running()
+            worker = insp.worker
+            assert worker is not None and worker.sock is not None
+            worker.loop.remove_reader(worker.sock)
+            worker.sock.close()
+            worker.sock = None
+            deadline = time.monotonic() + 30
+            while worker.proc.poll() is None:
+                assert time.monotonic() < deadline, "worker still running"
+                await asyncio.sleep(0.05)
+            insp.done()
+
+    asyncio.run(go())
