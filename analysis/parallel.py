@@ -131,6 +131,7 @@ class DumpRun:
     workers: int = 1  # processes that analysed ranges, this one included (1 = this one only)
     worker_cpu_seconds: float = 0.0
     worker_peak_rss_kb: int = 0
+    start_method: str = ""  # fork: the workers were this process's children (RUSAGE_CHILDREN has them)
 
 
 _ROW_FIELDS = ("flow_rows", "finding_rows", "contact_rows")
@@ -281,7 +282,8 @@ def _collect_in_workers(
             progress(str(path), records)
         return True
 
-    with ProcessPoolExecutor(max(1, workers - 1), mp_context=_context()) as pool:
+    context = _context()
+    with ProcessPoolExecutor(max(1, workers - 1), mp_context=context) as pool:
         futures = [pool.submit(_analyse_task, task) for task in tasks]
         for index in reversed(range(len(tasks))):
             if not futures[index].cancel():
@@ -310,7 +312,7 @@ def _collect_in_workers(
     _COLLECTORS.clear()
     cpu.pop(os.getpid(), None)  # this process's own time is the caller's to measure
     rss.pop(os.getpid(), None)
-    return DumpRun(len(cpu) + 1, sum(cpu.values()), max(rss.values(), default=0))
+    return DumpRun(len(cpu) + 1, sum(cpu.values()), max(rss.values(), default=0), context.get_start_method())
 
 
 def collect_source(

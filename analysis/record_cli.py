@@ -96,7 +96,7 @@ def instructions(args: argparse.Namespace, host: str) -> str:
             lines.append("   The proxy asks for the username and password you gave with --proxyauth.")
     lines += [
         "2. On the phone, open http://mitm.it and install the mitmproxy CA certificate (user CA; apps",
-        "   targeting Android 7+ trust only system CAs: rooted phone, see docs/capture-a-phone.md).",
+        "   targeting Android 7+ trust only system CAs: rooted phone: see README, Capture a phone).",
         "3. Label the run from the phone's browser (answered by the proxy, never sent anywhere):",
         "   http://phonehome.mark/mode/normal  http://phonehome.mark/mode/incognito",
         "   http://phonehome.mark/app/<package>  http://phonehome.mark/phase/<name>  http://phonehome.mark/",

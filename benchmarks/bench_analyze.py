@@ -35,13 +35,13 @@ from make_dumps import DEFAULT_OUT, ensure_dump
 
 
 def _usage(run=None) -> dict:
-    """CPU seconds and peak RSS of this process, plus its workers' (they are forkserver children,
-    which RUSAGE_CHILDREN does not see, so they report their own)."""
+    """CPU seconds and peak RSS of this process, plus its workers'. Forked workers are children,
+    counted in RUSAGE_CHILDREN once reaped; forkserver children are not, so they report their own."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     rss_kb = max(own.ru_maxrss, kids.ru_maxrss)
-    if run is not None:
+    if run is not None and run.start_method != "fork":
         cpu += run.worker_cpu_seconds
         rss_kb = max(rss_kb, run.worker_peak_rss_kb)
     return {"cpu": cpu, "rss_mb": rss_kb / 1024, "parent_rss_mb": own.ru_maxrss / 1024}
@@ -83,7 +83,7 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
 def straight_analysis(path: Path):
     """The straightforward path: mitmproxy's reader record by record (read_source), one process.
 
-    Spelled out rather than pipeline.analyze(), which uses the fast path once it is wired in.
+    Spelled out rather than pipeline.analyze(), which takes the fast path for dumps.
     """
     from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
     from analysis.records import SourceReport
@@ -98,7 +98,7 @@ def straight_analysis(path: Path):
 
 
 def fast_analysis(path: Path, workers: int | None):
-    """What pipeline.analyze does with the fast path wired in (see docs/performance.md)."""
+    """What pipeline.analyze does for one dump (see docs/performance.md), plus how it ran."""
     from analysis import parallel
     from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
     from analysis.records import SourceReport
