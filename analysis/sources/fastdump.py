@@ -15,8 +15,6 @@ that record, and damage is handled by the very same resync code, with the same w
 from __future__ import annotations
 
 import dataclasses
-import functools
-import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from analysis.sources import CaptureError
 from analysis.sources.mitm import (
     MAX_RECORD_BYTES,
+    _is_ip,
     _load_flow,
     _record_length,
     contact_records,
@@ -206,15 +205,6 @@ def _authority(raw: bytes) -> str:
         return raw.decode("idna")
     except UnicodeError:
         return raw.decode("utf8", "surrogateescape")
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def http_record_from_record(buf: bytes, source: str, defaults: Labels) -> HttpRecord:

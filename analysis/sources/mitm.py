@@ -6,6 +6,8 @@ still yields every flow before the damage and the report says where reading stop
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
 from collections.abc import Iterator
@@ -217,9 +219,8 @@ def read_dump(
                 yield record
 
 
+@functools.lru_cache(maxsize=4096)  # the fast reader asks for every flow's host
 def _is_ip(host: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
