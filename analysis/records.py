@@ -138,6 +138,8 @@ def safe_text(value: str) -> str:
     mitmproxy keeps non-UTF-8 header and URL bytes as lone surrogates; tables and reports
     must show them, not crash on them.
     """
+    if value.isascii():  # nearly every value: no encoding attempt needed
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -306,3 +306,27 @@ def test_persistence_needs_recurrence_across_sessions_or_modes():
     assert linked.tolist() == [True, True, False, False, False, False, False]
     assert marked.loc[linked, "confidence"].tolist() == ["medium", "medium"]
     assert mark_persistence(findings_frame()).empty
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("192.168.1.23", True),
+        ("10.0.0.7", True),
+        ("127.0.0.1", True),
+        ("fe80::1c2e:7fff:fe00:1", True),
+        ("::1", True),
+        ("::ffff:192.168.0.5", True),
+        ("8.8.8.8", False),
+        ("0.0.0.0", False),
+        ("2001:4860:4860::8888", False),
+        ("192.168.1", False),
+        ("1699999999999", False),
+        ("10.0.0.7.5", False),
+        ("12:30", False),
+    ],
+)
+def test_local_ip_shape(value: str, expected: bool):
+    from analysis.classify.shapes import local_ip
+
+    assert local_ip(value) is expected

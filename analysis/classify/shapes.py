@@ -120,6 +120,8 @@ def local_ip(value: str) -> bool:
     """A private, loopback or link-local address: the device's own network position."""
     if len(value) > 45 or not (value[:1].isdigit() or ":" in value):
         return False
+    if value.count(".") != 3 and value.count(":") < 2:  # neither dotted-quad IPv4 nor IPv6
+        return False
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
