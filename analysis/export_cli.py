@@ -27,13 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 on success, 2 for bad input (one line naming the file)."""
     from analysis.export import records_to_har, redact_records
-    from analysis.pipeline import analyze, default_labels
+    from analysis.pipeline import analyze
     from analysis.profile import Profile
-    from analysis.records import HttpRecord, SourceReport
-    from analysis.sources import CaptureError, read_source
+    from analysis.records import HttpRecord
+    from analysis.sources import CaptureError
 
     try:
         profile = Profile.load(args.profile) if getattr(args, "profile", None) else None
+        everything: list = []
         result = analyze(
             args.captures,
             profile=profile,
@@ -41,15 +42,9 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             keylog=getattr(args, "keylog", None),
             endpoint_lists=getattr(args, "endpoints", ()) or (),
+            records_out=everything,
         )
-        records = []
-        for path in args.captures:
-            report = SourceReport(str(path))
-            for rec in read_source(
-                Path(path), default_labels(Path(path), args.app, args.mode), report, args.keylog
-            ):
-                if isinstance(rec, HttpRecord):
-                    records.append(rec)
+        records = [r for r in everything if isinstance(r, HttpRecord)]
     except CaptureError as exc:
         print(f"phonehome export: {exc}", file=sys.stderr)
         return 2

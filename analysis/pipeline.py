@@ -191,6 +191,7 @@ def analyze(
     progress: ProgressCallback | None = None,
     endpoint_lists: Sequence[str | os.PathLike[str]] = (),
     workers: int | None = 1,
+    records_out: list[HttpRecord | ContactRecord] | None = None,
 ) -> Analysis:
     """Read every capture, decode and classify each request, return the tables.
 
@@ -205,6 +206,9 @@ def analyze(
 
     When HAR or pcap files are analysed together with other captures, the same request seen
     in two of them is counted once (analysis.sources.dedup), the richer source's copy kept.
+
+    `records_out`, when given, receives the records the tables were built from (one read of the
+    inputs, for callers such as the HAR export that need the requests themselves).
     """
     from analysis.parallel import collect_source
 
@@ -217,8 +221,10 @@ def analyze(
     collector = RowCollector(profile=profile, endpoint_lists=tuple(str(p) for p in endpoint_lists))
     collector.endpoint("", None)  # load user lists now, so a bad list fails before any reading
     reports = [SourceReport(str(path)) for path in resolved]
-    if len(resolved) > 1 and any(kind in ("har", "pcap") for kind in kinds):
-        _collect_deduplicated(resolved, reports, collector, app, mode, keylog, progress)
+    if records_out is not None or (len(resolved) > 1 and any(kind in ("har", "pcap") for kind in kinds)):
+        kept = _collect_deduplicated(resolved, reports, collector, app, mode, keylog, progress)
+        if records_out is not None:
+            records_out.extend(kept)
         return build_analysis(collector, reports, profile)
     for path, report in zip(resolved, reports, strict=True):
         defaults = default_labels(path, app, mode)
@@ -241,11 +247,11 @@ def _collect_deduplicated(
     mode: str | None,
     keylog: str | os.PathLike[str] | None,
     progress: ProgressCallback | None,
-) -> None:
-    """Mixed inputs: all records in memory, duplicates across sources dropped, then rows.
+) -> list[HttpRecord | ContactRecord]:
+    """All records in memory, duplicates across sources dropped, then rows; returns the records.
 
-    Only used when a HAR or pcap sits beside other captures, which are sizes that fit in memory;
-    a lone big dump never comes here.
+    Used when a HAR or pcap sits beside other captures (sizes that fit in memory) or when the
+    caller wants the records too; a lone big dump analysed for its tables never comes here.
     """
     records = []
     for path, report in zip(paths, reports, strict=True):
@@ -269,6 +275,7 @@ def _collect_deduplicated(
             )
     for record in kept:
         collector.add(record)
+    return kept
 
 
 def build_analysis(collector: RowCollector, reports: list[SourceReport], profile: Profile | None) -> Analysis:

@@ -75,3 +75,13 @@ def test_cli_export_redact_leaves_no_identifier_or_credential(tmp_path: Path) ->
         "encoded identifiers cannot be scrubbed in place, so the body is withheld"
     )
     assert len(entries) == len(json.loads(plain_text)["log"]["entries"])
+
+
+@pytest.mark.skipif(not (SAMPLE / "flows.mitm").exists(), reason="sample capture not generated")
+def test_cli_export_of_overlapping_captures_has_each_request_once(tmp_path: Path) -> None:
+    first, merged = tmp_path / "first.har", tmp_path / "merged.har"
+    assert main(["export", str(SAMPLE), "--har", str(first), "-q"]) == 0
+    assert main(["export", str(SAMPLE), str(first), "--har", str(merged), "-q"]) == 0
+    entries = json.loads(merged.read_text())["log"]["entries"]
+    assert len(entries) == len(json.loads(first.read_text())["log"]["entries"]) == 19
+    assert sum(1 for e in entries if e["comment"]) >= 10, "findings still attached to the kept copies"
