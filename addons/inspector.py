@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from dumpwriter import yield_to_the_proxy
 from mitmproxy import ctx, http
 from mitmproxy.hooks import UpdateHook
 
@@ -262,8 +263,7 @@ class Worker:
 
 def worker_main(fd: int) -> None:
     """The worker process: read records, answer summaries, until the proxy closes the socket."""
-    with contextlib.suppress(OSError):
-        os.nice(5)  # the phone's traffic first
+    yield_to_the_proxy()
     sock = socket.socket(fileno=fd)
     reader = sock.makefile("rb")
     while True:

@@ -3,7 +3,9 @@
 Load with `mitmdump -s addons/recorder.py` (or mitmweb). Every finished flow is appended to
 `<phonehome_dir>/<session>/flows.mitm` at once, with one os.write of the bytes mitmproxy's own
 FlowWriter produces for it (so the dump is exactly mitmproxy's format), so a killed
-proxy loses only the flows in flight; restarting with the same session appends. Requests to host
+proxy loses only the flows in flight; restarting with the same session appends. The serialising and
+writing happen in a writer process (addons/dumpwriter.py) that the proxy hands each flow to, pickled,
+in one send; option `phonehome_record_worker=false` writes in the proxy instead. Requests to host
 `phonehome.mark` are answered by the proxy and change the labels of the flows that follow; they are
 never forwarded and never written to flows.mitm (they are not the phone's traffic). session.json is
 rewritten only when the labels change. TLS handshakes the client refuses are written to
@@ -14,10 +16,9 @@ flow cut short by one is cut off again, so the dump stays readable. The live ins
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import errno
 import html
-import io as stdlib_io
 import json
 import logging
 import os
@@ -28,9 +29,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import command, ctx, dns, http, io, tls, version
+from mitmproxy import command, ctx, dns, http, tls, version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `-s addons/recorder.py` finds its modules
+from dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
 from inspector import Inspector
 
 log = logging.getLogger(__name__)
@@ -66,13 +68,6 @@ def is_marker(request: http.Request) -> bool:
     return request.pretty_host.lower() == MARKER_HOST
 
 
-def flow_bytes(flow) -> bytes:
-    """The flow as mitmproxy's FlowWriter writes it: one record, ready for a single append."""
-    buffer = stdlib_io.BytesIO()
-    io.FlowWriter(buffer).add(flow)
-    return buffer.getvalue()
-
-
 def parse_marker(path: str) -> tuple[str, str] | None:
     """`/mode/incognito` -> ("mode", "incognito"); None when the path sets nothing."""
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
@@ -99,6 +94,9 @@ class Recorder:
         self.session_doc: dict[str, Any] = {}
         self.failed: str | None = None
         self.written = 0
+        self.writer: DumpWriter | None = None
+        self.queued: list = []  # finished flows waiting for the next event-loop turn
+        self.is_running = False  # the proxy is up: a writer process may be started
 
     # -- options and lifecycle -------------------------------------------------------------
     def load(self, loader) -> None:
@@ -107,6 +105,12 @@ class Recorder:
         loader.add_option("phonehome_app", str, "", "Package name of the app under test.")
         loader.add_option("phonehome_mode", str, "normal", "Browsing mode label, e.g. incognito.")
         loader.add_option("phonehome_device", str, "", "Free-text description of the test phone.")
+        loader.add_option(
+            "phonehome_record_worker",
+            bool,
+            True,
+            "Serialise and write flows in a separate process, off the proxy's event loop.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         changes = {}
@@ -120,7 +124,13 @@ class Recorder:
         elif changes:
             self.set_labels(**changes)
 
+    def running(self) -> None:
+        self.is_running = True
+        self._start_writer()
+
     def done(self) -> None:
+        self._write_queued()
+        self._stop_writer()
         self._close_phase()
         self._write_session()
         if self.fd is not None:
@@ -147,6 +157,24 @@ class Recorder:
         self.session_doc = self._read_session(session)
         self._start_phase()
         log.info(f"phonehome: recording to {self.dir}")
+        if self.is_running:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Hand serialising and writing to a child process where one can run (POSIX, not frozen)."""
+        if self.writer is not None or self.fd is None or self.failed or self.dir is None:
+            return
+        if not ctx.options.phonehome_record_worker or os.name != "posix" or getattr(sys, "frozen", False):
+            return
+        try:
+            self.writer = DumpWriter(self.dir / "flows.mitm", self.fd, self._fail)
+        except Exception as exc:
+            log.warning(f"phonehome: no writer process ({exc}); writing flows in the proxy")
+
+    def _stop_writer(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
 
     def _read_session(self, session: str) -> dict[str, Any]:
         assert self.dir is not None
@@ -264,9 +292,35 @@ class Recorder:
         self._save(flow)
 
     def _save(self, flow) -> None:
+        """Queue a finished flow to be written right after the proxy has passed it on: serialising
+        it then overlaps with the phone reading the response instead of delaying the response."""
         if flow.metadata.get("phonehome_marker") or self.fd is None or self.failed:
             return
         flow.metadata.setdefault(LABEL_KEY, dict(self.labels))
+        self.queued.append(flow)
+        if len(self.queued) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._write_queued)
+            except RuntimeError:  # no event loop (unit use): write now
+                self._write_queued()
+
+    def _write_queued(self) -> None:
+        flows, self.queued = self.queued, []
+        for flow in flows:
+            self._write(flow)
+
+    def _write(self, flow) -> None:
+        if self.fd is None or self.failed:
+            return
+        if self.writer is not None:
+            try:
+                if self.writer.submit(flow.id, pickle_flow(flow)):
+                    self.written += 1
+                    return
+            except Exception:  # not picklable: FlowWriter below tells whether it can be recorded
+                pass
+            if self.failed:  # the writer reported a write error just now
+                return
         try:
             data = flow_bytes(flow)
         except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow only
@@ -279,21 +333,8 @@ class Recorder:
             self._fail(f"cannot write {self.dir}/flows.mitm: {exc}")
 
     def _append(self, data: bytes) -> None:
-        """One flow onto flows.mitm, all or nothing: a part-written flow is cut off again so the
-        dump stays readable and a restart appends to an intact file."""
         assert self.fd is not None
-        view, done = memoryview(data), 0
-        try:
-            while done < len(data):
-                written = os.write(self.fd, view[done:])
-                if not written:
-                    raise OSError(errno.ENOSPC, "nothing written")
-                done += written
-        except OSError:
-            if done:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self.fd, os.fstat(self.fd).st_size - done)
-            raise
+        append_record(self.fd, data)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The phone refused our certificate (pinning, or no CA installed): record the contact."""

@@ -20,11 +20,13 @@ machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -63,17 +65,27 @@ def tree_cpu(pid: int) -> float | None:
     return None if own is None else own + sum(tree_cpu(k) or 0.0 for k in children(pid))
 
 
-def load(s: requests.Session, n: int, seq: list[int]) -> tuple[float, list[float]]:
-    """n sequential GETs; requests/s and each request's latency in seconds."""
+def _gets(s: requests.Session, n: int, seq: itertools.count) -> list[float]:
     latencies = []
-    start = time.perf_counter()
     for _ in range(n):
-        seq[0] += 1
-        url = f"{URL}&seq={seq[0]}&ts={time.time_ns() // 1_000_000}"
+        url = f"{URL}&seq={next(seq)}&ts={time.time_ns() // 1_000_000}"
         t = time.perf_counter()
         s.get(url).raise_for_status()
         latencies.append(time.perf_counter() - t)
-    return n / (time.perf_counter() - start), latencies
+    return latencies
+
+
+def load(clients: list[requests.Session], n: int, seq: itertools.count) -> tuple[float, list[float]]:
+    """n GETs, split over the clients (each a keep-alive connection, sequential requests, one
+    thread each); requests/s and each request's latency in seconds."""
+    start = time.perf_counter()
+    if len(clients) == 1:
+        latencies = _gets(clients[0], n, seq)
+    else:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            parts = pool.map(_gets, clients, [n // len(clients)] * len(clients), [seq] * len(clients))
+            latencies = [x for part in parts for x in part]
+    return len(latencies) / (time.perf_counter() - start), latencies
 
 
 def pct(xs: list[float], q: int) -> float:
@@ -89,6 +101,14 @@ def main() -> None:
     parser.add_argument("-r", "--rounds", type=int, default=21, help="interleaved rounds (default 21)")
     parser.add_argument(
         "-w", "--warmup", type=int, default=30, help="warm-up requests per proxy (default 30)"
+    )
+    parser.add_argument(
+        "-c",
+        "--clients",
+        type=int,
+        default=1,
+        help="concurrent keep-alive connections (default 1: the phone's experience, latency-bound;"
+        " 4 or more: the proxy's CPU becomes the limit)",
     )
     parser.add_argument(
         "--recorder", type=Path, default=RECORDER, help="recorder addon to load (to compare against a copy)"
@@ -112,12 +132,15 @@ def main() -> None:
             confdir = tmp / "conf"  # shared: one CA for all three
             addons, extra = setups[name]
             port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
-            s = stack.enter_context(requests.Session())
-            s.trust_env = False
-            s.proxies = {"https": f"http://127.0.0.1:{port}"}
-            s.verify = str(confdir / "mitmproxy-ca-cert.pem")
-            sessions[name], pids[name] = s, proc.pid
-        seq = [0]
+            clients = []
+            for _ in range(args.clients):
+                s = stack.enter_context(requests.Session())
+                s.trust_env = False
+                s.proxies = {"https": f"http://127.0.0.1:{port}"}
+                s.verify = str(confdir / "mitmproxy-ca-cert.pem")
+                clients.append(s)
+            sessions[name], pids[name] = clients, proc.pid
+        seq = itertools.count()
         for name in CONFIGS:
             load(sessions[name], args.warmup, seq)
         time.sleep(3)  # let the inspector's worker process finish starting (imports) and catch up
@@ -138,9 +161,9 @@ def main() -> None:
                 p50[name].append(pct(lat, 50))
                 p99[name].append(pct(lat, 99))
                 if before is not None and after is not None:
-                    cpu[name].append((after - before) / args.requests * 1000)
+                    cpu[name].append((after - before) / len(lat) * 1000)
                 if tree_before is not None and tree_after is not None:
-                    tree[name].append((tree_after - tree_before) / args.requests * 1000)
+                    tree[name].append((tree_after - tree_before) / len(lat) * 1000)
             print(
                 f"round {i + 1}/{args.rounds}: "
                 + "  ".join(f"{c} {rps[c][-1]:.0f}/s" for c in CONFIGS)
@@ -153,7 +176,8 @@ def main() -> None:
     ratio_rec = [a / b for a, b in zip(rps["recorder"], rps["bare"], strict=True)]
     add50 = [a - b for a, b in zip(p50["addons"], p50["bare"], strict=True)]
     add99 = [a - b for a, b in zip(p99["addons"], p99["bare"], strict=True)]
-    print(f"\n{args.rounds} interleaved rounds x {args.requests} sequential HTTPS GETs; medians over rounds")
+    how = "sequential," if args.clients == 1 else f"over {args.clients} concurrent connections,"
+    print(f"\n{args.rounds} interleaved rounds x {args.requests} HTTPS GETs {how} medians over rounds")
     labels = {"bare": "bare mitmdump", "addons": "with phonehome addons", "recorder": "recorder, no inspect"}
     for c in CONFIGS:
         cpu_text = f"  CPU/flow: proxy {med(cpu[c]):.2f} ms" if cpu[c] else ""

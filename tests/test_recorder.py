@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import json
 import os
 import stat
@@ -20,16 +19,7 @@ import recorder as recorder_mod
 
 from analysis.records import SourceReport
 from analysis.sources.mitm import iter_flows
-
-
-def run_async(fn):
-    """Run an async test on a fresh event loop (no pytest-asyncio in the project)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
+from tests.support_proxy import run_async
 
 
 def read_flows(path: Path) -> list:
@@ -140,6 +130,7 @@ async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog,
         ok = tflow.tflow(resp=True)
         r.request(ok)
         r.response(ok)
+        await asyncio.sleep(0)  # written on the loop's next turn
         real_write = os.write
 
         def half_then_full(fd: int, data) -> int:  # the disk fills up in the middle of a flow
@@ -153,6 +144,7 @@ async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog,
         bad = tflow.tflow(resp=True)
         r.request(bad)
         r.response(bad)  # must not raise
+        await asyncio.sleep(0)
         monkeypatch.setattr(os, "write", real_write)
         assert r.failed and "No space left" in r.failed
         assert "RECORDING STOPPED" in caplog.text
@@ -188,6 +180,7 @@ async def test_real_full_device_stops_recording(tmp_path: Path, caplog) -> None:
         f = tflow.tflow(resp=True)
         r.request(f)
         r.response(f)  # must not raise
+        await asyncio.sleep(0)
         assert r.failed and "No space left" in r.failed
         assert "RECORDING STOPPED" in caplog.text
         r.done()

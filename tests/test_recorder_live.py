@@ -70,26 +70,47 @@ def test_record_markers_sigint_and_pinning(tmp_path: Path) -> None:
     assert "pinned.example.net" in set(analysis.contacts["host"])
 
 
+def written_by(pid: int) -> int:
+    """Bytes process `pid` has written so far, to files and sockets (Linux /proc/<pid>/io)."""
+    fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(fields["wchar"])
+
+
 def test_kill_9_leaves_readable_dump(tmp_path: Path) -> None:
+    """Every flow answered before kill -9 is in the dump: the writer process holds what the proxy
+    handed it, finishes writing it after the proxy is gone, and exits, as the inspector's worker does."""
     confdir = tmp_path / "conf"
     out = tmp_path / "caps"
     opts = ["--set", f"phonehome_dir={out}", "--set", "phonehome_session=k"]
-    with tls_upstream(tmp_path) as up, mitmdump(confdir, up, [RECORDER, REDIRECT], opts) as (port, proc):
-        proxies = {"https": f"http://127.0.0.1:{port}"}
-        for i in range(3):
-            requests.get(
-                f"https://a.example/{i}", proxies=proxies, verify=str(confdir / "mitmproxy-ca-cert.pem")
-            )
-        workers = children(proc.pid)  # the live inspector's worker process
+    with (
+        tls_upstream(tmp_path) as up,
+        mitmdump(confdir, up, [RECORDER, REDIRECT], opts) as (port, proc),
+        requests.Session() as s,
+    ):
+        s.trust_env = False
+        s.proxies = {"https": f"http://127.0.0.1:{port}"}
+        s.verify = str(confdir / "mitmproxy-ca-cert.pem")
+        for i in range(20):
+            s.get(f"https://a.example/{i}").raise_for_status()
+        workers = children(proc.pid)  # the flow writer and the live inspector's worker
+        if Path("/proc").is_dir():  # the writer process, not the proxy, wrote these flows
+            writer = next(p for p in workers if b"dumpwriter" in Path(f"/proc/{p}/cmdline").read_bytes())
+            dump = out / "k" / "flows.mitm"
+            deadline = time.monotonic() + 30
+            while not 0 < dump.stat().st_size <= written_by(writer):
+                assert time.monotonic() < deadline, "the writer process did not write the flows"
+                time.sleep(0.05)
+        for i in range(20, 40):
+            s.get(f"https://a.example/{i}").raise_for_status()
         proc.kill()
         proc.wait(timeout=10)
+    if Path("/proc").is_dir():
+        assert len(workers) == 2
+        deadline = time.monotonic() + 30  # ... both end with the proxy, also after kill -9
+        while not all(exited(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a child process outlived the proxy"
+            time.sleep(0.05)
     report = SourceReport(path="x")
     flows = list(iter_flows(out / "k" / "flows.mitm", report))
-    assert [f.request.path for f in flows] == ["/0", "/1", "/2"]
+    assert [f.request.path for f in flows] == [f"/{i}" for i in range(40)]
     assert not report.warnings
-    if Path("/proc").is_dir():
-        assert len(workers) == 1
-        deadline = time.monotonic() + 30  # ... ends with the proxy, also after kill -9
-        while not exited(workers[0]):
-            assert time.monotonic() < deadline, "inspector worker outlived the proxy"
-            time.sleep(0.05)
