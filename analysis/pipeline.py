@@ -19,10 +19,9 @@ from analysis.classify.endpoints import default_classifier
 from analysis.decode import decode_request
 from analysis.findings import (
     CONTACTS_COLUMNS,
-    FINDINGS_COLUMNS,
     FLOWS_COLUMNS,
     Finding,
-    normalise_findings,
+    findings_from_rows,
 )
 from analysis.profile import Profile
 from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
@@ -280,10 +279,7 @@ def _collect_deduplicated(
 
 def build_analysis(collector: RowCollector, reports: list[SourceReport], profile: Profile | None) -> Analysis:
     """The three DataFrames from collected rows; persistence needs the whole findings table."""
-    findings = normalise_findings(
-        pd.DataFrame.from_records(collector.finding_rows, columns=list(FINDINGS_COLUMNS))
-    )
-    findings = mark_persistence(findings)
+    findings = mark_persistence(findings_from_rows(collector.finding_rows))
     flows = pd.DataFrame.from_records(collector.flow_rows, columns=list(FLOWS_COLUMNS))
     flows = flows.astype(
         {"status": "Int64", "request_size": "int64", "response_size": "Int64", "fields": "int64"}

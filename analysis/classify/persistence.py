@@ -40,17 +40,21 @@ def mark_persistence(findings: pd.DataFrame) -> pd.DataFrame:
     if findings.empty:
         return findings
     findings = findings.copy()
-    candidate = findings["data_type"].str.startswith(LINKING_PREFIXES) & findings["value"].map(_linking_value)
+    # tests per distinct value, then vectorised lookups: findings tables repeat a few values a lot
+    data_types = findings["data_type"]
+    typed = data_types.isin([t for t in data_types.unique() if t.startswith(LINKING_PREFIXES)])
+    values = findings["value"]
+    candidate = typed & values.isin([v for v in values[typed].unique() if _linking_value(v)])
     if not candidate.any():
         return findings
     scope = findings.loc[candidate, "session"] + "\x00" + findings.loc[candidate, "mode"]
-    spread = scope.groupby(findings.loc[candidate, "value"]).nunique()
+    spread = scope.groupby(values[candidate]).nunique()
     recurring = set(spread[spread >= 2].index)
-    hit = candidate & findings["value"].isin(recurring)
+    hit = candidate & values.isin(recurring)
     if not hit.any():
         return findings
-    findings.loc[hit, "evidence"] = findings.loc[hit, "evidence"].map(
-        lambda e: e if "persistence" in e.split("+") else f"{e}+persistence"
-    )
+    evidence = findings.loc[hit, "evidence"]
+    marked = {e: e if "persistence" in e.split("+") else f"{e}+persistence" for e in evidence.unique()}
+    findings.loc[hit, "evidence"] = evidence.map(marked)
     findings.loc[hit & (findings["confidence"] == "low"), "confidence"] = "medium"
     return findings
