@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from pandas.api.types import infer_dtype
+if TYPE_CHECKING:  # pandas is imported where frames are built: analysing starts without it
+    import pandas as pd
 
 FINDINGS_COLUMNS: tuple[str, ...] = (
     "session",
@@ -146,6 +147,8 @@ def findings_from_rows(rows: list[tuple]) -> pd.DataFrame:
 
     Built as object columns from the start: letting pandas infer its `str` dtype first and
     converting back cost 20 s per million findings."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=list(FINDINGS_COLUMNS), dtype=object)
     return normalise_findings(frame)
 
@@ -153,6 +156,9 @@ def findings_from_rows(rows: list[tuple]) -> pd.DataFrame:
 def normalise_findings(frame: pd.DataFrame) -> pd.DataFrame:
     """Fix dtypes so CSV and Parquet round-trips compare equal: float64 timestamps, every other
     column object dtype holding str ("" for missing)."""
+    import pandas as pd
+    from pandas.api.types import infer_dtype
+
     frame = frame.reindex(columns=list(FINDINGS_COLUMNS))
     for column in FINDINGS_COLUMNS:
         values = frame[column]

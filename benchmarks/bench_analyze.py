@@ -6,14 +6,20 @@ make_dumps.py; cached in --data-dir), then runs, each in a fresh child process o
 - `flowreader`: mitmproxy.io.FlowReader(fo).stream() over the file, nothing else (the bar);
 - `fast`: the analysis as `phonehome analyze` runs it: fast reader + worker processes
   (analysis.parallel.collect_source) + decode + classify + the three DataFrames;
+- `cli`: the command itself, `phonehome analyze DUMP -o TMPDIR -q` (analysis.cli.main): the
+  same, plus the CLI's imports and writing findings.csv and the Parquet files;
 - `pipeline`: the straightforward path (mitmproxy's reader and objects, one process, as
   analysis.pipeline.analyze did before the fast path), for sizes up to --straight-max.
 
 and prints ms/flow, the ratio to FlowReader, cores used (CPU seconds / wall seconds, workers
-included) and peak RSS (largest of the process and its workers). `--stages N` also times
-each stage of the sequential path on the first N flows, to show which one dominates.
+included) and peak RSS (largest of the process and its workers). With `--repeat N` the
+FlowReader and analysis runs alternate N times and the figures are medians, the ratio the median
+of the N side-by-side pairs with their range: on a shared machine one pair varies by +-20 %.
+`--stages N` also times each stage of the sequential path on the first N flows, to show which one
+dominates.
 
     python benchmarks/bench_analyze.py                       # 5k, 20k, 100k
+    python benchmarks/bench_analyze.py 5000 20000 100000 --repeat 3
     python benchmarks/bench_analyze.py 5000 --stages 2000 --cprofile
 """
 
@@ -24,8 +30,10 @@ import cProfile
 import json
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,15 +76,24 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
             out["flows"] = sum(1 for _ in FlowReader(fo).stream())
     elif mode == "pipeline":
         analysis = straight_analysis(path)
-        out["flows"] = sum(r.records for r in analysis.sources)
-        out["digest"] = _table_digest(analysis)
+    elif mode == "cli":
+        from analysis.cli import main as phonehome
+
+        with tempfile.TemporaryDirectory() as out_dir:
+            jobs = ["-j", str(workers)] if workers else []
+            if phonehome(["analyze", str(path), "-o", out_dir, "-q", *jobs]) != 0:
+                raise SystemExit("phonehome analyze failed")
+            out["seconds"] = time.perf_counter() - start
+            out.update(_usage(None))
+        return out
     else:
         analysis, run = fast_analysis(path, workers)
-        out["flows"] = sum(r.records for r in analysis.sources)
-        out["digest"] = _table_digest(analysis)
         out["workers"] = run.workers
     out["seconds"] = time.perf_counter() - start
-    out.update(_usage(run))
+    out.update(_usage(run))  # before the digest, whose string copies of the tables are ours only
+    if mode != "flowreader":
+        out["flows"] = sum(r.records for r in analysis.sources)
+        out["digest"] = _table_digest(analysis)
     return out
 
 
@@ -108,6 +125,11 @@ def fast_analysis(path: Path, workers: int | None):
     report = SourceReport(str(path))
     run = parallel.collect_source(path, default_labels(path, None, None), report, collector, workers=workers)
     return build_analysis(collector, [report], profile), run
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
 def run_child(mode: str, path: Path, workers: int | None) -> dict:
@@ -184,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     parser.add_argument("--straight-max", type=int, default=20_000, help="largest size for `pipeline`")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating runs per side; medians")
     parser.add_argument("--stages", type=int, default=0, metavar="N", help="per-stage timing on N flows")
     parser.add_argument("--cprofile", action="store_true", help="with --stages: a cProfile too")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
@@ -197,20 +220,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, {available_cores()} core(s) available")
     header = (
         f"{'flows':>7} {'MB':>6} | {'FlowReader':>10} | {'fast':>7} {'ratio':>6} {'cores':>5} {'RSS MB':>7}"
-        f" | {'pipeline':>8} {'ratio':>6} {'RSS MB':>7} | same"
+        f" | {'cli':>7} {'ratio':>6} | {'pipeline':>8} {'ratio':>6} {'RSS MB':>7} | same"
     )
-    print("ms/flow; ratio = analysis time / FlowReader time (goal <= 1); RSS = peak of process and workers")
+    print(
+        "ms/flow; ratio = analysis time / FlowReader time (goal <= 1); RSS = peak of process and workers;"
+        " cli = `phonehome analyze -o DIR`, writing the tables"
+    )
     print(header)
     path = None
     for size in args.sizes:
         path = ensure_dump(args.data_dir, size)
-        bar = run_child("flowreader", path, None)
-        fast = run_child("fast", path, args.workers)
+        runs = [
+            (
+                run_child("flowreader", path, None),
+                run_child("fast", path, args.workers),
+                run_child("cli", path, args.workers),
+            )
+            for _ in range(args.repeat)
+        ]
+        ratios = sorted(fast["seconds"] / bar["seconds"] for bar, fast, _ in runs)
+        cli_ratios = sorted(cli["seconds"] / bar["seconds"] for bar, _, cli in runs)
+        bar = median_run([b for b, _, _ in runs])
+        fast = median_run([f for _, f, _ in runs])
+        cli = median_run([c for _, _, c in runs])
+        cli["flows"] = fast["flows"]
         ms = lambda r: r["seconds"] * 1e3 / r["flows"]  # noqa: E731
         line = (
             f"{size:>7} {path.stat().st_size / 1e6:>6.1f} | {ms(bar):>10.3f} | {ms(fast):>7.3f}"
-            f" {fast['seconds'] / bar['seconds']:>6.2f} {fast['cpu'] / fast['seconds']:>5.2f}"
-            f" {fast['rss_mb']:>7.0f}"
+            f" {statistics.median(ratios):>6.2f} {fast['cpu'] / fast['seconds']:>5.2f}"
+            f" {fast['rss_mb']:>7.0f} | {ms(cli):>7.3f} {statistics.median(cli_ratios):>6.2f}"
         )
         if size <= args.straight_max:
             straight = run_child("pipeline", path, None)
@@ -224,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"        FlowReader peak RSS {bar['rss_mb']:.0f} MB; fast: {fast['workers']} worker process(es),"
             f" parent peak RSS {fast['parent_rss_mb']:.0f} MB"
+            + (
+                f"; ratios of the {len(ratios)} pairs: {', '.join(f'{r:.2f}' for r in ratios)}"
+                * (len(ratios) > 1)
+            )
         )
     if args.stages and path is not None:
         stages(ensure_dump(args.data_dir, args.sizes[0]), args.stages, args.cprofile)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import ssl
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from analysis.pipeline import analyze
@@ -76,11 +78,15 @@ def written_by(pid: int) -> int:
     return int(fields["wchar"])
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the writer process through /proc")
 def test_kill_9_leaves_readable_dump(tmp_path: Path) -> None:
-    """Every flow answered before kill -9 is in the dump: the writer process holds what the proxy
-    handed it, finishes writing it after the proxy is gone, and exits, as the inspector's worker does."""
+    """Flows handed to the writer process survive kill -9 of the proxy: the writer finishes them
+    after the proxy is gone, then exits, as the inspector's worker does. The hand-over happens on
+    the proxy's next event-loop turn after each response; the writer is stopped first here, so the
+    last 20 flows are certainly still in the socket when the proxy dies."""
     confdir = tmp_path / "conf"
     out = tmp_path / "caps"
+    dump = out / "k" / "flows.mitm"
     opts = ["--set", f"phonehome_dir={out}", "--set", "phonehome_session=k"]
     with (
         tls_upstream(tmp_path) as up,
@@ -93,24 +99,26 @@ def test_kill_9_leaves_readable_dump(tmp_path: Path) -> None:
         for i in range(20):
             s.get(f"https://a.example/{i}").raise_for_status()
         workers = children(proc.pid)  # the flow writer and the live inspector's worker
-        if Path("/proc").is_dir():  # the writer process, not the proxy, wrote these flows
-            writer = next(p for p in workers if b"dumpwriter" in Path(f"/proc/{p}/cmdline").read_bytes())
-            dump = out / "k" / "flows.mitm"
-            deadline = time.monotonic() + 30
-            while not 0 < dump.stat().st_size <= written_by(writer):
-                assert time.monotonic() < deadline, "the writer process did not write the flows"
-                time.sleep(0.05)
-        for i in range(20, 40):
-            s.get(f"https://a.example/{i}").raise_for_status()
-        proc.kill()
-        proc.wait(timeout=10)
-    if Path("/proc").is_dir():
         assert len(workers) == 2
-        deadline = time.monotonic() + 30  # ... both end with the proxy, also after kill -9
-        while not all(exited(pid) for pid in workers):
-            assert time.monotonic() < deadline, "a child process outlived the proxy"
+        writer = next(p for p in workers if b"dumpwriter" in Path(f"/proc/{p}/cmdline").read_bytes())
+        deadline = time.monotonic() + 30
+        while not 0 < dump.stat().st_size <= written_by(writer):  # the writer, not the proxy, wrote
+            assert time.monotonic() < deadline, "the writer process did not write the flows"
             time.sleep(0.05)
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            for i in range(20, 40):
+                s.get(f"https://a.example/{i}").raise_for_status()
+            time.sleep(0.5)  # the proxy's next loop turn: the last flow is handed over too
+            proc.kill()
+            proc.wait(timeout=10)
+        finally:
+            os.kill(writer, signal.SIGCONT)
+    deadline = time.monotonic() + 30  # ... both end with the proxy, also after kill -9
+    while not all(exited(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a child process outlived the proxy"
+        time.sleep(0.05)
     report = SourceReport(path="x")
-    flows = list(iter_flows(out / "k" / "flows.mitm", report))
+    flows = list(iter_flows(dump, report))
     assert [f.request.path for f in flows] == [f"/{i}" for i in range(40)]
     assert not report.warnings

@@ -7,7 +7,10 @@ strings, app ids and model names recur everywhere and link nothing.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from analysis.classify.shapes import (
     is_identifier_like,
