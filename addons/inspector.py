@@ -4,13 +4,14 @@ Runs the same decoder and classifier as `phonehome analyze` on each finished req
 one-line summary into `flow.comment`; flows carrying identifiers or URLs are marked. Any failure is
 logged and swallowed: inspection must never break the phone's traffic.
 
-Off the proxy's event loop: the response hook only turns the flow into a small record and hands it
-to a worker process (`python inspector.py --worker`, started with the first flow); the response goes
-back to the phone at once, and when the worker's verdict comes back the comment and mark are set
-and mitmweb is told (one update per 50 ms for all flows annotated in it). Where no worker can run
-(no event loop, a frozen mitmproxy build, Windows, option `phonehome_inspect_worker=false`), when the
-worker has died, or when it is more than MAX_PENDING flows behind, the flow is inspected in the proxy
-process instead, deferred with `loop.call_soon` until after the response has been sent. Either way
+Off the proxy's event loop: the response hook only schedules, with `loop.call_soon`, the hand-off
+for after the response has gone back to the phone; the hand-off turns the flow into a small record
+and gives it to a worker process (`python inspector.py --worker`, started with the proxy). When the
+worker's verdict comes back the comment and mark are set and mitmweb is told (one update per 50 ms
+for all flows annotated in it). Where no worker can run (no event loop, a frozen mitmproxy build,
+Windows, option `phonehome_inspect_worker=false`), when the worker has died, or when it is more than
+MAX_PENDING flows behind, the flow is inspected in the proxy process instead, also after the
+response has been sent. Either way
 the comment is set after the recorder saved the flow, so it is not part of flows.mitm;
 `phonehome analyze` recomputes everything from the request anyway.
 
@@ -333,6 +334,10 @@ class Inspector:
         except Exception:  # no running loop / no options (unit use): inspect inline
             self.inspect(flow, False)
             return
+        loop.call_soon(self._hand_off, flow, loop)  # after the response has gone back to the phone
+
+    def _hand_off(self, flow: http.HTTPFlow, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the flow to the worker process, or inspect it here when there is none."""
         try:
             worker = self._worker(loop)
             if worker is not None and len(self.pending) < MAX_PENDING:

@@ -14,7 +14,7 @@ make_dumps.py; cached in --data-dir), then runs, each in a fresh child process o
 and prints ms/flow, the ratio to FlowReader, cores used (CPU seconds / wall seconds, workers
 included) and peak RSS (largest of the process and its workers). With `--repeat N` the
 FlowReader and analysis runs alternate N times and the figures are medians, the ratio the median
-of the N side-by-side pairs with their range: on a shared machine one pair varies by +-20 %.
+of the N side-by-side runs, all of them listed: on a shared machine one run varies by +-20 %.
 `--stages N` also times each stage of the sequential path on the first N flows, to show which one
 dominates.
 
@@ -262,11 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"        FlowReader peak RSS {bar['rss_mb']:.0f} MB; fast: {fast['workers']} worker process(es),"
             f" parent peak RSS {fast['parent_rss_mb']:.0f} MB"
-            + (
-                f"; ratios of the {len(ratios)} pairs: {', '.join(f'{r:.2f}' for r in ratios)}"
-                * (len(ratios) > 1)
-            )
         )
+        if len(ratios) > 1:
+            listed = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+            print(
+                f"        ratios of the {len(ratios)} runs: fast {listed(ratios)}; cli {listed(cli_ratios)}"
+            )
     if args.stages and path is not None:
         stages(ensure_dump(args.data_dir, args.sizes[0]), args.stages, args.cprofile)
     return 0

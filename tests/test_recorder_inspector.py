@@ -93,7 +93,9 @@ def test_worker_annotates_flows_off_the_loop() -> None:
             flows = [leak_flow() for _ in range(5)] + [tflow.tflow(resp=True)]
             for f in flows:
                 insp.response(f)
-            assert not flows[0].comment  # nothing decided on the event loop
+            assert not insp.pending  # handed over only after the responses have gone out ...
+            await asyncio.sleep(0)
+            assert not flows[0].comment  # ... and nothing decided on the event loop
             assert len(insp.pending) == len(flows)
             await until(lambda: not insp.pending)
             for f in flows[:5]:
