@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from childproc import start_child, yield_to_the_proxy
 from mitmproxy import certs, io
 
 log = logging.getLogger(__name__)
@@ -123,27 +124,10 @@ class DumpWriter:
     def __init__(self, path: Path, fd: int, on_error: Callable[[str], None]) -> None:
         self.path, self.fd, self.on_error = path, fd, on_error
         self.closing = False
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for sock, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-        try:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
-            self.proc = subprocess.Popen(
-                [sys.executable, "-O", str(Path(__file__).resolve()), str(theirs.fileno()), str(fd)],
-                pass_fds=[theirs.fileno(), fd],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # Ctrl+C is for the proxy; the writer finishes after it
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        self.sock: socket.socket | None = ours
+        self.sock: socket.socket | None
+        self.sock, self.proc = start_child(
+            __file__, [str(fd)], sock_type=socket.SOCK_SEQPACKET, pass_fds=(fd,), buffer_bytes=SOCKET_BUFFER
+        )
         self.unconfirmed: deque[tuple[str, bytes]] = deque()  # (flow id, pickle), in sending order
         self.confirmed_size = os.fstat(fd).st_size
         self.confirmed_count = 0
@@ -284,20 +268,6 @@ def writer_main(sock_fd: int, fd: int) -> None:
                         sock.send(f"Ecannot write flows.mitm: {exc}".encode())
         if since_confirmed >= CONFIRM_EVERY:
             confirm()
-
-
-def yield_to_the_proxy() -> None:
-    """Run only on CPU time nothing else wants (Linux SCHED_IDLE; elsewhere the lowest priority).
-
-    On a busy laptop a child woken for every flow otherwise competes with the proxy and the
-    phone's traffic for the cores; as an idle-time process it catches up in the gaps, and when it
-    cannot keep up the socket fills and the proxy writes flows itself.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        with contextlib.suppress(OSError):
-            os.nice(19)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ logged and swallowed: inspection must never break the phone's traffic.
 
 Off the proxy's event loop: the response hook only schedules, with `loop.call_soon`, the hand-off
 for after the response has gone back to the phone; the hand-off turns the flow into a small record
-and gives it to a worker process (`python inspector.py --worker`, started with the proxy). When the
+and gives it to a worker process (`python inspector.py FD --worker`, started with the proxy). When the
 worker's verdict comes back the comment and mark are set and mitmweb is told (one update per 50 ms
 for all flows annotated in it). Where no worker can run (no event loop, a frozen mitmproxy build,
 Windows, option `phonehome_inspect_worker=false`), when the worker has died, or when it is more than
@@ -33,10 +33,9 @@ import socket
 import struct
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-from dumpwriter import yield_to_the_proxy
+from childproc import start_child, yield_to_the_proxy
 from mitmproxy import ctx, http
 from mitmproxy.hooks import UpdateHook
 
@@ -145,23 +144,7 @@ class Worker:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_result, on_dead) -> None:
         self.loop, self.on_result, self.on_dead = loop, on_result, on_dead
-        ours, theirs = socket.socketpair()
-        try:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
-            self.proc = subprocess.Popen(
-                [sys.executable, "-O", str(Path(__file__).resolve()), "--worker", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # Ctrl+C in the terminal is for the proxy; the worker follows
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        ours.setblocking(False)
+        ours, self.proc = start_child(__file__, ["--worker"])
         self.sock: socket.socket | None = ours
         self.batch: list[tuple[int, tuple, int]] = []
         self.batch_bytes = 0
@@ -425,5 +408,5 @@ class Inspector:
 
 addons = [Inspector()]
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
-    worker_main(int(sys.argv[2]))
+if __name__ == "__main__" and sys.argv[2:3] == ["--worker"]:
+    worker_main(int(sys.argv[1]))

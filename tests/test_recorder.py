@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,8 +169,11 @@ async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog,
     assert not report.warnings
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["in-proxy", "writer-process"])
 @run_async
-async def test_real_full_device_stops_recording(tmp_path: Path, caplog) -> None:
+async def test_real_full_device_stops_recording(tmp_path: Path, caplog, writer_process: bool) -> None:
+    """ENOSPC stops recording loudly, whether the proxy writes or the writer process does (its
+    error comes back with the next flow handed over)."""
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
     r = recorder_mod.Recorder()
@@ -177,11 +181,17 @@ async def test_real_full_device_stops_recording(tmp_path: Path, caplog) -> None:
         tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session="devfull")
         os.close(r.fd)
         r.fd = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
-        f = tflow.tflow(resp=True)
-        r.request(f)
-        r.response(f)  # must not raise
-        await asyncio.sleep(0)
-        assert r.failed and "No space left" in r.failed
+        if writer_process:
+            r.running()
+            assert r.writer is not None
+        deadline = time.monotonic() + 30
+        while not r.failed:
+            assert time.monotonic() < deadline, "the write error never stopped recording"
+            f = tflow.tflow(resp=True)
+            r.request(f)
+            r.response(f)  # must not raise
+            await asyncio.sleep(0.02)
+        assert "No space left" in r.failed
         assert "RECORDING STOPPED" in caplog.text
         r.done()
 

@@ -1,0 +1,64 @@
+"""Helper processes of the addons: started beside the proxy, talking over a socketpair.
+
+The flow writer (dumpwriter.py) and the live inspector's worker (inspector.py) both run as a
+child `python -O <script> ...` holding one end of a socketpair. They start in their own session,
+so Ctrl+C in the terminal goes to the proxy only, and each exits when the proxy's end closes, also
+after `kill -9` of the proxy. Both run at idle priority (yield_to_the_proxy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_child(
+    script: str | Path,
+    args: list[str],
+    *,
+    sock_type: int = socket.SOCK_STREAM,
+    pass_fds: tuple[int, ...] = (),
+    buffer_bytes: int = 0,
+) -> tuple[socket.socket, subprocess.Popen]:
+    """Start `python -O script <child's socket fd> *args`; the proxy's end, non-blocking, and the
+    process. `buffer_bytes` asks the kernel for socket buffers that large (it caps them)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, sock_type)
+    if buffer_bytes:
+        for sock, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+    try:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+        proc = subprocess.Popen(
+            [sys.executable, "-O", str(Path(script).resolve()), str(theirs.fileno()), *args],
+            pass_fds=[theirs.fileno(), *pass_fds],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl+C in the terminal is for the proxy; the child follows it
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    ours.setblocking(False)
+    return ours, proc
+
+
+def yield_to_the_proxy() -> None:
+    """Run only on CPU time nothing else wants (Linux SCHED_IDLE; elsewhere the lowest priority).
+
+    A child woken for every flow otherwise competes with the proxy and the phone's traffic for the
+    cores; as an idle-time process it catches up in the gaps, and when it cannot keep up the
+    proxy's fallbacks take over (the writer's socket fills, the inspector's queue grows too long).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
