@@ -163,6 +163,7 @@ def _range_collector(settings: dict[str, Any]) -> RowCollector:
             _COLLECTORS.clear()
         collector = _COLLECTORS[key] = RowCollector(**settings)
     collector.flow_rows, collector.finding_rows, collector.contact_rows = [], [], []
+    collector._strings.clear()  # shared within a range's pickle only; keeps a worker's dict small
     return collector
 
 

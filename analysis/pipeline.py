@@ -18,6 +18,7 @@ from analysis.classify.endpoints import default_classifier
 from analysis.decode import decode_request
 from analysis.findings import (
     CONTACTS_COLUMNS,
+    FINDINGS_COLUMNS,
     FLOWS_COLUMNS,
     Finding,
     findings_from_rows,
@@ -35,6 +36,10 @@ ProgressCallback = Callable[[str, int], None]
 
 # A finding's values in column order; dataclasses.astuple deep-copies and cost a quarter of a run.
 _finding_row = attrgetter(*(f.name for f in fields(Finding)))
+# Columns whose values repeat over many rows: each distinct value stored once (RowCollector._strings).
+_SHARED_COLUMNS = ("session", "app", "mode", "method", "host", "url", "location", "field", "encodings")
+_SHARED_COLUMNS += ("value",)  # a device's identifiers recur in request after request
+_FINDING_SHARED = tuple(FINDINGS_COLUMNS.index(c) for c in _SHARED_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -73,6 +78,9 @@ class RowCollector:
     contact_rows: list[tuple] = field(default_factory=list)
     _endpoints: dict[tuple[str, str | None], Endpoint] = field(default_factory=dict)
     _classifier: EndpointClassifier | None = None
+    # one str object per distinct label, host, field path...: rows repeat them, and a worker's
+    # pickle then carries each once (the parent's rows at 100,000 flows: 420 MB -> see docs)
+    _strings: dict[str, str] = field(default_factory=dict)
 
     def endpoint(self, host: str, app: str | None) -> Endpoint:
         key = (host, app)
@@ -95,18 +103,24 @@ class RowCollector:
         endpoint = self.endpoint(record.host, labels.app)
         decoded = decode_request(record)
         findings = classify_request(record, decoded, endpoint, self.profile)
-        self.finding_rows.extend(_safe_row(_finding_row(f)) for f in findings)
+        share = self._strings.setdefault
+        for finding in findings:
+            row = list(_safe_row(_finding_row(finding)))
+            for i in _FINDING_SHARED:
+                row[i] = share(row[i], row[i])
+            self.finding_rows.append(tuple(row))
+        host = share(record.host, record.host)
         self.flow_rows.append(
             _safe_row(
                 (
-                    labels.session,
+                    share(labels.session, labels.session),
                     labels.app or "",
-                    labels.mode,
+                    share(labels.mode, labels.mode),
                     labels.phase or "",
                     record.flow_id,
                     record.timestamp,
-                    record.method,
-                    record.host,
+                    share(record.method, record.method),
+                    host,
                     endpoint.site,
                     endpoint.owner,
                     endpoint.category,
