@@ -1,22 +1,23 @@
 """Append flows to flows.mitm from a child process, so serialising them costs the proxy little.
 
-mitmproxy's FlowWriter spends about 0.35 ms of the proxy's CPU on a typical flow: `get_state()`
-walks both connections, and the pure-Python tnetstring encoder walks the result. That is a tenth of
-what the proxy spends forwarding the flow, and the phone waits for it. Pickling the flow object
-takes about 0.05 ms (C code), so the proxy pickles each finished flow and sends it, as one datagram,
-to a writer process that unpickles it and appends exactly the bytes mitmproxy's FlowWriter makes of
-it. The dump's format is mitmproxy's, written by mitmproxy's code.
+mitmproxy's FlowWriter spends about 0.4 ms of the proxy's CPU on a live flow: `get_state()` walks
+both connections, and the pure-Python tnetstring encoder walks the result. Pickling the flow object
+takes about 0.14 ms (C code), so the proxy pickles each finished flow and sends it, as one
+datagram, to a writer process that unpickles it and appends exactly the bytes mitmproxy's
+FlowWriter makes of it. The dump's format is mitmproxy's, written by mitmproxy's code.
 
 Guarantees kept from writing in the proxy:
-- A killed proxy loses only flows in flight. A flow is handed over by one `send` on an AF_UNIX
+- A flow handed over survives the proxy's death. It goes by one `send` on an AF_UNIX
   SOCK_SEQPACKET socket: the kernel holds it whole, and the writer reads the socket to its end
-  before exiting, also after `kill -9` of the proxy.
+  before exiting, also after `kill -9` of the proxy. (The recorder hands a flow over on the event
+  loop's turn after its response went out; see recorder.py.)
 - Nothing is silently dropped. The writer confirms what it has written (a count, and the file's
   size then). A flow too large for one datagram, or sent while the socket is full (the writer is
   behind), is written by the proxy itself, so such a flow can land ahead of a few smaller ones that
   finished just before it. If the writer dies, the proxy reads the dump from the last confirmed
   size with mitmproxy's FlowReader, cuts off a part-written record, and writes itself every flow
-  not found there.
+  not found there. (Not covered: the writer killed in the middle of a write while the proxy
+  appends a large flow of its own right behind it; the cut then takes that flow too.)
 - Write errors (a full disk) come back to the proxy, which stops recording loudly, as before.
 """
 

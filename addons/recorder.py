@@ -1,11 +1,13 @@
 """Record a phone's traffic as a labelled phonehome capture (DESIGN.md "Recording").
 
 Load with `mitmdump -s addons/recorder.py` (or mitmweb). Every finished flow is appended to
-`<phonehome_dir>/<session>/flows.mitm` at once, with one os.write of the bytes mitmproxy's own
-FlowWriter produces for it (so the dump is exactly mitmproxy's format), so a killed
-proxy loses only the flows in flight; restarting with the same session appends. The serialising and
-writing happen in a writer process (addons/dumpwriter.py) that the proxy hands each flow to, pickled,
-in one send; option `phonehome_record_worker=false` writes in the proxy instead. Requests to host
+`<phonehome_dir>/<session>/flows.mitm` with one os.write of the bytes mitmproxy's own FlowWriter
+produces for it (so the dump is exactly mitmproxy's format); restarting with the same session
+appends. The response hook only queues the flow: it is handed on at the event loop's next turn,
+after the response has gone back to the phone, to a writer process (addons/dumpwriter.py) as one
+pickled datagram; option `phonehome_record_worker=false` writes in the proxy instead. So a killed
+proxy loses the flows in flight and, if killed in the microseconds between a response and that
+turn, the flow just answered (README, "Decisions"). Requests to host
 `phonehome.mark` are answered by the proxy and change the labels of the flows that follow; they are
 never forwarded and never written to flows.mitm (they are not the phone's traffic). session.json is
 rewritten only when the labels change. TLS handshakes the client refuses are written to
