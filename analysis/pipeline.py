@@ -254,6 +254,19 @@ def analyze(
     return build_analysis(collector, reports, profile)
 
 
+def reference_analysis(path: str | os.PathLike[str]) -> Analysis:
+    """One capture through the straightforward path: mitmproxy's own reader, record by record,
+    in this process. The fast path (`analyze`) must give exactly these tables; the tests and
+    benchmarks/bench_analyze.py compare against it."""
+    source = Path(path)
+    profile = load_profiles([source], None)
+    collector = RowCollector(profile=profile)
+    report = SourceReport(str(source))
+    for record in read_source(source, default_labels(source, None, None), report):
+        collector.add(record)
+    return build_analysis(collector, [report], profile)
+
+
 def _collect_deduplicated(
     paths: list[Path],
     reports: list[SourceReport],

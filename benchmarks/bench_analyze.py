@@ -75,7 +75,9 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
         with path.open("rb") as fo:
             out["flows"] = sum(1 for _ in FlowReader(fo).stream())
     elif mode == "pipeline":
-        analysis = straight_analysis(path)
+        from analysis.pipeline import reference_analysis
+
+        analysis = reference_analysis(path)
     elif mode == "cli":
         from analysis.cli import main as phonehome
 
@@ -95,23 +97,6 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
         out["flows"] = sum(r.records for r in analysis.sources)
         out["digest"] = _table_digest(analysis)
     return out
-
-
-def straight_analysis(path: Path):
-    """The straightforward path: mitmproxy's reader record by record (read_source), one process.
-
-    Spelled out rather than pipeline.analyze(), which takes the fast path for dumps.
-    """
-    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
-    from analysis.records import SourceReport
-    from analysis.sources import read_source
-
-    profile = load_profiles([path], None)
-    collector = RowCollector(profile=profile)
-    report = SourceReport(str(path))
-    for record in read_source(path, default_labels(path, None, None), report):
-        collector.add(record)
-    return build_analysis(collector, [report], profile)
 
 
 def fast_analysis(path: Path, workers: int | None):

@@ -11,7 +11,14 @@ from mitmproxy.io import FlowWriter, tnetstring
 from mitmproxy.test import tflow
 
 from analysis import parallel
-from analysis.pipeline import RowCollector, analyze, build_analysis, default_labels, load_profiles
+from analysis.pipeline import (
+    RowCollector,
+    analyze,
+    build_analysis,
+    default_labels,
+    load_profiles,
+    reference_analysis,
+)
 from analysis.records import SourceReport
 from analysis.sources import CaptureError, read_source
 
@@ -24,19 +31,6 @@ def fast_analysis(path: Path, workers: int):
     run = parallel.collect_source(path, default_labels(path, None, None), report, collector, workers=workers)
     assert run is not None
     return build_analysis(collector, [report], profile), report
-
-
-def straight_analysis(path: Path):
-    """The straightforward path: mitmproxy's reader (read_source) record by record, one process.
-
-    Built here, not taken from pipeline.analyze, because analyze itself may use the fast path.
-    """
-    profile = load_profiles([path], None)
-    collector = RowCollector(profile=profile)
-    report = SourceReport(str(path))
-    for record in read_source(path, default_labels(path, None, None), report):
-        collector.add(record)
-    return build_analysis(collector, [report], profile)
 
 
 def assert_same(a, b):
@@ -79,7 +73,7 @@ def test_split_ranges_are_contiguous_and_on_boundaries():
 
 def test_sequential_fast_path_equals_straightforward_on_sample(sample_capture: Path, sample_analysis):
     fast, _ = fast_analysis(sample_capture, workers=1)
-    assert_same(fast, straight_analysis(sample_capture))
+    assert_same(fast, reference_analysis(sample_capture))
     assert_same(fast, sample_analysis)
     assert len(fast.findings) > 0
 
@@ -96,7 +90,7 @@ def many_records(sample_capture: Path, tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_workers_give_the_same_tables_as_the_straightforward_path(many_records: Path, sample_analysis):
-    expected = straight_analysis(many_records)
+    expected = reference_analysis(many_records)
     run = parallel.collect_dump(
         many_records / "flows.mitm",
         default_labels(many_records / "flows.mitm", None, None),
@@ -137,7 +131,7 @@ def test_damage_inside_a_range_falls_back_to_the_sequential_reader(many_records:
     data[position + 13] = ord("]")
     dump.write_bytes(bytes(data))
     assert parallel.record_offsets(dump) is not None  # framing looks fine, so workers start
-    expected = straight_analysis(many_records)
+    expected = reference_analysis(many_records)
     fast, report = fast_analysis(many_records, workers=2)
     assert_same(fast, expected)
     assert report.warnings and "damaged record" in report.warnings[0]
