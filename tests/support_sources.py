@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.records import Labels, SourceReport
-from analysis.sources import read_source
+from analysis.sources import CaptureError, read_source
 
 DATA = Path(__file__).resolve().parent / "data" / "sources"
 HAR = DATA / "har"
@@ -18,6 +18,18 @@ def read_all(
     report = SourceReport(str(path))
     records = list(read_source(path, labels or Labels(), report, keylog))
     return records, report
+
+
+def read_damaged(path: Path) -> tuple[list, SourceReport]:
+    """Read a possibly damaged capture the way the CLI does: records and warnings, or no records
+    and a CaptureError whose one-line message names the file (asserted here)."""
+    report = SourceReport(str(path))
+    try:
+        return list(read_source(path, Labels(session="fuzz"), report)), report
+    except CaptureError as exc:
+        message = str(exc)
+        assert str(path) in message and "\n" not in message
+        return [], report
 
 
 def pcapng_with_keylog(pcap: Path, keylog: Path, out: Path) -> Path:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support_sources import read_damaged
 
-from analysis.records import HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError, read_source
+from analysis.records import HttpRecord, SourceReport
 
 SAMPLE_DUMP = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser" / "flows.mitm"
 TRIED = {"inputs": 0}
@@ -25,13 +25,7 @@ def read_mutant(tmp_path: Path, data: bytes) -> tuple[list, SourceReport]:
     TRIED["inputs"] += 1
     path = tmp_path / "mutant.mitm"
     path.write_bytes(data)
-    report = SourceReport(str(path))
-    try:
-        return list(read_source(path, Labels(session="fuzz"), report)), report
-    except CaptureError as exc:
-        message = str(exc)
-        assert str(path) in message and "\n" not in message
-        return [], report
+    return read_damaged(path)
 
 
 mutation = st.tuples(
