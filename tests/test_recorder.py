@@ -23,6 +23,18 @@ from analysis.sources.mitm import iter_flows
 from tests.support_proxy import run_async
 
 
+def record_after_restart(tmp_path: Path, session: str):
+    """A new recorder on an existing session records one flow (and is done); returns the flow."""
+    r = recorder_mod.Recorder()
+    with taddons.context(r) as tctx:
+        tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session=session)
+        f = tflow.tflow(resp=True)
+        r.request(f)
+        r.response(f)
+        r.done()
+    return f
+
+
 def read_flows(path: Path) -> list:
     with path.open("rb") as fo:
         return list(io.FlowReader(fo).stream())
@@ -49,13 +61,7 @@ async def test_flows_are_labelled_and_appended(tmp_path: Path) -> None:
     assert stat.S_IMODE(dump.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "s1").stat().st_mode) == 0o700
     # restart with the same session appends
-    r2 = recorder_mod.Recorder()
-    with taddons.context(r2) as tctx:
-        tctx.configure(r2, phonehome_dir=str(tmp_path), phonehome_session="s1")
-        f = tflow.tflow(resp=True)
-        r2.request(f)
-        r2.response(f)
-        r2.done()
+    record_after_restart(tmp_path, "s1")
     assert len(read_flows(dump)) == 2
     doc = json.loads((tmp_path / "s1" / "session.json").read_text())
     assert doc["schema"] == 1 and doc["session"] == "s1"
@@ -157,13 +163,7 @@ async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog,
     report = SourceReport(path="x")
     assert [f.id for f in iter_flows(tmp_path / "full" / "flows.mitm", report)] == [ok.id]
     assert not report.warnings
-    r2 = recorder_mod.Recorder()
-    with taddons.context(r2) as tctx:
-        tctx.configure(r2, phonehome_dir=str(tmp_path), phonehome_session="full")
-        again = tflow.tflow(resp=True)
-        r2.request(again)
-        r2.response(again)
-        r2.done()
+    again = record_after_restart(tmp_path, "full")
     report = SourceReport(path="x")
     assert [f.id for f in iter_flows(tmp_path / "full" / "flows.mitm", report)] == [ok.id, again.id]
     assert not report.warnings
