@@ -13,7 +13,7 @@ from html import escape
 import pandas as pd
 
 from analysis.plots import png_bytes, report_figures
-from analysis.report.tables import ReportData
+from analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData, Section
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -58,6 +58,20 @@ def _matrix_wide(matrix: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().astype({c: "object" for c in wide.columns}).replace({0: ""})
 
 
+def _sections_html(report: ReportData, sections: tuple[Section, ...]) -> list[str]:
+    parts = []
+    for section in sections:
+        frame = getattr(report, section.attribute)
+        parts.append(f"<h{section.level}>{_text(section.heading)}</h{section.level}>")
+        if section.intro:
+            parts.append(f"<p>{_text(section.intro)}</p>")
+        if section.attribute == "matrix":  # one column per mode and data type reads better here
+            parts.append("<div class='wide'>" + table_html(_matrix_wide(frame), section.empty) + "</div>")
+        else:
+            parts.append(table_html(frame, section.empty))
+    return parts
+
+
 def render_html(report: ReportData, *, plots: bool = True) -> str:
     """The whole report as one HTML document."""
     s = report.summary
@@ -87,18 +101,7 @@ def render_html(report: ReportData, *, plots: bool = True) -> str:
     parts.append("<h2>Summary</h2><table class='summary'>")
     parts += [f"<tr><td>{_text(k)}</td><td>{_text(v)}</td></tr>" for k, v in summary_rows]
     parts.append("</table>")
-    parts.append("<h2>Normal vs incognito</h2>")
-    parts.append(
-        "<p>Each destination and data type: sent in both modes, only in incognito, or not in incognito.</p>"
-    )
-    parts.append(table_html(report.comparison))
-    parts.append("<h3>What the incognito session is linkable by</h3>")
-    parts.append(
-        "<p>Values sent in more than one mode: the same value ties the private session to the normal one.</p>"
-    )
-    parts.append(table_html(report.linkable, "No value was seen in more than one mode."))
-    parts.append("<h2>Destinations &times; data types, per mode</h2>")
-    parts.append("<div class='wide'>" + table_html(_matrix_wide(report.matrix), "No findings.") + "</div>")
+    parts += _sections_html(report, FINDING_SECTIONS)
     if plots:
         parts.append("<h2>Plots</h2>")
         for name, figure in report_figures(report.findings, report.flows).items():
@@ -106,18 +109,7 @@ def render_html(report: ReportData, *, plots: bool = True) -> str:
             parts.append(
                 f"<h3>{_text(name)}</h3><img alt='{_text(name)}' src='data:image/png;base64,{data}'>"
             )
-    parts.append("<h2>Coverage: hosts contacted but not seen</h2>")
-    parts.append(
-        "<p>tls_failed: the app refused our certificate (pinning), so its content is unknown; "
-        "dns: the name was looked up but no decrypted request followed.</p>"
-    )
-    parts.append(table_html(report.coverage, "Every contacted host was decrypted."))
-    parts.append("<h2>Evidence: every finding</h2>")
-    parts.append(
-        "<p>The request, where in it the value was found (field path), the encodings undone to reach it "
-        "(outermost first), the value, and why it was classified so.</p>"
-    )
-    parts.append(table_html(report.evidence, "No findings."))
+    parts += _sections_html(report, DETAIL_SECTIONS)
     if report.warnings:
         parts.append(
             "<h2>Warnings</h2><ul>" + "".join(f"<li>{_text(w)}</li>" for w in report.warnings) + "</ul>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.report.tables import ReportData
+from analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData
 
 _ESCAPES = {
     "\\": "\\\\",
@@ -61,22 +61,11 @@ def render_markdown(report: ReportData) -> str:
         f"- Owners: {md_text(', '.join(s['owners']))}",
         f"- Hosts contacted but not decrypted: {s['not_decrypted']}",
         "",
-        "## Normal vs incognito",
-        "",
-        table_md(report.comparison),
-        "### What the incognito session is linkable by",
-        "",
-        table_md(report.linkable, "No value was seen in more than one mode."),
-        "## Destinations × data types, per mode",
-        "",
-        table_md(report.matrix, "No findings."),
-        "## Coverage: hosts contacted but not seen",
-        "",
-        table_md(report.coverage, "Every contacted host was decrypted."),
-        "## Evidence: every finding",
-        "",
-        table_md(report.evidence, "No findings."),
     ]
+    for section in (*FINDING_SECTIONS, *DETAIL_SECTIONS):
+        out += ["#" * section.level + " " + md_text(section.heading), ""]
+        out += [md_text(section.intro, 500), ""] if section.intro else []
+        out.append(table_md(getattr(report, section.attribute), section.empty))
     if report.warnings:
         out += ["## Warnings", ""] + [f"- {md_text(w, 500)}" for w in report.warnings] + [""]
     return "\n".join(out)

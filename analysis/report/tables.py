@@ -13,6 +13,52 @@ BROWSING_TYPES: tuple[str, ...] = ("url", "search_query")
 PRIVATE_MODES: tuple[str, ...] = ("incognito", "private")
 
 
+@dataclass(frozen=True)
+class Section:
+    """One table of the report, headed and explained the same way by every renderer."""
+
+    attribute: str  # the ReportData field holding the table
+    heading: str
+    intro: str
+    empty: str = "None."
+    level: int = 2
+
+
+#: The tables about what was sent, in report order (the HTML report puts its plots after them).
+FINDING_SECTIONS: tuple[Section, ...] = (
+    Section(
+        "comparison",
+        "Normal vs incognito",
+        "Each destination and data type: sent in both modes, only in incognito, or not in incognito.",
+    ),
+    Section(
+        "linkable",
+        "What the incognito session is linkable by",
+        "Values sent in more than one mode: the same value ties the private session to the normal one.",
+        "No value was seen in more than one mode.",
+        level=3,
+    ),
+    Section("matrix", "Destinations × data types, per mode", "", "No findings."),
+)
+#: The tables for checking the findings: what could not be seen, and every finding's evidence.
+DETAIL_SECTIONS: tuple[Section, ...] = (
+    Section(
+        "coverage",
+        "Coverage: hosts contacted but not seen",
+        "tls_failed: the app refused our certificate (pinning), so its content is unknown; "
+        "dns: the name was looked up but no decrypted request followed.",
+        "Every contacted host was decrypted.",
+    ),
+    Section(
+        "evidence",
+        "Evidence: every finding",
+        "The request, where in it the value was found (field path), the encodings undone to reach it "
+        "(outermost first), the value, and why it was classified so.",
+        "No findings.",
+    ),
+)
+
+
 @dataclass
 class ReportData:
     """Everything a report shows, already redacted when asked; renderers only format it."""
