@@ -1,7 +1,7 @@
 """Helper processes of the addons: started beside the proxy, talking over a socketpair.
 
 The flow writer (dumpwriter.py) and the live inspector's worker (inspector.py) both run as a
-child `python -O <script> ...` holding one end of a socketpair. They start in their own session,
+child `python -O -m <module> ...` holding one end of a socketpair. They start in their own session,
 so Ctrl+C in the terminal goes to the proxy only, and each exits when the proxy's end closes, also
 after `kill -9` of the proxy. Both run at idle priority (yield_to_the_proxy).
 """
@@ -13,18 +13,17 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 
 def start_child(
-    script: str | Path,
+    module: str,
     args: list[str],
     *,
     sock_type: int = socket.SOCK_STREAM,
     pass_fds: tuple[int, ...] = (),
     buffer_bytes: int = 0,
 ) -> tuple[socket.socket, subprocess.Popen]:
-    """Start `python -O script <child's socket fd> *args`; the proxy's end, non-blocking, and the
+    """Start `python -O -m module <child's socket fd> *args`; the proxy's end, non-blocking, and the
     process. `buffer_bytes` asks the kernel for socket buffers that large (it caps them)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, sock_type)
     if buffer_bytes:
@@ -34,7 +33,7 @@ def start_child(
     try:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
         proc = subprocess.Popen(
-            [sys.executable, "-O", str(Path(script).resolve()), str(theirs.fileno()), *args],
+            [sys.executable, "-O", "-m", module, str(theirs.fileno()), *args],
             pass_fds=[theirs.fileno(), *pass_fds],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -41,8 +41,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from childproc import start_child, yield_to_the_proxy
 from mitmproxy import certs, io
+from phonehome.addons.childproc import start_child, yield_to_the_proxy
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,11 @@ class DumpWriter:
         self.closing = False
         self.sock: socket.socket | None
         self.sock, self.proc = start_child(
-            __file__, [str(fd)], sock_type=socket.SOCK_SEQPACKET, pass_fds=(fd,), buffer_bytes=SOCKET_BUFFER
+            "phonehome.addons.dumpwriter",
+            [str(fd)],
+            sock_type=socket.SOCK_SEQPACKET,
+            pass_fds=(fd,),
+            buffer_bytes=SOCKET_BUFFER,
         )
         self.unconfirmed: deque[tuple[str, bytes]] = deque()  # (flow id, pickle), in sending order
         self.confirmed_size = os.fstat(fd).st_size

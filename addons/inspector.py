@@ -35,15 +35,14 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from childproc import start_child, yield_to_the_proxy
 from mitmproxy import ctx, http
 from mitmproxy.hooks import UpdateHook
-
-from analysis.classify import classify_endpoint, classify_request
-from analysis.decode import decode_request
-from analysis.decode.model import Limits
-from analysis.records import HttpRecord, Labels
-from analysis.sources.mitm import LABEL_KEY, http_record
+from phonehome.addons.childproc import start_child, yield_to_the_proxy
+from phonehome.analysis.classify import classify_endpoint, classify_request
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.decode.model import Limits
+from phonehome.analysis.records import HttpRecord, Labels
+from phonehome.analysis.sources.mitm import LABEL_KEY, http_record
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class Worker:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_result, on_dead) -> None:
         self.loop, self.on_result, self.on_dead = loop, on_result, on_dead
-        ours, self.proc = start_child(__file__, ["--worker"])
+        ours, self.proc = start_child("phonehome.addons.inspector", ["--worker"])
         self.sock: socket.socket | None = ours
         self.batch: list[tuple[int, tuple, int]] = []
         self.batch_bytes = 0

@@ -32,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import command, ctx, dns, http, tls, version
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `-s addons/recorder.py` finds its modules
-from dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
-from inspector import Inspector
+from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
+from phonehome.addons.inspector import Inspector
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from urllib.parse import quote, quote_plus
 import pandas as pd
 from mitmproxy import connection, http
 from mitmproxy.addons.savehar import SaveHar
-
-from analysis.records import HttpRecord
-from analysis.report import redact as redaction
+from phonehome.analysis.records import HttpRecord
+from phonehome.analysis.report import redact as redaction
 
 #: Headers whose whole value is a credential: replaced outright under --redact.
 CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})

@@ -36,14 +36,14 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-from analysis.records import Labels, SourceReport
-from analysis.sources import CaptureError, sniff_kind
-from analysis.sources.capture_dir import DUMP_NAME, EVENTS_NAME, read_events, session_name
-from analysis.sources.fastdump import DamageInRange, iter_dump
-from analysis.sources.mitm import MAX_RECORD_BYTES
+from phonehome.analysis.records import Labels, SourceReport
+from phonehome.analysis.sources import CaptureError, sniff_kind
+from phonehome.analysis.sources.capture_dir import DUMP_NAME, EVENTS_NAME, read_events, session_name
+from phonehome.analysis.sources.fastdump import DamageInRange, iter_dump
+from phonehome.analysis.sources.mitm import MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
-    from analysis.pipeline import RowCollector
+    from phonehome.analysis.pipeline import RowCollector
 
 #: Below this many records a dump is analysed in-process (worker start-up would dominate).
 PARALLEL_MIN_RECORDS = 2_000
@@ -154,7 +154,7 @@ def collector_settings(collector: RowCollector) -> dict[str, Any]:
 
 
 def _range_collector(settings: dict[str, Any]) -> RowCollector:
-    from analysis.pipeline import RowCollector
+    from phonehome.analysis.pipeline import RowCollector
 
     key = pickle.dumps(sorted(settings.items()))
     collector = _COLLECTORS.get(key)
@@ -209,7 +209,7 @@ def _context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["analysis.pipeline", "analysis.sources.fastdump"])
+        ctx.set_forkserver_preload(["phonehome.analysis.pipeline", "phonehome.analysis.sources.fastdump"])
         return ctx
     return multiprocessing.get_context("spawn")
 

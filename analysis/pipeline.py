@@ -13,21 +13,21 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.classify import Endpoint, EndpointClassifier, classify_request, mark_persistence
-from analysis.classify.endpoints import default_classifier
-from analysis.decode import decode_request
-from analysis.findings import (
+from phonehome.analysis.classify import Endpoint, EndpointClassifier, classify_request, mark_persistence
+from phonehome.analysis.classify.endpoints import default_classifier
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.findings import (
     CONTACTS_COLUMNS,
     FINDINGS_COLUMNS,
     FLOWS_COLUMNS,
     Finding,
     findings_from_rows,
 )
-from analysis.profile import Profile
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
-from analysis.sources import CaptureError, read_source, sniff_kind
-from analysis.sources.capture_dir import PROFILE_NAME
-from analysis.sources.dedup import drop_duplicates
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
+from phonehome.analysis.sources import CaptureError, read_source, sniff_kind
+from phonehome.analysis.sources.capture_dir import PROFILE_NAME
+from phonehome.analysis.sources.dedup import drop_duplicates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -225,7 +225,7 @@ def analyze(
     `records_out`, when given, receives the records the tables were built from (one read of the
     inputs, for callers such as the HAR export that need the requests themselves).
     """
-    from analysis.parallel import collect_source
+    from phonehome.analysis.parallel import collect_source
 
     resolved = [Path(p) for p in paths]
     for path in resolved:

@@ -75,11 +75,11 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
         with path.open("rb") as fo:
             out["flows"] = sum(1 for _ in FlowReader(fo).stream())
     elif mode == "pipeline":
-        from analysis.pipeline import reference_analysis
+        from phonehome.analysis.pipeline import reference_analysis
 
         analysis = reference_analysis(path)
     elif mode == "cli":
-        from analysis.cli import main as phonehome
+        from phonehome.analysis.cli.main import main as phonehome
 
         with tempfile.TemporaryDirectory() as out_dir:
             jobs = ["-j", str(workers)] if workers else []
@@ -101,9 +101,9 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
 
 def fast_analysis(path: Path, workers: int | None):
     """What pipeline.analyze does for one dump (see docs/performance.md), plus how it ran."""
-    from analysis import parallel
-    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
-    from analysis.records import SourceReport
+    from phonehome.analysis import parallel
+    from phonehome.analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from phonehome.analysis.records import SourceReport
 
     profile = load_profiles([path], None)
     collector = RowCollector(profile=profile)
@@ -129,11 +129,11 @@ def run_child(mode: str, path: Path, workers: int | None) -> dict:
 
 def stages(path: Path, flows: int, use_cprofile: bool) -> None:
     """Sequential per-stage cost on the first `flows` records: which stage dominates."""
-    from analysis.classify import classify_endpoint, classify_request
-    from analysis.decode import decode_request
-    from analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
-    from analysis.records import HttpRecord, SourceReport
-    from analysis.sources.fastdump import iter_dump
+    from phonehome.analysis.classify import classify_endpoint, classify_request
+    from phonehome.analysis.decode import decode_request
+    from phonehome.analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from phonehome.analysis.records import HttpRecord, SourceReport
+    from phonehome.analysis.sources.fastdump import iter_dump
 
     profile = load_profiles([path], None)
     labels = default_labels(path, None, None)
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child[0], Path(args.child[1]), args.workers)))
         return 0
 
-    from analysis.parallel import available_cores
+    from phonehome.analysis.parallel import available_cores
 
     print(f"python {sys.version.split()[0]}, {available_cores()} core(s) available")
     header = (

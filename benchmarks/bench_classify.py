@@ -13,11 +13,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from analysis.classify import classify_endpoint, classify_request  # noqa: E402
-from analysis.decode import decode_request  # noqa: E402
-from analysis.profile import Profile  # noqa: E402
-from analysis.records import HttpRecord, Labels, SourceReport  # noqa: E402
-from analysis.sources import read_source  # noqa: E402
+from phonehome.analysis.classify import classify_endpoint, classify_request  # noqa: E402
+from phonehome.analysis.decode import decode_request  # noqa: E402
+from phonehome.analysis.profile import Profile  # noqa: E402
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport  # noqa: E402
+from phonehome.analysis.sources import read_source  # noqa: E402
+
 from tests.corpus.evaluate import evaluate, overall  # noqa: E402
 from tests.corpus.sdk_corpus import PROFILE  # noqa: E402
 

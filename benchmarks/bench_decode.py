@@ -14,9 +14,9 @@ import argparse
 import time
 from pathlib import Path
 
-from analysis.decode import decode_request
-from analysis.records import HttpRecord, Labels, SourceReport
-from analysis.sources import read_source
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import read_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "captures" / "sample-mint-browser"

@@ -16,9 +16,9 @@ import time
 import warnings
 from pathlib import Path
 
-from analysis.records import Labels, SourceReport
-from analysis.sources.har import read_har
-from analysis.sources.pcap import read_pcap
+from phonehome.analysis.records import Labels, SourceReport
+from phonehome.analysis.sources.har import read_har
+from phonehome.analysis.sources.pcap import read_pcap
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "sources"
 

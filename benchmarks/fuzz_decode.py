@@ -31,9 +31,9 @@ import zstandard
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.decode import DEFAULT_LIMITS, decode_request  # noqa: E402
-from analysis.records import HttpRecord, Labels, SourceReport  # noqa: E402
-from analysis.sources import read_source  # noqa: E402
+from phonehome.analysis.decode import DEFAULT_LIMITS, decode_request  # noqa: E402
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport  # noqa: E402
+from phonehome.analysis.sources import read_source  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "decode" / "corpus"
 CONTENT_TYPES = [

@@ -25,7 +25,7 @@ def sample_capture() -> Path:
 @pytest.fixture(scope="session")
 def sample_analysis(sample_capture):
     """The sample capture analysed once per test session (tests must not mutate it)."""
-    from analysis.pipeline import analyze
+    from phonehome.analysis.pipeline import analyze
 
     return analyze([sample_capture])
 

@@ -11,8 +11,7 @@ from urllib.parse import quote
 import brotli
 import msgpack
 import zstandard
-
-from analysis.records import HttpRecord, Labels
+from phonehome.analysis.records import HttpRecord, Labels
 
 
 def record(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pandas as pd
-
-from analysis.classify import mark_persistence
-from analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, Finding, findings_frame
+from phonehome.analysis.classify import mark_persistence
+from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, Finding, findings_frame
 
 XSS_PAYLOADS = (
     "<script>document.title='pwned'</script>",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.records import Labels, SourceReport
-from analysis.sources import CaptureError, read_source
+from phonehome.analysis.records import Labels, SourceReport
+from phonehome.analysis.sources import CaptureError, read_source
 
 DATA = Path(__file__).resolve().parent / "data" / "sources"
 HAR = DATA / "har"

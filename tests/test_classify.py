@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from analysis.classify import (
+from phonehome.analysis.classify import (
     EndpointClassifier,
     EndpointListError,
     KnownValues,
@@ -22,10 +21,11 @@ from analysis.classify import (
     mark_persistence,
     site_of,
 )
-from analysis.cli import main
-from analysis.decode import decode_request
-from analysis.findings import DATA_TYPES, FINDINGS_COLUMNS, findings_frame
-from analysis.profile import Profile
+from phonehome.analysis.cli.main import main
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.findings import DATA_TYPES, FINDINGS_COLUMNS, findings_frame
+from phonehome.analysis.profile import Profile
+
 from tests.corpus.evaluate import evaluate, overall
 from tests.corpus.sdk_corpus import PROFILE, _record, cases
 
@@ -288,7 +288,7 @@ def test_sample_incognito_is_linkable_to_normal(sample_analysis):
 
 
 def test_persistence_needs_recurrence_across_sessions_or_modes():
-    from analysis.findings import Finding
+    from phonehome.analysis.findings import Finding
 
     def row(session: str, mode: str, dtype: str, value: str, conf: str = "low") -> Finding:
         return Finding(session, "app", mode, "id", 0.0, "GET", "h", "h", "", "unknown", "third", "u", "body",
@@ -327,6 +327,6 @@ def test_persistence_needs_recurrence_across_sessions_or_modes():
     ],
 )
 def test_local_ip_shape(value: str, expected: bool):
-    from analysis.classify.shapes import local_ip
+    from phonehome.analysis.classify.shapes import local_ip
 
     assert local_ip(value) is expected

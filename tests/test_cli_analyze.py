@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from analysis.cli import main
-from analysis.findings import FINDINGS_COLUMNS, FLOWS_COLUMNS
+from phonehome.analysis.cli.main import main
+from phonehome.analysis.findings import FINDINGS_COLUMNS, FLOWS_COLUMNS
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -215,7 +214,7 @@ def test_redact_hides_identifiers_and_keeps_what_was_visited(tmp_path: Path, sam
 
 
 def test_jobs_gives_the_same_tables_as_one_process(tmp_path: Path, sample_capture: Path, monkeypatch):
-    from analysis import parallel
+    from phonehome.analysis import parallel
 
     capture = tmp_path / "capture"
     shutil.copytree(sample_capture, capture)

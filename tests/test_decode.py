@@ -1,4 +1,4 @@
-"""analysis.decode: locations, paths, keys and encoding chains, one layer at a time."""
+"""phonehome.analysis.decode: locations, paths, keys and encoding chains, one layer at a time."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import brotli
 import msgpack
 import pytest
 import zstandard
+from phonehome.analysis.decode import DEFAULT_LIMITS, Field, Limits, decode_request, decode_value, join_path
 
-from analysis.decode import DEFAULT_LIMITS, Field, Limits, decode_request, decode_value, join_path
 from tests.support_decode import pb_string, record
 
 

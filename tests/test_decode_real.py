@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from analysis.decode import decode_request
-from analysis.records import HttpRecord, Labels, SourceReport
-from analysis.sources import read_source
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import read_source
 
 
 def http_records(path) -> list[HttpRecord]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analysis.records import ContactRecord, HttpRecord, Labels
-from analysis.sources.dedup import drop_duplicates, source_rank
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels
+from phonehome.analysis.sources.dedup import drop_duplicates, source_rank
 
 
 def rec(source: str, ts: float, body: bytes = b"x", path: str = "/sa") -> HttpRecord:
@@ -77,9 +77,8 @@ def test_dump_and_its_har_export_count_once(tmp_path) -> None:
     from pathlib import Path
 
     import pytest
-    from support_sources import read_all
-
-    from analysis.export import records_to_har
+    from phonehome.analysis.export import records_to_har
+    from tests.support_sources import read_all
 
     sample = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser"
     if not (sample / "flows.mitm").exists():

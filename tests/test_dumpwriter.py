@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mitmproxy import certs
 from mitmproxy.test import taddons, tflow
+from phonehome.addons import dumpwriter
+from phonehome.addons import recorder as recorder_mod
+from phonehome.analysis.records import SourceReport
+from phonehome.analysis.sources.mitm import iter_flows
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
-import dumpwriter
-import recorder as recorder_mod
-
-from analysis.records import SourceReport
-from analysis.sources.mitm import iter_flows
 from tests.support_proxy import run_async, self_signed
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the writer process is POSIX-only")

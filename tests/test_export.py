@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from support_sources import HAR, read_all
+from phonehome.analysis.cli.main import main
+from phonehome.analysis.export import records_to_har
+from phonehome.analysis.records import HttpRecord
 
-from analysis.cli import main
-from analysis.export import records_to_har
-from analysis.records import HttpRecord
+from tests.support_sources import HAR, read_all
 
 SAMPLE = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser"
 
@@ -53,7 +53,7 @@ def test_cli_export_bad_input_exit_2(tmp_path: Path, capsys) -> None:
 def test_cli_export_redact_leaves_no_identifier_or_credential(tmp_path: Path) -> None:
     import base64
 
-    from analysis.export import WITHHELD_BODY
+    from phonehome.analysis.export import WITHHELD_BODY
 
     plain, redacted = tmp_path / "plain.har", tmp_path / "redacted.har"
     assert main(["export", str(SAMPLE), "--har", str(plain), "-q"]) == 0

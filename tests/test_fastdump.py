@@ -9,11 +9,10 @@ import pytest
 from mitmproxy import connection, http
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
-
-from analysis.records import HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
-from analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump_fast
-from analysis.sources.mitm import read_dump
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump_fast
+from phonehome.analysis.sources.mitm import read_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
 
@@ -50,7 +49,7 @@ def test_every_real_dump_gives_identical_records_or_error(dumps_dir: Path):
 
 
 def record_bytes(path: Path) -> list[bytes]:
-    from analysis.parallel import record_offsets
+    from phonehome.analysis.parallel import record_offsets
 
     data = path.read_bytes()
     offsets = record_offsets(path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support_sources import read_damaged
+from phonehome.analysis.records import HttpRecord, SourceReport
 
-from analysis.records import HttpRecord, SourceReport
+from tests.support_sources import read_damaged
 
 SAMPLE_DUMP = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser" / "flows.mitm"
 TRIED = {"inputs": 0}

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from support_sources import HAR, read_all
+from phonehome.analysis.records import HttpRecord, Labels
+from phonehome.analysis.sources import CaptureError
 
-from analysis.records import HttpRecord, Labels
-from analysis.sources import CaptureError
+from tests.support_sources import HAR, read_all
 
 REAL = sorted(HAR.rglob("*.har"))
 

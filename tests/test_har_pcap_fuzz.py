@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support_sources import DATA, HAR, PCAP, read_damaged
+from phonehome.analysis.records import SourceReport
 
-from analysis.records import SourceReport
+from tests.support_sources import DATA, HAR, PCAP, read_damaged
 
 SEEDS = {
     ".har": [HAR / "tweasel" / "android_first-run.har", HAR / "mitmproxy_repo" / "firefox.har"],

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from mitmproxy.io import FlowWriter, tnetstring
 from mitmproxy.test import tflow
-
-from analysis import parallel
-from analysis.pipeline import (
+from phonehome.analysis import parallel
+from phonehome.analysis.pipeline import (
     RowCollector,
     analyze,
     build_analysis,
@@ -19,8 +18,8 @@ from analysis.pipeline import (
     load_profiles,
     reference_analysis,
 )
-from analysis.records import SourceReport
-from analysis.sources import CaptureError, read_source
+from phonehome.analysis.records import SourceReport
+from phonehome.analysis.sources import CaptureError, read_source
 
 
 def fast_analysis(path: Path, workers: int):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support_sources import PCAP, pcapng_with_keylog, read_all
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels
+from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.pcap import client_hello_sni
 
-from analysis.records import ContactRecord, HttpRecord, Labels
-from analysis.sources import CaptureError
-from analysis.sources.pcap import client_hello_sni
+from tests.support_sources import PCAP, pcapng_with_keylog, read_all
 
 
 def test_plain_http_requests_reassembled() -> None:

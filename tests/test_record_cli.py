@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from analysis import record_cli
+from phonehome.analysis.cli import record as record_cli
+from phonehome.analysis.installed import recorder_addon
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -16,7 +17,7 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_default_command_is_mitmweb_with_recorder() -> None:
     cmd = record_cli.build_command(parse("--app", "com.mi.globalbrowser", "--session", "s"))
     assert cmd[0].endswith("mitmweb")
-    assert str(record_cli.ADDON) in cmd and record_cli.ADDON.exists()
+    assert str(recorder_addon()) in cmd and recorder_addon().exists()
     assert "phonehome_app=com.mi.globalbrowser" in cmd and "phonehome_session=s" in cmd
     assert cmd[cmd.index("--listen-port") + 1] == "8080"
 

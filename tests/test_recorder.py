@@ -7,19 +7,16 @@ import errno
 import json
 import os
 import stat
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mitmproxy import io
 from mitmproxy.test import taddons, tflow
+from phonehome.addons import recorder as recorder_mod
+from phonehome.analysis.records import SourceReport
+from phonehome.analysis.sources.mitm import iter_flows
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
-import recorder as recorder_mod
-
-from analysis.records import SourceReport
-from analysis.sources.mitm import iter_flows
 from tests.support_proxy import run_async
 
 
@@ -238,7 +235,7 @@ async def test_tls_failure_becomes_event(tmp_path: Path) -> None:
 
 
 def test_inspector_never_raises_and_marks_leaks() -> None:
-    import inspector
+    from phonehome.addons import inspector
 
     f = tflow.tflow(resp=True)
     f.request.host = "sa.api.intl.miui.com"

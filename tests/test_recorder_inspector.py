@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-import sys
 import time
-from pathlib import Path
 
 from mitmproxy.test import taddons, tflow
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
-import inspector
-
-from analysis.records import Labels
-from analysis.sources.mitm import http_record
+from phonehome.addons import inspector
+from phonehome.analysis.records import Labels
+from phonehome.analysis.sources.mitm import http_record
 
 ANDROID_ID = "9774d56d682e549c"
 

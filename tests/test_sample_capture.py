@@ -9,9 +9,8 @@ from pathlib import Path
 
 from mitmproxy import http
 from mitmproxy.io import FlowReader
-
-from analysis.records import Labels, SourceReport
-from analysis.sources import read_source
+from phonehome.analysis.records import Labels, SourceReport
+from phonehome.analysis.sources import read_source
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,8 @@ from mitmproxy import connection, http
 from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tflow
-
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError, read_source
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError, read_source
 
 READABLE_DUMPS = [
     "dumpfile-011.mitm",
@@ -168,7 +167,7 @@ def test_damage_in_the_middle_loses_only_the_damaged_flow(tmp_path: Path, sample
 
 
 def test_oversized_record_is_skipped_not_loaded(tmp_path: Path, monkeypatch):
-    from analysis.sources import mitm
+    from phonehome.analysis.sources import mitm
 
     small, big = tflow.tflow(resp=True), tflow.tflow(resp=True)
     big.request.content = b"x" * 50_000

@@ -6,7 +6,7 @@ Public interface used by the pipeline and the live inspector:
 -> list[Finding]`, `mark_persistence(findings) -> findings`; `EndpointClassifier` for user lists.
 """
 
-from analysis.classify.endpoints import (
+from phonehome.analysis.classify.endpoints import (
     Endpoint,
     EndpointClassifier,
     EndpointListError,
@@ -14,10 +14,10 @@ from analysis.classify.endpoints import (
     load_endpoint_list,
     site_of,
 )
-from analysis.classify.fields import Verdict, classify_field
-from analysis.classify.known import KnownValues
-from analysis.classify.persistence import mark_persistence
-from analysis.classify.request import classify_request, is_navigation
+from phonehome.analysis.classify.fields import Verdict, classify_field
+from phonehome.analysis.classify.known import KnownValues
+from phonehome.analysis.classify.persistence import mark_persistence
+from phonehome.analysis.classify.request import classify_request, is_navigation
 
 __all__ = [
     "Endpoint",

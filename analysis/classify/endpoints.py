@@ -15,9 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from phonehome.analysis.findings import CATEGORIES
 from publicsuffixlist import PublicSuffixList
-
-from analysis.findings import CATEGORIES
 
 _PSL = PublicSuffixList(only_icann=True)
 
@@ -55,7 +54,7 @@ def _looks_like_ip(host: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _curated() -> tuple[dict[str, EndpointInfo], dict[str, str]]:
-    raw = json.loads(resources.files("analysis").joinpath("data/endpoints.json").read_text("utf-8"))
+    raw = json.loads(resources.files("phonehome.analysis").joinpath("data/endpoints.json").read_text("utf-8"))
     table = {e["domain"]: EndpointInfo(e["owner"], e["category"], e["source"]) for e in raw["endpoints"]}
     return table, dict(raw["app_owners"])
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analysis.classify import shapes
-from analysis.decode import Field
+from phonehome.analysis.classify import shapes
+from phonehome.analysis.decode import Field
 
 
 @dataclass(frozen=True, slots=True)

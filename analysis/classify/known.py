@@ -15,7 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
-from analysis.profile import Profile
+from phonehome.analysis.profile import Profile
 
 # profile key -> data type (DESIGN.md vocabulary)
 PROFILE_TYPES = {

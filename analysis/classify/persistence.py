@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-from analysis.classify.shapes import (
+from phonehome.analysis.classify.shapes import (
     is_identifier_like,
     is_imei,
     is_mac,

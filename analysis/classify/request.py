@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from analysis.classify.endpoints import Endpoint, site_of
-from analysis.classify.fields import (
+from phonehome.analysis.classify.endpoints import Endpoint, site_of
+from phonehome.analysis.classify.fields import (
     INSTALLED_KEYS,
     LAT_KEYS,
     LON_KEYS,
@@ -20,12 +20,12 @@ from analysis.classify.fields import (
     classify_field,
     normalise_key,
 )
-from analysis.classify.known import KnownValues
-from analysis.classify.shapes import coordinate, is_package
-from analysis.decode import DecodedRequest, Field
-from analysis.findings import Finding
-from analysis.profile import Profile
-from analysis.records import HttpRecord
+from phonehome.analysis.classify.known import KnownValues
+from phonehome.analysis.classify.shapes import coordinate, is_package
+from phonehome.analysis.decode import DecodedRequest, Field
+from phonehome.analysis.findings import Finding
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.records import HttpRecord
 
 NAVIGATION_TYPES = frozenset({"url", "search_query"})
 CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1}
@@ -152,7 +152,7 @@ def classify_request(
         for field in decoded.fields:
             if field.key and normalise_key(field.key) in LAT_KEYS | LON_KEYS:
                 continue
-            from analysis.classify.shapes import gps_pair
+            from phonehome.analysis.classify.shapes import gps_pair
 
             pair_value = gps_pair(field.value)
             if pair_value and matcher.near_location(*pair_value):

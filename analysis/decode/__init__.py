@@ -21,9 +21,9 @@ DecodedRequest.truncated is set, with a note saying which bound.
 
 from __future__ import annotations
 
-from analysis.decode.model import DEFAULT_LIMITS, DecodedRequest, Field, Limits
-from analysis.decode.request import SKIPPED_HEADERS, decode_request, decode_value
-from analysis.decode.walk import join_path
+from phonehome.analysis.decode.model import DEFAULT_LIMITS, DecodedRequest, Field, Limits
+from phonehome.analysis.decode.request import SKIPPED_HEADERS, decode_request, decode_value
+from phonehome.analysis.decode.walk import join_path
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -7,10 +7,10 @@ import json
 import re
 from urllib.parse import parse_qsl, unquote
 
-from analysis.decode import codecs
-from analysis.decode.model import DEFAULT_LIMITS, DecodedRequest, Limits
-from analysis.decode.walk import Stop, Walker, join_path
-from analysis.records import HttpRecord, safe_text
+from phonehome.analysis.decode import codecs
+from phonehome.analysis.decode.model import DEFAULT_LIMITS, DecodedRequest, Limits
+from phonehome.analysis.decode.walk import Stop, Walker, join_path
+from phonehome.analysis.records import HttpRecord, safe_text
 
 #: Request headers that never carry data about the user/device (protocol plumbing).
 SKIPPED_HEADERS = frozenset(

@@ -17,8 +17,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from analysis.decode import codecs
-from analysis.decode.model import DecodedRequest, Field, Limits
+from phonehome.analysis.decode import codecs
+from phonehome.analysis.decode.model import DecodedRequest, Field, Limits
 
 _BARE_KEY = re.compile(r"[^.\[\]\"\s]+")
 _FORM = re.compile(r"[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)+")

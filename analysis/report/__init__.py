@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from analysis.report.html import render_html
-from analysis.report.markdown import render_markdown
-from analysis.report.tables import ReportData, build_report, table_frames
-from analysis.report.write import write_report, write_report_tables
+from phonehome.analysis.report.html import render_html
+from phonehome.analysis.report.markdown import render_markdown
+from phonehome.analysis.report.tables import ReportData, build_report, table_frames
+from phonehome.analysis.report.write import write_report, write_report_tables
 
 __all__ = [
     "ReportData",

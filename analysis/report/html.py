@@ -11,9 +11,8 @@ import base64
 from html import escape
 
 import pandas as pd
-
-from analysis.plots import png_bytes, report_figures
-from analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData, Section
+from phonehome.analysis.plots import png_bytes, report_figures
+from phonehome.analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData, Section
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 

@@ -7,8 +7,7 @@ newlines and HTML special characters are escaped.
 from __future__ import annotations
 
 import pandas as pd
-
-from analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData
+from phonehome.analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData
 
 _ESCAPES = {
     "\\": "\\\\",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analysis.report.html import render_html
-from analysis.report.markdown import render_markdown
-from analysis.report.tables import ReportData, table_frames
+from phonehome.analysis.report.html import render_html
+from phonehome.analysis.report.markdown import render_markdown
+from phonehome.analysis.report.tables import ReportData, table_frames
 
 
 def _private_dir(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 
 Record = HttpRecord | ContactRecord
 
@@ -66,18 +66,18 @@ def read_source(
         raise CaptureError(path, "no such file or directory")
     kind = sniff_kind(path)
     if kind == "capture_dir":
-        from analysis.sources.capture_dir import read_capture_dir
+        from phonehome.analysis.sources.capture_dir import read_capture_dir
 
         yield from read_capture_dir(path, defaults, report)
     elif kind == "dump":
-        from analysis.sources.mitm import read_dump
+        from phonehome.analysis.sources.mitm import read_dump
 
         yield from read_dump(path, defaults, report)
     elif kind == "har":
-        from analysis.sources.har import read_har
+        from phonehome.analysis.sources.har import read_har
 
         yield from read_har(path, defaults, report)
     else:
-        from analysis.sources.pcap import read_pcap
+        from phonehome.analysis.sources.pcap import read_pcap
 
         yield from read_pcap(path, defaults, report, keylog=keylog)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
-from analysis.sources.mitm import read_dump
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.mitm import read_dump
 
 DUMP_NAME = "flows.mitm"
 SESSION_NAME = "session.json"

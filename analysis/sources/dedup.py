@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from analysis.decode import DEFAULT_LIMITS
-from analysis.decode.codecs import CONTENT_CODINGS, decompress
-from analysis.records import ContactRecord, HttpRecord
+from phonehome.analysis.decode import DEFAULT_LIMITS
+from phonehome.analysis.decode.codecs import CONTENT_CODINGS, decompress
+from phonehome.analysis.records import ContactRecord, HttpRecord
 
 _RANK = {"dump": 0, "pcap": 1, "har": 2}
 

@@ -22,10 +22,9 @@ from typing import Any, BinaryIO
 
 from mitmproxy import http, version
 from mitmproxy.net.http.url import parse_authority
-
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
-from analysis.sources.mitm import (
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.mitm import (
     MAX_RECORD_BYTES,
     _is_ip,
     _load_flow,

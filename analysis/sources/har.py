@@ -23,10 +23,9 @@ from typing import Any
 
 from mitmproxy import http
 from mitmproxy.io import har as mitm_har
-
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
-from analysis.sources.mitm import http_record
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.mitm import http_record
 
 MAX_HAR_BYTES = 1 << 30
 MAX_BODY_BYTES = 16 << 20

@@ -16,9 +16,8 @@ from typing import Any, BinaryIO
 
 from mitmproxy import dns, flow, http, tcp
 from mitmproxy.io import compat, tnetstring
-
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
 
 LABEL_KEY = "phonehome"
 

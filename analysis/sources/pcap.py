@@ -22,8 +22,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from analysis.sources import CaptureError
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources import CaptureError
 
 MAX_STREAM_BYTES = 1 << 20
 MAX_STREAMS = 4096

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from analysis.classify import classify_endpoint, classify_request
-from analysis.decode import decode_request
-from analysis.profile import Profile
+from phonehome.analysis.classify import classify_endpoint, classify_request
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.profile import Profile
+
 from tests.corpus.sdk_corpus import cases
 
 

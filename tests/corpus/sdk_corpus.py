@@ -17,8 +17,8 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from analysis.profile import Profile
-from analysis.records import HttpRecord, Labels
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.records import HttpRecord, Labels
 
 IMEI = "356938035643809"
 ANDROID_ID = "9c2f41a7e3b5d810"

@@ -1,7 +1,7 @@
 """`phonehome record`: start mitmproxy with the recorder and tell the user what to do on the phone.
 
-Lives in `analysis` only as the CLI entry; it starts mitmproxy as a subprocess (`addons/` is loaded by
-path with `-s`, never imported), so `analysis` still does not import `addons`.
+It starts mitmproxy as a subprocess with the installed recorder loaded by path (`-s`, found by
+phonehome.analysis.installed), so the library still never imports the addons.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ADDON = Path(__file__).resolve().parent.parent / "addons" / "recorder.py"
+from phonehome.analysis.installed import recorder_addon
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
     cmd = [
         exe,
         "-s",
-        str(ADDON),
+        str(recorder_addon()),
         "--set",
         f"phonehome_dir={args.dir}",
         "--set",

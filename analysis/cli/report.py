@@ -6,11 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-SAMPLE_CAPTURE = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser"
-
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    from analysis.cli import add_input_arguments
+    from phonehome.analysis.cli.main import add_input_arguments
 
     add_input_arguments(parser)
     parser.add_argument(
@@ -29,16 +27,16 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _build(args: argparse.Namespace):
     """(analysis, report): the analysis for its damage list, the report to write."""
-    from analysis.cli import run_analysis
-    from analysis.report import build_report
+    from phonehome.analysis.cli.main import run_analysis
+    from phonehome.analysis.report import build_report
 
     result = run_analysis(args)
     return result, build_report(result, redact=args.redact)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from analysis.cli import damage_exit
-    from analysis.report import write_report
+    from phonehome.analysis.cli.main import damage_exit
+    from phonehome.analysis.report import write_report
 
     result, report = _build(args)
     written = write_report(report, Path(args.output))
@@ -61,15 +59,15 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from analysis.report import write_report
-    from analysis.sources import CaptureError
+    from phonehome.analysis.installed import sample_capture
+    from phonehome.analysis.report import write_report
+    from phonehome.analysis.sources import CaptureError
 
-    if not SAMPLE_CAPTURE.is_dir():
-        raise CaptureError(
-            str(SAMPLE_CAPTURE), "the bundled sample capture is missing from this installation"
-        )
+    sample = sample_capture()
+    if not (sample / "flows.mitm").is_file():
+        raise CaptureError(str(sample), "the bundled sample capture is missing from this installation")
     demo = argparse.Namespace(
-        captures=[str(SAMPLE_CAPTURE)],
+        captures=[str(sample)],
         profile=None,
         app=None,
         mode=None,
@@ -83,7 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _, report = _build(demo)
     html = write_report(report, out / "report.html")
     md = write_report(report, out / "report.md")
-    print(f"Demo report on {SAMPLE_CAPTURE.name}:")
+    print(f"Demo report on {sample.name}:")
     print(f"  HTML:     {html[0].resolve()}")
     print(f"  Markdown: {md[0].resolve()}")
     print(f"  Tables:   {html[1].parent.resolve()}/")

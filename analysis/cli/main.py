@@ -12,25 +12,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis import __version__
-from analysis.classify import EndpointListError
-from analysis.profile import Profile, ProfileError
-from analysis.sources import CaptureError
+from phonehome.analysis import __version__
+from phonehome.analysis.classify import EndpointListError
+from phonehome.analysis.profile import Profile, ProfileError
+from phonehome.analysis.sources import CaptureError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
 # Subcommands whose code lives in their own module: name -> (module, add_arguments, run, help).
 PLUGGED_COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "record": ("analysis.record_cli", "add_arguments", "run", "record a phone's traffic through mitmproxy"),
+    "record": (
+        "phonehome.analysis.cli.record",
+        "add_arguments",
+        "run",
+        "record a phone's traffic through mitmproxy",
+    ),
     "report": (
-        "analysis.report_cli",
+        "phonehome.analysis.cli.report",
         "add_report_arguments",
         "run_report",
         "build a per-app leakage report (HTML or Markdown)",
     ),
-    "demo": ("analysis.report_cli", "add_demo_arguments", "run_demo", "report on the bundled sample capture"),
+    "demo": (
+        "phonehome.analysis.cli.report",
+        "add_demo_arguments",
+        "run_demo",
+        "report on the bundled sample capture",
+    ),
     "export": (
-        "analysis.export_cli",
+        "phonehome.analysis.cli.export",
         "add_arguments",
         "run",
         "export a capture's flows as HAR with findings",
@@ -80,8 +90,8 @@ def load_profile_arg(path: str | None) -> Profile | None:
 
 
 def run_analysis(args: argparse.Namespace):
-    """analysis.pipeline.analyze with the shared input options; progress and warnings on stderr."""
-    from analysis.pipeline import analyze
+    """phonehome.analysis.pipeline.analyze with the shared input options; progress and warnings on stderr."""
+    from phonehome.analysis.pipeline import analyze
 
     progress = None if args.quiet else _progress_printer()
     result = analyze(
@@ -129,11 +139,11 @@ def _progress_printer():
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from analysis.pipeline import write_tables
+    from phonehome.analysis.pipeline import write_tables
 
     result = run_analysis(args)
     if args.redact:
-        from analysis.report.redact import redact_tables
+        from phonehome.analysis.report.redact import redact_tables
 
         result.findings, result.flows, result.contacts = redact_tables(
             result.findings, result.flows, result.contacts
@@ -160,6 +170,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_addons_path(args: argparse.Namespace) -> int:
+    """Print where the installed addons are, for `mitmdump -s "$(phonehome addons-path)/recorder.py"`."""
+    from phonehome.analysis.installed import addons_dir, recorder_addon
+
+    print(recorder_addon() if args.recorder else addons_dir())
     return EXIT_OK
 
 
@@ -191,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if any finding has one of these data types (comma-separated, or 'any')",
     )
     analyze.set_defaults(func=cmd_analyze)
+
+    addons_path = sub.add_parser(
+        "addons-path",
+        help="print the folder of the installed mitmproxy addons (for mitmdump -s)",
+        description='Print the installed addons folder: mitmdump -s "$(phonehome addons-path)/recorder.py"',
+    )
+    addons_path.add_argument(
+        "--recorder", action="store_true", help="print the recorder addon's file instead"
+    )
+    addons_path.set_defaults(func=cmd_addons_path)
 
     for name, (module_name, add_name, run_name, help_text) in PLUGGED_COMMANDS.items():
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--har OUT plus the shared capture options, if cli.py has not added them."""
     if not any(a.dest == "captures" for a in parser._actions):
-        from analysis.cli import add_input_arguments
+        from phonehome.analysis.cli.main import add_input_arguments
 
         add_input_arguments(parser)
     parser.add_argument("--har", required=True, metavar="OUT.har", help="write the requests as HAR 1.2 here")
@@ -26,11 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 on success, 2 for bad input (one line naming the file)."""
-    from analysis.export import records_to_har, redact_records
-    from analysis.pipeline import analyze
-    from analysis.profile import Profile
-    from analysis.records import HttpRecord
-    from analysis.sources import CaptureError
+    from phonehome.analysis.export import records_to_har, redact_records
+    from phonehome.analysis.pipeline import analyze
+    from phonehome.analysis.profile import Profile
+    from phonehome.analysis.records import HttpRecord
+    from phonehome.analysis.sources import CaptureError
 
     try:
         profile = Profile.load(args.profile) if getattr(args, "profile", None) else None
@@ -71,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {out}: {len(har['log']['entries'])} entries, {len(result.findings)} findings",
             file=sys.stderr,
         )
-    from analysis.cli import damage_exit
+    from phonehome.analysis.cli.main import damage_exit
 
     return damage_exit(result)
