@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import certs, io
+
 from phonehome.addons.childproc import start_child, yield_to_the_proxy
 
 log = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ from types import SimpleNamespace
 
 from mitmproxy import ctx, http
 from mitmproxy.hooks import UpdateHook
+
 from phonehome.addons.childproc import start_child, yield_to_the_proxy
 from phonehome.analysis.classify import classify_endpoint, classify_request
 from phonehome.analysis.decode import decode_request

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import command, ctx, dns, http, tls, version
+
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
 from phonehome.addons.inspector import Inspector
 

@@ -15,6 +15,7 @@ from urllib.parse import quote, quote_plus
 import pandas as pd
 from mitmproxy import connection, http
 from mitmproxy.addons.savehar import SaveHar
+
 from phonehome.analysis.records import HttpRecord
 from phonehome.analysis.report import redact as redaction
 

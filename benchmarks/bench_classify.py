@@ -18,7 +18,6 @@ from phonehome.analysis.decode import decode_request  # noqa: E402
 from phonehome.analysis.profile import Profile  # noqa: E402
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport  # noqa: E402
 from phonehome.analysis.sources import read_source  # noqa: E402
-
 from tests.corpus.evaluate import evaluate, overall  # noqa: E402
 from tests.corpus.sdk_corpus import PROFILE  # noqa: E402
 

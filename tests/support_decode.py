@@ -11,6 +11,7 @@ from urllib.parse import quote
 import brotli
 import msgpack
 import zstandard
+
 from phonehome.analysis.records import HttpRecord, Labels
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pandas as pd
+
 from phonehome.analysis.classify import mark_persistence
 from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, Finding, findings_frame
 

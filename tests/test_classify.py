@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from phonehome.analysis.classify import (
     EndpointClassifier,
     EndpointListError,
@@ -25,7 +26,6 @@ from phonehome.analysis.cli.main import main
 from phonehome.analysis.decode import decode_request
 from phonehome.analysis.findings import DATA_TYPES, FINDINGS_COLUMNS, findings_frame
 from phonehome.analysis.profile import Profile
-
 from tests.corpus.evaluate import evaluate, overall
 from tests.corpus.sdk_corpus import PROFILE, _record, cases
 

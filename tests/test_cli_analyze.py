@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from phonehome.analysis.cli.main import main
 from phonehome.analysis.findings import FINDINGS_COLUMNS, FLOWS_COLUMNS
 

@@ -11,8 +11,8 @@ import brotli
 import msgpack
 import pytest
 import zstandard
-from phonehome.analysis.decode import DEFAULT_LIMITS, Field, Limits, decode_request, decode_value, join_path
 
+from phonehome.analysis.decode import DEFAULT_LIMITS, Field, Limits, decode_request, decode_value, join_path
 from tests.support_decode import pb_string, record
 
 

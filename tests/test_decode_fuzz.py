@@ -23,8 +23,8 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from phonehome.analysis.decode import DEFAULT_LIMITS, Limits, decode_request, decode_value
 
+from phonehome.analysis.decode import DEFAULT_LIMITS, Limits, decode_request, decode_value
 from tests.support_decode import pb_string, record, varint
 
 CORPUS = Path(__file__).parent / "data" / "decode" / "corpus"

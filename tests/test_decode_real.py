@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from phonehome.analysis.decode import decode_request
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import read_source

@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from phonehome.analysis.decode import decode_request
 
+from phonehome.analysis.decode import decode_request
 from tests.support_decode import (
     BINARY_STRUCT_LAYERS,
     COMPRESSORS,

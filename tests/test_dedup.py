@@ -77,6 +77,7 @@ def test_dump_and_its_har_export_count_once(tmp_path) -> None:
     from pathlib import Path
 
     import pytest
+
     from phonehome.analysis.export import records_to_har
     from tests.support_sources import read_all
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from mitmproxy import certs
 from mitmproxy.test import taddons, tflow
+
 from phonehome.addons import dumpwriter
 from phonehome.addons import recorder as recorder_mod
 from phonehome.analysis.records import SourceReport
 from phonehome.analysis.sources.mitm import iter_flows
-
 from tests.support_proxy import run_async, self_signed
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the writer process is POSIX-only")

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from phonehome.analysis.cli.main import main
 from phonehome.analysis.export import records_to_har
 from phonehome.analysis.records import HttpRecord
-
 from tests.support_sources import HAR, read_all
 
 SAMPLE = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser"

@@ -9,6 +9,7 @@ import pytest
 from mitmproxy import connection, http
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
+
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump_fast

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from phonehome.analysis.records import HttpRecord, SourceReport
 
+from phonehome.analysis.records import HttpRecord, SourceReport
 from tests.support_sources import read_damaged
 
 SAMPLE_DUMP = Path(__file__).resolve().parent.parent / "captures" / "sample-mint-browser" / "flows.mitm"

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+
 from phonehome.analysis.records import HttpRecord, Labels
 from phonehome.analysis.sources import CaptureError
-
 from tests.support_sources import HAR, read_all
 
 REAL = sorted(HAR.rglob("*.har"))

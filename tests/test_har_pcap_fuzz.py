@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from phonehome.analysis.records import SourceReport
 
+from phonehome.analysis.records import SourceReport
 from tests.support_sources import DATA, HAR, PCAP, read_damaged
 
 SEEDS = {

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mitmproxy.io import FlowWriter, tnetstring
 from mitmproxy.test import tflow
+
 from phonehome.analysis import parallel
 from phonehome.analysis.pipeline import (
     RowCollector,

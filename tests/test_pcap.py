@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.pcap import client_hello_sni
-
 from tests.support_sources import PCAP, pcapng_with_keylog, read_all
 
 

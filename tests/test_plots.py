@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from matplotlib.figure import Figure
-from phonehome.analysis.plots import bytes_per_owner, data_types_by_destination, png_bytes, requests_over_time
 
+from phonehome.analysis.plots import bytes_per_owner, data_types_by_destination, png_bytes, requests_over_time
 from tests.support_report import analysis_of, finding
 
 

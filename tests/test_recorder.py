@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from mitmproxy import io
 from mitmproxy.test import taddons, tflow
+
 from phonehome.addons import recorder as recorder_mod
 from phonehome.analysis.records import SourceReport
 from phonehome.analysis.sources.mitm import iter_flows
-
 from tests.support_proxy import run_async
 
 

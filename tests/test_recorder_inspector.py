@@ -8,6 +8,7 @@ import signal
 import time
 
 from mitmproxy.test import taddons, tflow
+
 from phonehome.addons import inspector
 from phonehome.analysis.records import Labels
 from phonehome.analysis.sources.mitm import http_record

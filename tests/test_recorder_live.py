@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from phonehome.analysis.pipeline import analyze
 from phonehome.analysis.records import SourceReport
 from phonehome.analysis.sources.mitm import iter_flows
-
 from tests.support_proxy import ROOT, children, exited, mitmdump, tls_upstream
 
 RECORDER = ROOT / "addons" / "recorder.py"

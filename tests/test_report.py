@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from phonehome.analysis.cli.main import main
 from phonehome.analysis.report import build_report, render_html, render_markdown, write_report
 from phonehome.analysis.report.markdown import md_text
 from phonehome.analysis.report.redact import tag
-
 from tests.support_report import XSS_PAYLOADS, analysis_of, finding
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mitmproxy import http
 from mitmproxy.io import FlowReader
+
 from phonehome.analysis.records import Labels, SourceReport
 from phonehome.analysis.sources import read_source
 

@@ -9,6 +9,7 @@ from mitmproxy import connection, http
 from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tflow
+
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError, read_source
 

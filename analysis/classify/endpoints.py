@@ -15,8 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from phonehome.analysis.findings import CATEGORIES
 from publicsuffixlist import PublicSuffixList
+
+from phonehome.analysis.findings import CATEGORIES
 
 _PSL = PublicSuffixList(only_icann=True)
 

@@ -11,6 +11,7 @@ import base64
 from html import escape
 
 import pandas as pd
+
 from phonehome.analysis.plots import png_bytes, report_figures
 from phonehome.analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData, Section
 

@@ -7,6 +7,7 @@ newlines and HTML special characters are escaped.
 from __future__ import annotations
 
 import pandas as pd
+
 from phonehome.analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData
 
 _ESCAPES = {

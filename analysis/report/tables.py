@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+
 from phonehome.analysis.report import redact as redaction
 
 # Data types a reader cares about most: what they did in the browser.

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from mitmproxy import http, version
 from mitmproxy.net.http.url import parse_authority
+
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.mitm import (

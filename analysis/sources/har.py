@@ -23,6 +23,7 @@ from typing import Any
 
 from mitmproxy import http
 from mitmproxy.io import har as mitm_har
+
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.mitm import http_record

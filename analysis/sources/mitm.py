@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from mitmproxy import dns, flow, http, tcp
 from mitmproxy.io import compat, tnetstring
+
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
 

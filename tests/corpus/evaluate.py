@@ -7,7 +7,6 @@ from collections import Counter
 from phonehome.analysis.classify import classify_endpoint, classify_request
 from phonehome.analysis.decode import decode_request
 from phonehome.analysis.profile import Profile
-
 from tests.corpus.sdk_corpus import cases
 
 
