@@ -39,6 +39,12 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run_demo",
         "report on the bundled sample capture",
     ),
+    "plan": (
+        "phonehome.analysis.cli.plan",
+        "add_arguments",
+        "run",
+        "write a canary test plan (plan.json) and print its checklist",
+    ),
     "export": (
         "phonehome.analysis.cli.export",
         "add_arguments",
