@@ -1,0 +1,48 @@
+"""`phonehome plan`: write plan.json (canaries per mode) and print the tester's checklist."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--modes",
+        default="normal,incognito",
+        help="comma-separated modes to test, in order (default: %(default)s; e.g. normal,incognito,"
+        "incognito-optout)",
+    )
+    parser.add_argument(
+        "-o", "--output", default="plan.json", metavar="plan.json", help="where to write the plan"
+    )
+    parser.add_argument("--app", help="the app under test: adds its marker as the first step")
+    parser.add_argument("--urls", type=int, default=3, metavar="N", help="canary URLs per mode (default: 3)")
+    parser.add_argument(
+        "--searches", type=int, default=2, metavar="N", help="canary search terms per mode (default: 2)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print the checklist")
+
+
+def run(args: argparse.Namespace) -> int:
+    from phonehome.analysis.modes import LabelError
+    from phonehome.analysis.plan import checklist, make_plan, write_plan
+
+    modes = [m for m in args.modes.split(",") if m.strip()]
+    try:
+        plan = make_plan(modes, urls=args.urls, searches=args.searches, app=args.app)
+    except (ValueError, LabelError) as exc:
+        print(f"phonehome: error: --modes/--urls/--searches/--app: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = write_plan(plan, Path(args.output))
+    except OSError as exc:
+        print(
+            f"phonehome: error: {args.output}: cannot write the plan ({exc.strerror or exc})", file=sys.stderr
+        )
+        return 2
+    if not args.quiet:
+        print(checklist(plan), end="")
+    print(f"plan: {path}  (copy it into the capture folder: captures/<session>/plan.json)", file=sys.stderr)
+    return 0
