@@ -23,6 +23,7 @@ from phonehome.analysis.findings import (
     Finding,
     findings_from_rows,
 )
+from phonehome.analysis.plan import merge_plan_canaries
 from phonehome.analysis.profile import Profile
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, safe_text
 from phonehome.analysis.sources import CaptureError, read_source, sniff_kind
@@ -193,7 +194,7 @@ def load_profiles(paths: Iterable[Path], explicit: Profile | None) -> Profile | 
         if candidate.is_file():
             found = Profile.load(candidate)
             profile = found if profile is None else profile.merged(found)
-    return profile
+    return merge_plan_canaries(profile, paths)  # a plan.json's canaries become known urls/search_terms
 
 
 def analyze(
