@@ -13,8 +13,14 @@ import zlib
 from typing import Any
 
 import brotli
+import brotlicffi
 import msgpack
 import zstandard
+
+#: Brotli >= 1.2 limits the output of one call itself (mitmproxy 11 pins Brotli <= 1.1, where the
+#: maintained binding brotlicffi >= 1.2 provides the same API).
+_BROTLI_LIMITS = hasattr(brotli.Decompressor(), "can_accept_more_data")
+_BrotliError = (brotli.error, brotlicffi.error)
 
 # --- compression -------------------------------------------------------------------------
 
@@ -40,19 +46,24 @@ def sniff_compression(data: bytes) -> str | None:
 
 
 class Inflated:
-    """Result of a bounded decompression: the output, whether the bound cut it short, and
-    whether the stream ended properly (a stream cut in transit still yields its prefix)."""
+    """Result of a bounded decompression: the output, whether a bound cut it short (and which:
+    `bound`), and whether the stream ended properly (a stream cut in transit yields its prefix)."""
 
-    __slots__ = ("complete", "data", "truncated")
+    __slots__ = ("bound", "complete", "data", "truncated")
 
-    def __init__(self, data: bytes, truncated: bool, complete: bool = True):
+    def __init__(self, data: bytes, truncated: bool, complete: bool = True, bound: str = ""):
         self.data = data
         self.truncated = truncated
         self.complete = complete
+        self.bound = bound
 
 
 def decompress(kind: str, data: bytes, max_out: int) -> Inflated | None:
-    """Undo `kind` on `data`, producing at most `max_out` bytes; None if `data` is not `kind`."""
+    """Undo `kind` on `data`, producing at most `max_out` bytes; None if `data` is not `kind`.
+
+    Memory stays within about `max_out` plus one input chunk, and time is linear in the input:
+    every codec is streamed in chunks of INPUT_CHUNK bytes with an output limit per call.
+    """
     try:
         if kind == "gzip":
             return _zlib(data, 31, max_out)
@@ -67,66 +78,120 @@ def decompress(kind: str, data: bytes, max_out: int) -> Inflated | None:
             return _brotli(data, max_out)
         if kind == "zstd":
             return _zstd(data, max_out)
-    except (zlib.error, brotli.error, zstandard.ZstdError, ValueError, MemoryError):
+    except (zlib.error, *_BrotliError, zstandard.ZstdError, ValueError, MemoryError):
         return None
     return None
 
 
+#: Input handed to a decompressor per call. Small enough that the copy zlib makes of the unused
+#: input at the end of each gzip member stays cheap (multi-member gzip is linear, not quadratic).
+INPUT_CHUNK = 16 * 1024
+#: Concatenated gzip members followed in one body; more is a bomb of tiny members, cut and marked.
+MAX_GZIP_MEMBERS = 4096
+#: Largest zstd window accepted (RFC 9659 asks HTTP encoders for <= 8 MiB); a frame asking for
+#: more would make the decoder allocate it, so it is not decoded.
+MAX_ZSTD_WINDOW = 32 * 1024 * 1024
+
+
+class _Out:
+    """Decompressed chunks with a running total, cut at `limit` bytes."""
+
+    __slots__ = ("chunks", "limit", "total")
+
+    def __init__(self, limit: int):
+        self.chunks: list[bytes] = []
+        self.total = 0
+        self.limit = limit
+
+    def add(self, piece: bytes) -> bool:
+        """Keep `piece`; True when the bound is now exceeded."""
+        if piece:
+            self.chunks.append(piece)
+            self.total += len(piece)
+        return self.total > self.limit
+
+    def room(self) -> int:
+        """Output to ask for next: one byte past the bound, so reaching the bound is seen."""
+        return self.limit - self.total + 1
+
+    def result(self, truncated: bool, complete: bool = True) -> Inflated:
+        return Inflated(b"".join(self.chunks)[: self.limit], truncated, complete)
+
+
 def _zlib(data: bytes, wbits: int, max_out: int) -> Inflated | None:
-    chunks: list[bytes] = []
-    total = 0
-    rest = data
-    while rest:
-        d = zlib.decompressobj(wbits)
-        out = d.decompress(rest, max_out - total + 1)
-        chunks.append(out)
-        total += len(out)
-        if total > max_out:
-            return Inflated(b"".join(chunks)[:max_out], True)
-        if not d.eof:
-            if d.unconsumed_tail:  # stopped by max_length exactly at the bound
-                return Inflated(b"".join(chunks), True)
-            # a truncated stream: keep what it gave, if anything
-            return Inflated(b"".join(chunks), False, complete=False) if total else None
-        rest = d.unused_data
-        if wbits != 31:  # only gzip has concatenated members
-            break
-        if rest and rest[:2] != b"\x1f\x8b":
-            break
-    return Inflated(b"".join(chunks), False)
+    view = memoryview(data)
+    pos = 0
+    out = _Out(max_out)
+    members = 0
+    d = zlib.decompressobj(wbits)
+    pending: bytes | memoryview = b""
+    while True:
+        if d.eof:
+            members += 1
+            rest = d.unused_data  # at most one input chunk: the copy is cheap
+            if wbits != 31:  # only gzip has concatenated members
+                break
+            if len(rest) < 2 and pos < len(view):
+                rest += bytes(view[pos : pos + INPUT_CHUNK])
+                pos = min(len(view), pos + INPUT_CHUNK)
+            if rest[:2] != b"\x1f\x8b":  # end of input, or trailing bytes that are not a member
+                break
+            if members >= MAX_GZIP_MEMBERS:
+                result = out.result(True)
+                result.bound = f"MAX_GZIP_MEMBERS ({MAX_GZIP_MEMBERS}) reached"
+                return result
+            d = zlib.decompressobj(wbits)
+            pending = rest
+        if not pending:
+            if pos >= len(view):
+                break
+            pending = view[pos : pos + INPUT_CHUNK]
+            pos += len(pending)
+        if out.add(d.decompress(pending, out.room())):
+            return out.result(True)
+        pending = d.unconsumed_tail
+    if not d.eof:
+        # a truncated stream: keep what it gave, if anything
+        return out.result(False, complete=False) if out.total else None
+    return out.result(False)
+
+
+def _brotli_decompressor() -> Any:
+    """brotli's own Decompressor when it can limit its output (Brotli >= 1.2), else brotlicffi's."""
+    if _BROTLI_LIMITS:
+        return brotli.Decompressor()
+    return brotlicffi.Decompressor()
 
 
 def _brotli(data: bytes, max_out: int) -> Inflated | None:
-    # Brotli 1.1 has no output limit: feed one byte at a time, so one call can overshoot the
-    # bound by at most one meta-block (16 MiB), then stop.
-    d = brotli.Decompressor()
-    chunks: list[bytes] = []
-    total = 0
-    for i in range(len(data)):
-        out = d.process(data[i : i + 1])
-        if out:
-            chunks.append(out)
-            total += len(out)
-            if total > max_out:
-                return Inflated(b"".join(chunks)[:max_out], True)
+    d = _brotli_decompressor()
+    view = memoryview(data)
+    out = _Out(max_out)
+    for pos in range(0, len(view), INPUT_CHUNK):
+        piece = d.process(bytes(view[pos : pos + INPUT_CHUNK]), output_buffer_limit=min(out.room(), 1 << 20))
+        if out.add(piece):
+            return out.result(True)
+        while not d.can_accept_more_data():  # output held back by the limit: drain it
+            if out.add(d.process(b"", output_buffer_limit=min(out.room(), 1 << 20))):
+                return out.result(True)
+        if d.is_finished():
+            break
     if not d.is_finished():
         return None
-    return Inflated(b"".join(chunks), False)
+    return out.result(False)
 
 
 def _zstd(data: bytes, max_out: int) -> Inflated | None:
-    reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
-    chunks: list[bytes] = []
-    total = 0
-    while total <= max_out:
-        out = reader.read(min(1 << 20, max_out - total + 1))
-        if not out:
+    decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW)
+    reader = decompressor.stream_reader(data, read_across_frames=True, read_size=INPUT_CHUNK)
+    out = _Out(max_out)
+    while True:
+        piece = reader.read(min(1 << 20, out.room()))
+        if not piece:
             break
-        chunks.append(out)
-        total += len(out)
-    if total > max_out:
-        return Inflated(b"".join(chunks)[:max_out], True)
-    return Inflated(b"".join(chunks), False)
+        if out.add(piece):
+            return out.result(True)
+    return out.result(False)
 
 
 # --- base64 / hex ------------------------------------------------------------------------

@@ -88,7 +88,9 @@ class Walker:
         if res is not None:
             self.inflated += len(res.data)
             if res.truncated:
-                self.truncate(f"max_decompressed_bytes ({self.limits.max_decompressed_bytes}) reached")
+                self.truncate(
+                    res.bound or f"max_decompressed_bytes ({self.limits.max_decompressed_bytes}) reached"
+                )
         return res
 
     # -- strings -------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ mitmproxy's. Request bodies that the HAR stores base64-encoded (`postData.encodi
 and PCAPdroid write them) are decoded here, since mitmproxy ignores that field. A damaged entry is
 skipped with a warning naming its index; the other entries are still read.
 
-Bounds: a HAR is JSON and is parsed whole, so files above MAX_HAR_BYTES are refused; each request
-body is cut at MAX_BODY_BYTES (reported as a warning).
+Bounds: a HAR is JSON and is parsed whole, so files above MAX_HAR_BYTES are refused; a compressed
+HAR (.zhar, zlib or zip) is inflated in chunks and refused once it passes `inflation_limit` (100x
+its size, at least 64 MiB), so a 1 MB bomb never becomes 1 GiB in memory; each request body is cut
+at MAX_BODY_BYTES (reported as a warning). Integers beyond Python's 4,300-digit conversion limit
+are kept as text rather than failing the file.
 """
 
 from __future__ import annotations
@@ -30,6 +33,66 @@ from phonehome.analysis.sources.mitm import http_record
 
 MAX_HAR_BYTES = 1 << 30
 MAX_BODY_BYTES = 16 << 20
+#: A compressed HAR may inflate to MAX_INFLATE_RATIO times its size (at least MIN_INFLATE_LIMIT).
+MAX_INFLATE_RATIO = 100
+MIN_INFLATE_LIMIT = 64 << 20
+
+
+def inflation_limit(compressed_size: int) -> int:
+    """Most bytes a compressed HAR of `compressed_size` bytes may inflate to before it is refused.
+
+    HAR JSON compresses about 5-20x; a bomb (zlib reaches 1000x) is refused once it has produced
+    MAX_INFLATE_RATIO times its own size (at least MIN_INFLATE_LIMIT), so memory follows the file's
+    size, never the attacker's ratio."""
+    return min(MAX_HAR_BYTES, max(MIN_INFLATE_LIMIT, MAX_INFLATE_RATIO * compressed_size))
+
+
+def _inflate(path: Path, read, compressed_size: int) -> bytes:
+    """All of a decompressing reader's output, refused (CaptureError) past inflation_limit."""
+    limit = inflation_limit(compressed_size)
+    out = bytearray()
+    while True:
+        piece = read(min(1 << 20, limit + 1 - len(out)))
+        if not piece:
+            return bytes(out)
+        out += piece
+        if len(out) > limit:
+            raise CaptureError(
+                path,
+                f"compressed HAR inflates beyond {limit} bytes ({compressed_size} bytes compressed): "
+                "refused as a decompression bomb",
+            )
+
+
+class _ZlibReader:
+    """A zlib stream read in pieces of at most n bytes, fed 64 KiB of input at a time."""
+
+    def __init__(self, data: bytes):
+        self.d = zlib.decompressobj()
+        self.data = memoryview(data)
+        self.pos = 0
+        self.pending: bytes = b""
+
+    def read(self, n: int) -> bytes:
+        while not self.d.eof:
+            if not self.pending:
+                if self.pos >= len(self.data):
+                    return b""
+                self.pending = bytes(self.data[self.pos : self.pos + (1 << 16)])
+                self.pos += 1 << 16
+            out = self.d.decompress(self.pending, n)
+            self.pending = self.d.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+
+def _parse_int(digits: str) -> int | str:
+    """JSON integers as int, except those Python refuses to convert (over 4300 digits): kept as text."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
 
 
 def _load(path: Path) -> Any:
@@ -43,27 +106,27 @@ def _load(path: Path) -> Any:
                 names = zf.namelist()
                 if not names:
                     raise CaptureError(path, "empty zip archive, expected a HAR inside")
-                info = zf.getinfo(names[0])
-                if info.file_size > MAX_HAR_BYTES:
-                    raise CaptureError(path, "HAR inside zip too large to parse")
-                raw = zf.read(names[0])
-        except (zipfile.BadZipFile, OSError) as exc:
+                with zf.open(names[0]) as member:
+                    raw = _inflate(path, member.read, size)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise CaptureError(path, f"damaged zip archive: {exc}") from None
     elif raw[:1] == b"\x78":  # zlib-compressed HAR, as mitmproxy writes .zhar
-        d = zlib.decompressobj()
         try:
-            raw = d.decompress(raw, MAX_HAR_BYTES)
+            raw = _inflate(path, _ZlibReader(raw).read, size)
         except zlib.error as exc:
             raise CaptureError(path, f"damaged compressed HAR: {exc}") from None
     text = raw.decode("utf-8-sig", errors="surrogateescape")
+    del raw
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise CaptureError(
             path, f"not valid HAR JSON: {exc.msg} (line {exc.lineno} column {exc.colno})", exc.pos
         ) from None
     except RecursionError:
         raise CaptureError(path, "not valid HAR JSON: nested too deeply") from None
+    except ValueError as exc:  # anything else json refuses (e.g. a huge exponent in a float)
+        raise CaptureError(path, f"not valid HAR JSON: {exc}") from None
 
 
 def _headers(value: Any) -> list[dict[str, str]]:
