@@ -27,6 +27,22 @@ class Section:
 #: The tables about what was sent, in report order (the HTML report puts its plots after them).
 FINDING_SECTIONS: tuple[Section, ...] = (
     Section(
+        "claims",
+        "Claims vs observations",
+        "What the vendor, a policy or a store label says (paraphrased, with its source), and whether the "
+        "capture contradicts it, is consistent with it, or cannot decide (and why); finding ids are "
+        "flow id#field in the evidence table.",
+        "No claims file was given (--claims, or claims.toml in the capture folder).",
+    ),
+    Section(
+        "canaries",
+        "Canary recall",
+        "The test plan's canary URLs and searches: how many left the device, per mode they were used in "
+        "and per destination, and which were not seen.",
+        "No test plan (plan.json in the capture folder).",
+        level=3,
+    ),
+    Section(
         "comparison",
         "Normal vs incognito",
         "Each destination and data type: sent in both modes, only in incognito, or not in incognito.",
@@ -76,6 +92,9 @@ class ReportData:
     contacts: pd.DataFrame
     redacted: bool = False
     warnings: list[str] = field(default_factory=list)
+    # filled by the report command from a claims file and a plan (analysis.verdicts.claims/canaries)
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)
+    canaries: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def destination(frame: pd.DataFrame) -> pd.Series:
@@ -262,4 +281,5 @@ def table_frames(report: ReportData) -> dict[str, pd.DataFrame]:
         "linkable": report.linkable,
         "evidence": report.evidence,
         "coverage": report.coverage,
+        **{name: getattr(report, name) for name in ("claims", "canaries") if not getattr(report, name).empty},
     }
