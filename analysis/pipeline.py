@@ -334,12 +334,13 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
         out / "contacts.parquet",
     ]
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
+
+    from phonehome.analysis import sharing
 
     findings = pa.Table.from_pandas(analysis.findings, preserve_index=False)
     # Arrow's CSV writer: 7x faster than DataFrame.to_csv; quotes every string value
-    pa_csv.write_csv(findings, written[0], pa_csv.WriteOptions(quoting_style="needed"))
+    sharing.write_csv(findings, written[0])  # formula-leading cells neutralised, CR/LF quoted (issue 15)
     pq.write_table(findings, written[1])
     analysis.flows.to_parquet(written[2], index=False)
     analysis.contacts.to_parquet(written[3], index=False)
