@@ -75,7 +75,7 @@ def flows_for(findings: pd.DataFrame) -> pd.DataFrame:
 
 def analysis_of(findings: list[Finding], contacts: list[dict] | None = None) -> SimpleNamespace:
     frame = mark_persistence(findings_frame(findings))  # as the pipeline does
-    contact_rows = [{**{c: "" for c in CONTACTS_COLUMNS}, **c} for c in contacts or []]
+    contact_rows = [{**{c: "" for c in CONTACTS_COLUMNS}, "timestamp": 0.0, **c} for c in contacts or []]
     return SimpleNamespace(
         findings=frame,
         flows=flows_for(frame),

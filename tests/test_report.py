@@ -51,25 +51,38 @@ def small():
             ),
         ],
         contacts=[
-            {"mode": "normal", "host": "pinned.example.com", "kind": "tls_failed", "detail": "bad cert"},
+            {
+                "session": "s1",
+                "app": "com.example.browser",
+                "mode": "normal",
+                "host": "pinned.example.com",
+                "kind": "tls_failed",
+                "detail": "bad cert",
+                "timestamp": 1_700_000_100.0,
+            },
             {"mode": "incognito", "host": "dnsonly.example.com", "kind": "dns"},
             {"mode": "normal", "host": "sa.api.intl.miui.com", "kind": "dns"},
         ],
     )
 
 
-def test_comparison_persists_only_and_vanishes():
+def test_comparison_sent_in_both_only_in_incognito_and_not_seen():
     cmp = build_report(small()).comparison.set_index(["host", "data_type"])
-    assert cmp.loc[("sa.api.intl.miui.com", "url"), "status"] == "persists in incognito"
+    assert set(cmp["app"]) == {"com.example.browser"}
+    assert cmp.loc[("sa.api.intl.miui.com", "url"), "status"] == "sent in both (normal and incognito)"
     assert cmp.loc[("sa.api.intl.miui.com", "search_query"), "status"] == "only in incognito"
-    assert cmp.loc[("ads.example.com", "location.gps"), "status"] == "vanishes in incognito"
-    assert cmp.loc[("sa.api.intl.miui.com", "device_id.imei"), ["normal", "incognito"]].tolist() == [1, 1]
+    # incognito was tested, but ads.example.com was not contacted in it: not seen, never "vanishes"
+    row = cmp.loc[("ads.example.com", "location.gps")]
+    assert row["status"] == "not seen in incognito" and "not contacted" in row["caveat"]
+    imei = cmp.loc[("sa.api.intl.miui.com", "device_id.imei"), ["baseline_requests", "mode_requests"]]
+    assert imei.tolist() == [1, 1]
+    assert not cmp["status"].str.contains("vanish").any()
 
 
 def test_linkable_is_the_value_seen_in_both_modes():
     linkable = build_report(small()).linkable
     assert linkable["value"].tolist() == [IMEI]
-    assert linkable.iloc[0]["modes"] == "incognito, normal"
+    assert linkable.iloc[0]["modes"] == "normal, incognito" and linkable.iloc[0]["links_modes"]
 
 
 def test_constants_sent_in_both_modes_link_nothing(sample_analysis):
@@ -80,7 +93,7 @@ def test_constants_sent_in_both_modes_link_nothing(sample_analysis):
 
 
 def test_headline_names_browsing_data_destination_and_encoding():
-    lines = build_report(small()).headlines
+    lines = [str(h) for h in build_report(small()).headlines]
     assert lines[0].startswith("In incognito mode, visited URLs and search terms left the device")
     assert "sa.api.intl.miui.com (Xiaomi)" in lines[0]
     assert "base64" in lines[0] and "gzip" in lines[0]
@@ -88,9 +101,9 @@ def test_headline_names_browsing_data_destination_and_encoding():
 
 def test_coverage_lists_pinned_and_dns_only_but_not_dns_of_decrypted_host():
     cov = build_report(small()).coverage
-    assert set(zip(cov["host"], cov["kind"], strict=True)) == {
-        ("pinned.example.com", "tls_failed"),
-        ("dnsonly.example.com", "dns"),
+    assert set(zip(cov["host"], cov["kind"], cov["reason"], strict=True)) == {
+        ("pinned.example.com", "tls_failed", "pinning_suspected"),  # other HTTPS hosts were decrypted before
+        ("dnsonly.example.com", "dns", "dns_only"),
     }
 
 
@@ -191,19 +204,26 @@ def test_chromium_renders_payloads_inert(tmp_path):
 def test_sample_report_tables_and_headline(sample_analysis):
     report = build_report(sample_analysis)
     assert any(
-        line.startswith("In incognito mode")
-        and "sa.api.intl.miui.com (Xiaomi)" in line
-        and "visited URLs" in line
-        and "search terms" in line
+        line.text.startswith("In incognito mode")
+        and "sa.api.intl.miui.com (Xiaomi)" in line.text
+        and "visited URLs" in line.text
+        and "search terms" in line.text
+        and line.app == "com.mi.globalbrowser.mini"
+        and line.evidence_id
         for line in report.headlines
     )
     cmp = report.comparison
     sa = cmp[(cmp["host"] == "sa.api.intl.miui.com") & cmp["data_type"].isin(["url", "search_query"])]
-    assert set(sa["data_type"]) == {"url", "search_query"} and (sa["incognito"] > 0).all()
-    assert (report.linkable["modes"] == "incognito, normal").any()
+    assert set(sa["data_type"]) == {"url", "search_query"} and (sa["mode_requests"] > 0).all()
+    assert (report.linkable["modes"] == "normal, incognito").any()
     assert set(report.coverage["kind"]) <= {"tls_failed", "sni_only", "dns", "tcp"}
     assert "tls_failed" in set(report.coverage["kind"])
-    assert list(report.evidence.columns[:4]) == ["mode", "timestamp", "method", "url"]
+    assert list(report.evidence.columns[:5]) == ["app", "mode", "timestamp", "method", "url"]
+    # every evidence id a headline or comparison row names is a group of the evidence table
+    groups = set(report.evidence["evidence_id"])
+    linked = {i for h in report.headlines for i in h.evidence_ids if i.startswith("ev-")}
+    linked |= {i for cell in report.comparison["evidence_id"] for i in cell.split()}
+    assert linked and linked <= groups
     assert len(report.evidence) == len(sample_analysis.findings)
 
 

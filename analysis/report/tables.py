@@ -1,4 +1,9 @@
-"""The report's tables, built with pandas from the findings, flows and contacts tables (DESIGN.md)."""
+"""The report's content: every table and headline a renderer shows, built from the verdicts.
+
+ReportData is the one interface renderers (HTML, Markdown, notebooks) read. Its shape is a
+contract: fields are added, never renamed. Pure functions on the findings, flows and contacts
+tables (analysis.verdicts does the judging); the renderers only format.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,52 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from phonehome.analysis.report import redact as redaction
+from phonehome.analysis.verdicts import comparison as comparing
+from phonehome.analysis.verdicts import coverage as covering
+from phonehome.analysis.verdicts.evidence import evidence_ids
+from phonehome.analysis.verdicts.frames import apps_of, normalised
+from phonehome.analysis.verdicts.headlines import BROWSING_TYPES, Headline
+from phonehome.analysis.verdicts.headlines import headlines as build_headlines
+from phonehome.analysis.verdicts.linkability import linkable as build_linkable
+from phonehome.analysis.verdicts.overview import mixed_app_warnings
+from phonehome.analysis.verdicts.overview import overview as build_overview
 
-# Data types a reader cares about most: what they did in the browser.
-BROWSING_TYPES: tuple[str, ...] = ("url", "search_query")
-PRIVATE_MODES: tuple[str, ...] = ("incognito", "private")
+__all__ = [
+    "BROWSING_TYPES",
+    "DETAIL_SECTIONS",
+    "FINDING_SECTIONS",
+    "Headline",
+    "ReportData",
+    "Section",
+    "app_label",
+    "build_report",
+    "table_frames",
+]
+
+#: How a report names traffic that carries no app label (its `app` is "").
+UNLABELLED_APP = "(no app label)"
+
+
+def app_label(app: str) -> str:
+    """The heading for an app's section: its label, or UNLABELLED_APP for ""."""
+    return app or UNLABELLED_APP
 
 
 @dataclass(frozen=True)
 class Section:
-    """One table of the report, headed and explained the same way by every renderer."""
+    """One table of the report, headed and explained the same way by every renderer.
+
+    Every section's table has an `app` column: a renderer that groups each table by `app` gets a
+    section per app. `optional`: a renderer may leave the section out when its table is empty
+    (the overview exists only when a run holds several apps).
+    """
 
     attribute: str  # the ReportData field holding the table
     heading: str
     intro: str
     empty: str = "None."
     level: int = 2
+    optional: bool = False
 
 
 #: The tables about what was sent, in report order (the HTML report puts its plots after them).
@@ -43,15 +79,24 @@ FINDING_SECTIONS: tuple[Section, ...] = (
         level=3,
     ),
     Section(
+        "overview",
+        "Overview: apps × data types × destinations",
+        "Every app of this run, what it sent where, in which modes, and in how many requests.",
+        "One app in this run.",
+        optional=True,
+    ),
+    Section(
         "comparison",
-        "Normal vs incognito",
-        "Each destination and data type: sent in both modes, only in incognito, or not in incognito.",
+        "Normal vs each other mode",
+        "Each destination and data type, per app: sent in both modes, only in one, not sent, or not seen "
+        "(the caveat says what could not be seen), or the mode was not tested (no traffic captured in it).",
     ),
     Section(
         "linkable",
-        "What the incognito session is linkable by",
-        "Values sent in more than one mode: the same value ties the private session to the normal one.",
-        "No value was seen in more than one mode.",
+        "What links the sessions and modes",
+        "Identifiers that recur across sessions or modes: the same value ties a private session to the "
+        "normal one (links_modes), and other_apps names apps that sent the same value.",
+        "No identifier recurs across sessions or modes.",
         level=3,
     ),
     Section("matrix", "Destinations × data types, per mode", "", "No findings."),
@@ -60,16 +105,20 @@ FINDING_SECTIONS: tuple[Section, ...] = (
 DETAIL_SECTIONS: tuple[Section, ...] = (
     Section(
         "coverage",
-        "Coverage: hosts contacted but not seen",
-        "tls_failed: the app refused our certificate (pinning), so its content is unknown; "
-        "dns: the name was looked up but no decrypted request followed.",
-        "Every contacted host was decrypted.",
+        "Coverage: what could not be seen",
+        "Hosts contacted but not decrypted — ca_not_trusted: the phone refused the proxy's CA (TLS alert "
+        "'unknown ca', or no HTTPS host of the app was decrypted); pinning_suspected: this host refused "
+        "while other hosts of the app were decrypted; partly_decrypted; undetermined — DNS lookups with no "
+        "decrypted request (dns_only), UDP/QUIC traffic (quic_or_udp), and request bodies no decoder could "
+        "open (opaque_payload, with their bytes).",
+        "Every contacted host was decrypted and every payload decoded.",
     ),
     Section(
         "evidence",
         "Evidence: every finding",
         "The request, where in it the value was found (field path), the encodings undone to reach it "
-        "(outermost first), the value, and why it was classified so.",
+        "(outermost first), the value, and why it was classified so. evidence_id groups the findings of "
+        "one app, mode, destination and data type; headlines and comparison rows link to it.",
         "No findings.",
     ),
 )
@@ -77,11 +126,37 @@ DETAIL_SECTIONS: tuple[Section, ...] = (
 
 @dataclass
 class ReportData:
-    """Everything a report shows, already redacted when asked; renderers only format it."""
+    """Everything a report shows, already redacted when asked; renderers only format it.
+
+    title: the report's title. summary: counts for the summary box (sessions, apps, modes,
+    requests, hosts, owners, findings, not_decrypted). apps: every app label in the run, sorted,
+    "" (traffic without an app label, shown as app_label("")) last. pairs: the mode comparisons of
+    the study, (baseline, other) — baseline `normal` against each other mode.
+    headlines: Headline(app, mode, text, evidence_id, kind) in report order, app by app; str() of
+    one is its text. evidence_id cells everywhere hold space-separated ids: `ev-…` = rows of
+    `evidence` with that evidence_id, `cv-…` = the `coverage` row with that coverage_id.
+
+    Tables (DataFrames), each with an `app` column:
+    - overview: app, data_type, host, owner, category, modes, requests, evidence_id — empty unless
+      the run holds several apps;
+    - comparison: app, baseline, mode, host, owner, data_type, baseline_requests, mode_requests,
+      status (sentence: 'sent in both (normal and incognito)', 'only in incognito', 'not sent in
+      incognito', 'not seen in incognito', 'incognito not tested', 'only in incognito (normal not
+      tested)'), caveat (what could not be seen), evidence_id;
+    - linkable: app, data_type, value, modes, links_modes (bool), hosts, requests, other_apps,
+      evidence_id;
+    - matrix: app, mode, host, owner, category, data_type, count (findings);
+    - coverage: app, mode, host, owner, kind, reason (see analysis.verdicts.coverage.REASONS),
+      count, bytes, detail, coverage_id;
+    - evidence: app, mode, timestamp, method, url, host, owner, location, field, encodings,
+      data_type, value, confidence, evidence, evidence_id — one row per finding;
+    - findings, flows, contacts: the analysis tables (modes in canonical spelling).
+    redacted: values were replaced by tags. warnings: readers' warnings and mixed-app warnings.
+    """
 
     title: str
     summary: dict[str, object]
-    headlines: list[str]
+    headlines: list[Headline]
     matrix: pd.DataFrame
     comparison: pd.DataFrame
     linkable: pd.DataFrame
@@ -95,6 +170,16 @@ class ReportData:
     # filled by the report command from a claims file and a plan (analysis.verdicts.claims/canaries)
     claims: pd.DataFrame = field(default_factory=pd.DataFrame)
     canaries: pd.DataFrame = field(default_factory=pd.DataFrame)
+    apps: list[str] = field(default_factory=list)
+    overview: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["app"]))
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def for_app(self, frame: pd.DataFrame, app: str) -> pd.DataFrame:
+        """The rows of one of this report's tables that belong to `app`."""
+        return frame[frame["app"] == app] if "app" in frame.columns else frame
+
+    def headlines_for(self, app: str) -> list[Headline]:
+        return [h for h in self.headlines if h.app == app]
 
 
 def destination(frame: pd.DataFrame) -> pd.Series:
@@ -119,154 +204,74 @@ def summary(flows: pd.DataFrame, findings: pd.DataFrame, contacts: pd.DataFrame)
     }
 
 
-def headlines(findings: pd.DataFrame) -> list[str]:
-    """Plain-words sentences, most important first: browsing data leaving in a private mode."""
-    lines: list[str] = []
-    if findings.empty:
-        return ["No personal data was found in the decrypted requests."]
-    modes = [m for m in findings["mode"].unique() if m in PRIVATE_MODES] + [
-        m for m in findings["mode"].unique() if m not in PRIVATE_MODES
-    ]
-    for mode in modes:
-        rows = findings[(findings["mode"] == mode) & findings["data_type"].isin(BROWSING_TYPES)]
-        groups = sorted(
-            rows.groupby(["host", "owner"], sort=True),
-            key=lambda item: -item[1]["data_type"].nunique() - (item[1]["encodings"] != "").any(),
-        )
-        for (host, owner), group in groups:
-            kinds = []
-            if (group["data_type"] == "url").any():
-                kinds.append("visited URLs")
-            if (group["data_type"] == "search_query").any():
-                kinds.append("search terms")
-            chains = sorted({c.replace(">", "+") for c in group["encodings"] if c})
-            how = f", {' / '.join(chains)}-encoded" if chains else ", in plain text"
-            who = f" ({owner})" if owner else ""
-            lines.append(f"In {mode} mode, {' and '.join(kinds)} left the device to {host}{who}{how}.")
-    ids = findings[findings["data_type"].str.startswith("device_id.")]
-    for mode in modes:
-        hosts = sorted(set(ids.loc[ids["mode"] == mode, "host"]))
-        if hosts:
-            lines.append(
-                f"In {mode} mode, device identifiers were sent to {len(hosts)} host(s): {', '.join(hosts)}."
-            )
-    return lines or ["No browsing data or device identifiers were found in the decrypted requests."]
-
-
 def matrix(findings: pd.DataFrame) -> pd.DataFrame:
-    """Destination (host, owner, category) x data type, counted per mode; tidy long form."""
-    if findings.empty:
-        return pd.DataFrame(columns=["mode", "host", "owner", "category", "data_type", "count"])
-    return (
-        findings.groupby(["mode", "host", "owner", "category", "data_type"], sort=True)
-        .size()
-        .rename("count")
-        .reset_index()
-    )
-
-
-def comparison(findings: pd.DataFrame, private: str = "incognito", normal: str = "normal") -> pd.DataFrame:
-    """Each (destination, data type) pair: seen in both modes ('persists'), only private, or vanishes."""
-    columns = ["host", "owner", "data_type", normal, private, "status"]
+    """Destination (host, owner, category) x data type, counted per app and mode; tidy long form."""
+    columns = ["app", "mode", "host", "owner", "category", "data_type", "count"]
     if findings.empty:
         return pd.DataFrame(columns=columns)
-    counts = findings.groupby(["host", "owner", "data_type", "mode"]).size().unstack("mode", fill_value=0)
-    for mode in (normal, private):
-        if mode not in counts.columns:
-            counts[mode] = 0
-    counts = counts[[normal, private]].reset_index()
-    status = []
-    for n, p in zip(counts[normal], counts[private], strict=True):
-        status.append(
-            "persists in " + private if n and p else f"only in {private}" if p else f"vanishes in {private}"
-        )
-    counts["status"] = status
-    counts.columns.name = None
-    return counts[columns].sort_values(["status", "host", "data_type"]).reset_index(drop=True)
+    return findings.groupby(columns[:-1], sort=True).size().rename("count").reset_index()
 
 
-def linkable(findings: pd.DataFrame) -> pd.DataFrame:
-    """Identifiers marked `persistence` (recurring across sessions or modes): what links a private
-    session to you. Constants that recur everywhere (model, OS version, app id) link nothing and
-    are left out, as the classifier leaves them unmarked."""
-    columns = ["data_type", "value", "modes", "hosts", "requests"]
-    if findings.empty:
-        return pd.DataFrame(columns=columns)
-    candidates = findings[~findings["data_type"].isin(BROWSING_TYPES) & (findings["value"] != "")]
-    rows = []
-    for (data_type, value), group in candidates.groupby(["data_type", "value"], sort=True):
-        modes = sorted(set(group["mode"]))
-        if group["evidence"].str.contains("persistence").any():
-            rows.append(
-                (data_type, value, ", ".join(modes), ", ".join(sorted(set(group["host"]))), len(group))
-            )
-    return pd.DataFrame(rows, columns=columns)
+EVIDENCE_COLUMNS: list[str] = [
+    "app",
+    "mode",
+    "timestamp",
+    "method",
+    "url",
+    "host",
+    "owner",
+    "location",
+    "field",
+    "encodings",
+    "data_type",
+    "value",
+    "confidence",
+    "evidence",
+    "evidence_id",
+]
 
 
 def evidence(findings: pd.DataFrame) -> pd.DataFrame:
-    """Every finding, traceable: request, field path, encoding chain, value and why."""
-    columns = [
-        "mode",
-        "timestamp",
-        "method",
-        "url",
-        "host",
-        "owner",
-        "location",
-        "field",
-        "encodings",
-        "data_type",
-        "value",
-        "confidence",
-        "evidence",
-    ]
-    return findings.sort_values(["mode", "timestamp", "field"], kind="stable")[columns].reset_index(drop=True)
+    """Every finding, traceable: request, field path, encoding chain, value, why, and its group id."""
+    frame = findings.assign(evidence_id=evidence_ids(findings))
+    ordered = frame.sort_values(["app", "mode", "timestamp", "field"], kind="stable")
+    return ordered[EVIDENCE_COLUMNS].reset_index(drop=True)
 
 
-def coverage(flows: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
-    """Hosts contacted but not decrypted (pinning), DNS-only hosts: what the report could not see."""
-    columns = ["host", "owner", "kind", "modes", "count", "detail"]
-    if contacts.empty:
-        return pd.DataFrame(columns=columns)
-    seen = set(flows["host"])
-    rows = []
-    for (host, kind), group in contacts.groupby(["host", "kind"], sort=True):
-        if kind == "dns" and host in seen:
-            continue  # looked up, then decrypted: covered
-        details = sorted({str(d) for d in group["detail"] if d})
-        rows.append(
-            (
-                host,
-                group["owner"].iloc[0],
-                kind,
-                ", ".join(sorted(set(group["mode"]))),
-                len(group),
-                "; ".join(details),
-            )
-        )
-    return pd.DataFrame(rows, columns=columns)
+def build_report(
+    analysis, *, redact: bool = False, title: str | None = None, modes: tuple[str, ...] = ()
+) -> ReportData:
+    """The report's content from an analysis.pipeline.Analysis (or anything with flows/findings/contacts).
 
-
-def build_report(analysis, *, redact: bool = False, title: str | None = None) -> ReportData:
-    """The report's content from an analysis.pipeline.Analysis (or anything with flows/findings/contacts)."""
+    `modes`: modes the study declares beyond normal and incognito (e.g. `incognito-optout`), so a
+    declared mode without traffic is reported "not tested".
+    """
     findings, flows, contacts = analysis.findings, analysis.flows, analysis.contacts
     if redact:
         findings, flows, contacts = redaction.redact_tables(findings, flows, contacts)
-    apps = sorted({a for a in flows["app"] if a})
+    findings, flows, contacts = normalised(findings), normalised(flows), normalised(contacts)
+    declared = tuple(modes) or tuple(getattr(analysis, "declared_modes", ()) or ())
+    apps = apps_of(findings, flows, contacts)
+    pairs = comparing.study_pairs(findings, flows, contacts, declared)
+    cov = covering.coverage(flows, contacts)
+    named = [a for a in apps if a]
     return ReportData(
-        title=title or ("phonehome report: " + (", ".join(apps) if apps else "capture")),
+        title=title or ("phonehome report: " + (", ".join(named) if named else "capture")),
         summary=summary(flows, findings, contacts),
-        headlines=headlines(findings),
+        headlines=build_headlines(findings, flows, contacts, cov, pairs),
         matrix=matrix(findings),
-        comparison=comparison(findings),
-        linkable=linkable(findings),
+        comparison=comparing.mode_comparison(findings, flows, contacts, cov, declared),
+        linkable=build_linkable(findings),
         evidence=evidence(findings),
-        coverage=coverage(flows, contacts),
+        coverage=cov,
         findings=findings,
         flows=flows,
         contacts=contacts,
         redacted=redact,
-        warnings=list(getattr(analysis, "warnings", []) or []),
+        warnings=[*list(getattr(analysis, "warnings", []) or []), *mixed_app_warnings(flows, contacts)],
+        apps=apps,
+        overview=build_overview(findings) if len(apps) > 1 else pd.DataFrame(columns=["app"]),
+        pairs=pairs,
     )
 
 
@@ -276,6 +281,7 @@ def table_frames(report: ReportData) -> dict[str, pd.DataFrame]:
         "findings": report.findings,
         "flows": report.flows,
         "contacts": report.contacts,
+        "overview": report.overview,
         "matrix": report.matrix,
         "comparison": report.comparison,
         "linkable": report.linkable,

@@ -1,0 +1,236 @@
+"""Coverage: what the report could not see, per app, mode and destination — and why.
+
+A verdict is only as good as what was seen. Three kinds of holes (DESIGN.md "Findings"):
+
+- hosts contacted but not decrypted. A refused TLS handshake is NOT evidence of certificate
+  pinning on its own: on a first run the phone often does not trust the proxy's CA yet, and then
+  every host fails. So a failure is explained by what else was seen for the same app in the same
+  session:
+    `ca_not_trusted`    the client said so (TLS alert `unknown ca`), or no HTTPS host of this app
+                        was decrypted at all in the session (failures on every host);
+    `pinning_suspected` other hosts of this app were decrypted before this failure, this host never;
+    `partly_decrypted`  this host failed but was also decrypted (not pinning; those connections
+                        are unseen);
+    `undetermined`      other hosts were decrypted only after the failures (the CA may have been
+                        installed in between, or the host pins);
+  plus DNS lookups no decrypted request followed (`dns_only`), TLS seen without keys in a packet
+  capture (`no_keys`), raw TCP (`raw_tcp`);
+- UDP traffic (`quic_or_udp`): QUIC/HTTP3 on UDP 443 the proxy relayed without decrypting;
+- payloads sent but opaque (`opaque_payload`): request bodies no decoder opened, counted per
+  destination with their bytes, when the flows table says so (column `opaque_bytes`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from phonehome.analysis.verdicts.evidence import coverage_id
+
+COLUMNS: list[str] = [
+    "app",
+    "mode",
+    "host",
+    "owner",
+    "kind",
+    "reason",
+    "count",
+    "bytes",
+    "detail",
+    "coverage_id",
+]
+
+#: reason -> what it means, in the words a report uses.
+REASONS: dict[str, str] = {
+    "ca_not_trusted": "CA not trusted: the phone or app refused the proxy's certificate authority",
+    "pinning_suspected": "pinning suspected: this host refused the proxy, other hosts of the app were not",
+    "partly_decrypted": "refused at times but also decrypted: not pinning; refused connections are unseen",
+    "undetermined": "refused before any other host of the app was decrypted: CA not yet trusted, or pinning",
+    "dns_only": "looked up, but no decrypted request followed",
+    "no_keys": "TLS seen in a packet capture without keys (give --keylog)",
+    "raw_tcp": "a TCP connection that was not HTTP",
+    "quic_or_udp": "UDP traffic (QUIC/HTTP3 on port 443) relayed without decrypting",
+    "opaque_payload": "request bodies no decoder could open (encrypted, compressed or an unknown format)",
+}
+
+#: Holes that mean content left the device unseen (a DNS lookup alone carries no payload).
+CONTENT_HOLES: frozenset[str] = frozenset(REASONS) - {"dns_only"}
+
+_UNKNOWN_CA = ("unknown ca", "unknown_ca", "unknown certificate authority")
+
+
+def _https_hosts(flows: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+    """(app, session) -> {decrypted HTTPS host: first time seen}."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    if flows.empty:
+        return out
+    https = flows[flows["url"].astype(str).str.startswith("https://")]
+    if https.empty:
+        return out
+    times = pd.to_numeric(https["timestamp"], errors="coerce").fillna(0.0)
+    firsts = times.groupby([https["app"], https["session"], https["host"]], sort=False).min()
+    for (app, session, host), first in firsts.items():
+        out.setdefault((str(app), str(session)), {})[str(host)] = float(first)
+    return out
+
+
+def _tls_reason(
+    host: str, details: list[str], last_failure: float, decrypted: dict[str, float]
+) -> tuple[str, str]:
+    """(reason, why) for one host's refused handshakes, given the app's decrypted HTTPS hosts."""
+    if any(marker in d.lower() for d in details for marker in _UNKNOWN_CA):
+        return "ca_not_trusted", "the client answered with TLS alert 'unknown ca'"
+    if host in decrypted:
+        return "partly_decrypted", "the same host was also decrypted in this session"
+    if not decrypted:
+        return "ca_not_trusted", "no HTTPS host of this app was decrypted in this session"
+    before = sorted(h for h, first in decrypted.items() if first <= last_failure)
+    if before:
+        shown = ", ".join(before[:3]) + (f" and {len(before) - 3} more" if len(before) > 3 else "")
+        return "pinning_suspected", f"other hosts of this app were decrypted: {shown}"
+    return "undetermined", "other hosts of this app were decrypted only after these failures"
+
+
+def coverage(flows: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (app, mode, host, kind, reason) of traffic the report could not read."""
+    rows: list[tuple] = []
+    if not contacts.empty:
+        rows += _contact_rows(flows, contacts)
+    if not flows.empty and "opaque_bytes" in flows.columns:
+        rows += _opaque_rows(flows)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if frame.empty:
+        return frame
+    frame["count"] = frame["count"].astype("int64")
+    frame["bytes"] = frame["bytes"].astype("int64")
+    return frame.sort_values(["app", "mode", "reason", "host"], kind="stable").reset_index(drop=True)
+
+
+def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
+    https = _https_hosts(flows)
+    seen = (
+        set() if flows.empty else set(zip(flows["app"].astype(str), flows["host"].astype(str), strict=True))
+    )
+    seen_hosts = {host for _, host in seen}
+    # a host's TLS failures are judged per (app, session): one verdict for all its failures there
+    tls_reason: dict[tuple[str, str, str], tuple[str, str]] = {}
+    failed = contacts[contacts["kind"] == "tls_failed"]
+    for (app, session, host), group in failed.groupby(["app", "session", "host"], sort=False):
+        details = [str(d) for d in group["detail"] if d]
+        decrypted = https.get((str(app), str(session)), {})
+        tls_reason[(str(app), str(session), str(host))] = _tls_reason(
+            str(host),
+            details,
+            float(pd.to_numeric(group["timestamp"], errors="coerce").fillna(0.0).max()),
+            decrypted,
+        )
+    kind_reason = {"dns": "dns_only", "sni_only": "no_keys", "tcp": "raw_tcp", "udp": "quic_or_udp"}
+    rows = []
+    for app, mode, host, kind, session, detail in zip(
+        contacts["app"].astype(str),
+        contacts["mode"].astype(str),
+        contacts["host"].astype(str),
+        contacts["kind"].astype(str),
+        contacts["session"].astype(str),
+        contacts["detail"],
+        strict=True,
+    ):
+        if kind == "dns" and ((app, host) in seen or (not app and host in seen_hosts)):
+            continue  # looked up, then decrypted: covered
+        if kind == "tls_failed":
+            reason, why = tls_reason[(app, session, host)]
+        else:
+            reason, why = kind_reason.get(kind, kind), ""
+        rows.append((app, mode, host, kind, reason, why, str(detail or "")))
+    if not rows:
+        return []
+    table = pd.DataFrame(rows, columns=["app", "mode", "host", "kind", "reason", "why", "detail"])
+    owners = contacts.groupby(["app", "host"], sort=False)["owner"].first()
+    out = []
+    for (app, mode, host, kind, reason), group in table.groupby(
+        ["app", "mode", "host", "kind", "reason"], sort=True
+    ):
+        notes = list(dict.fromkeys(w for w in group["why"] if w))
+        notes += sorted({d for d in group["detail"] if d})[:3]
+        out.append(
+            (
+                app,
+                mode,
+                host,
+                str(owners.get((app, host), "") or ""),
+                kind,
+                reason,
+                len(group),
+                0,
+                "; ".join(notes)[:500],
+                coverage_id(app, mode, host, kind),
+            )
+        )
+    return out
+
+
+def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
+    opaque = flows[pd.to_numeric(flows["opaque_bytes"], errors="coerce").fillna(0) > 0]
+    out = []
+    for (app, mode, host), group in opaque.groupby(["app", "mode", "host"], sort=True):
+        types = sorted({str(t) for t in group["request_content_type"] if t})
+        detail = f"{len(group)} request(s)" + (f"; content types: {', '.join(types[:3])}" if types else "")
+        out.append(
+            (
+                str(app),
+                str(mode),
+                str(host),
+                str(group["owner"].iloc[0] or ""),
+                "opaque",
+                "opaque_payload",
+                len(group),
+                int(pd.to_numeric(group["opaque_bytes"]).sum()),
+                detail,
+                coverage_id(str(app), str(mode), str(host), "opaque"),
+            )
+        )
+    return out
+
+
+def holes(cov: pd.DataFrame, app: str, mode: str) -> pd.DataFrame:
+    """The coverage rows of one app in one mode that mean content may have left unseen."""
+    if cov.empty:
+        return cov
+    return cov[(cov["app"] == app) & (cov["mode"] == mode) & cov["reason"].isin(CONTENT_HOLES)]
+
+
+def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
+    """'1 host not decrypted (pinning suspected: a.com), 2 opaque payloads (3.1 kB to b.com)'."""
+    parts = []
+    tls = rows[rows["kind"] == "tls_failed"]
+    for reason, words in (
+        ("ca_not_trusted", "CA not trusted"),
+        ("pinning_suspected", "pinning suspected"),
+        ("undetermined", "CA not yet trusted or pinning"),
+        ("partly_decrypted", "refused at times"),
+    ):
+        hosts = sorted(set(tls.loc[tls["reason"] == reason, "host"]))
+        if hosts:
+            shown = ", ".join(hosts[:limit]) + (
+                f" and {len(hosts) - limit} more" if len(hosts) > limit else ""
+            )
+            parts.append(f"{len(hosts)} host(s) not decrypted ({words}: {shown})")
+    for reason, words in (("no_keys", "TLS host(s) without keys"), ("raw_tcp", "raw TCP host(s)")):
+        hosts = sorted(set(rows.loc[rows["reason"] == reason, "host"]))
+        if hosts:
+            parts.append(f"{len(hosts)} {words} ({', '.join(hosts[:limit])})")
+    udp = rows[rows["reason"] == "quic_or_udp"]
+    if not udp.empty:
+        parts.append(f"{int(udp['count'].sum())} UDP/QUIC connection(s) to {udp['host'].nunique()} host(s)")
+    opaque = rows[rows["reason"] == "opaque_payload"]
+    if not opaque.empty:
+        hosts = sorted(set(opaque["host"]))
+        parts.append(
+            f"{int(opaque['count'].sum())} opaque payload(s), {_size(int(opaque['bytes'].sum()))}, "
+            f"to {', '.join(hosts[:limit])}"
+            + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
+        )
+    return "; ".join(parts)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} kB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MB"

@@ -1,0 +1,200 @@
+"""Headlines: the facts per app a reader takes away, each with the key to what decides it.
+
+Written as a careful researcher would say them: what left the device, where, how encoded, in which
+mode. A headline never says "nothing was sent" in a mode whose coverage has holes (hosts not
+decrypted, opaque payloads, UDP/QUIC): it says what was not seen. A mode of the study without
+traffic is "not tested", never a clean result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from phonehome.analysis.modes import BASELINE
+from phonehome.analysis.verdicts.coverage import describe_holes, holes
+from phonehome.analysis.verdicts.evidence import evidence_id, join_ids
+from phonehome.analysis.verdicts.frames import apps_of, modes_tested
+
+BROWSING_TYPES: tuple[str, ...] = ("url", "search_query")
+
+#: Headline kinds, so a renderer can style them: data that left, what was not seen, what was not tested.
+KINDS: tuple[str, ...] = ("browsing", "identifiers", "none_found", "coverage", "not_tested")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One sentence of a report's story, about one app (and usually one mode).
+
+    app: the app label ("" = traffic without an app label); mode: the mode the sentence is about
+    ("" when it is about the app as a whole); text: the sentence (plain text, unescaped);
+    evidence_id: space-separated ids of what decides it — `ev-…` groups of the evidence table
+    (findings of one app, mode, host and data type) or `cv-…` rows of the coverage table; "" when
+    the sentence rests on an absence (nothing to link). kind: one of KINDS.
+    `str(headline)` is its text, so code that printed the old string headlines keeps working.
+    """
+
+    app: str
+    mode: str
+    text: str
+    evidence_id: str = ""
+    kind: str = "browsing"
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def evidence_ids(self) -> list[str]:
+        return self.evidence_id.split()
+
+
+def headlines(
+    findings: pd.DataFrame,
+    flows: pd.DataFrame,
+    contacts: pd.DataFrame,
+    coverage: pd.DataFrame,
+    pairs: list[tuple[str, str]],
+) -> list[Headline]:
+    """Every app's headlines, app by app (apps sorted, unlabelled traffic last)."""
+    tested = modes_tested(flows, contacts)
+    for app, mode in findings[["app", "mode"]].drop_duplicates().itertuples(index=False):
+        tested.setdefault(str(app), set()).add(str(mode))
+    decrypted = flows.groupby(["app", "mode"]).size() if not flows.empty else pd.Series(dtype=int)
+    out: list[Headline] = []
+    for app in apps_of(findings, flows, contacts):
+        mine = findings[findings["app"] == app] if not findings.empty else findings
+        out += app_headlines(app, mine, tested.get(app, set()), decrypted, coverage, pairs)
+    return out
+
+
+def _mode_order(pairs: list[tuple[str, str]], tested: set[str]) -> list[str]:
+    others = [o for _, o in pairs]
+    extra = sorted(tested - set(others) - {BASELINE})
+    return [*others, *extra, BASELINE]
+
+
+def app_headlines(
+    app: str,
+    findings: pd.DataFrame,
+    tested: set[str],
+    decrypted: pd.Series,
+    coverage: pd.DataFrame,
+    pairs: list[tuple[str, str]],
+) -> list[Headline]:
+    """One app's headlines: browsing data by mode (private modes first), identifiers, then what
+    each mode of the study could not show (not tested, holes)."""
+    order = _mode_order(pairs, tested)
+    lines: list[Headline] = []
+    for mode in order:
+        lines += _browsing(app, mode, findings)
+    for mode in order:
+        lines += _identifiers(app, mode, findings)
+    if findings.empty and tested:
+        total = int(sum(int(decrypted.get((app, m), 0)) for m in tested))
+        lines.append(
+            Headline(
+                app, "", f"No personal data was found in the {total} decrypted request(s).", "", "none_found"
+            )
+        )
+    if BASELINE not in tested:
+        lines.append(
+            Headline(
+                app,
+                BASELINE,
+                f"{BASELINE.capitalize()} mode was not tested: no traffic of this app was captured in it, "
+                "so no comparison can say what another mode changes.",
+                "",
+                "not_tested",
+            )
+        )
+    for mode in order:
+        if mode == BASELINE and BASELINE not in tested:
+            continue
+        lines += _mode_coverage(app, mode, findings, tested, decrypted, coverage)
+    return lines
+
+
+def _browsing(app: str, mode: str, findings: pd.DataFrame) -> list[Headline]:
+    if findings.empty:
+        return []
+    rows = findings[(findings["mode"] == mode) & findings["data_type"].isin(BROWSING_TYPES)]
+    groups = sorted(
+        rows.groupby(["host", "owner"], sort=True),
+        key=lambda item: -item[1]["data_type"].nunique() - (item[1]["encodings"] != "").any(),
+    )
+    out = []
+    for (host, owner), group in groups:
+        kinds = []
+        types = [t for t in BROWSING_TYPES if (group["data_type"] == t).any()]
+        if "url" in types:
+            kinds.append("visited URLs")
+        if "search_query" in types:
+            kinds.append("search terms")
+        chains = sorted({c.replace(">", "+") for c in group["encodings"] if c})
+        how = f", {' / '.join(chains)}-encoded" if chains else ", in plain text"
+        who = f" ({owner})" if owner else ""
+        text = f"In {mode} mode, {' and '.join(kinds)} left the device to {host}{who}{how}."
+        ids = join_ids([evidence_id(app, mode, host, t) for t in types])
+        out.append(Headline(app, mode, text, ids, "browsing"))
+    return out
+
+
+def _identifiers(app: str, mode: str, findings: pd.DataFrame) -> list[Headline]:
+    if findings.empty:
+        return []
+    ids = findings[(findings["mode"] == mode) & findings["data_type"].str.startswith("device_id.")]
+    if ids.empty:
+        return []
+    hosts = sorted(set(ids["host"]))
+    keys = sorted(set(zip(ids["host"], ids["data_type"], strict=True)))
+    text = f"In {mode} mode, device identifiers were sent to {len(hosts)} host(s): {', '.join(hosts)}."
+    return [
+        Headline(app, mode, text, join_ids([evidence_id(app, mode, h, t) for h, t in keys]), "identifiers")
+    ]
+
+
+def _mode_coverage(
+    app: str,
+    mode: str,
+    findings: pd.DataFrame,
+    tested: set[str],
+    decrypted: pd.Series,
+    coverage: pd.DataFrame,
+) -> list[Headline]:
+    """'not tested', or 'none found but not seen: …', or 'not everything was seen: …'."""
+    if mode not in tested:
+        return [
+            Headline(
+                app,
+                mode,
+                f"{mode.capitalize()} mode was not tested: no traffic of this app was captured in it, "
+                f"so this report says nothing about {mode} mode.",
+                "",
+                "not_tested",
+            )
+        ]
+    gaps = holes(coverage, app, mode)
+    gap_ids = join_ids(list(gaps["coverage_id"])) if not gaps.empty else ""
+    unseen = describe_holes(gaps) if not gaps.empty else ""
+    seen = int(decrypted.get((app, mode), 0))
+    browsing = (
+        not findings.empty and ((findings["mode"] == mode) & findings["data_type"].isin(BROWSING_TYPES)).any()
+    )
+    if mode != BASELINE and not browsing:
+        if unseen:
+            text = (
+                f"In {mode} mode, no visited URLs or search terms were found in the {seen} decrypted "
+                f"request(s), but not everything was seen: {unseen}."
+            )
+            return [Headline(app, mode, text, gap_ids, "coverage")]
+        text = (
+            f"In {mode} mode, no visited URLs or search terms were found in the {seen} decrypted "
+            f"request(s), and every host contacted in {mode} mode was decrypted."
+        )
+        return [Headline(app, mode, text, "", "none_found")]
+    if unseen:
+        return [
+            Headline(app, mode, f"In {mode} mode, not everything was seen: {unseen}.", gap_ids, "coverage")
+        ]
+    return []
