@@ -1,22 +1,21 @@
 """Analysing a big mitmproxy dump on every core: record ranges in worker processes.
 
-A dump is a sequence of tnetstring records `<length>:<payload><tag>`, so record boundaries are
-found by reading length prefixes and seeking, without parsing anything. The records are split
-into contiguous byte ranges; each worker process reads its range with the fast reader
-(analysis.sources.fastdump), decodes and classifies, and sends back only the table rows. The
-parent concatenates them in file order, so the result is the same as one sequential pass.
+A dump's records are found from their length prefixes alone (analysis.sources.framing), and
+split into contiguous byte ranges; each worker process reads its range with the fast reader
+(analysis.sources.fastdump), turns the records into rows with its own RowCollector
+(analysis.rows), and sends back only the rows. The parent concatenates them in file order, so
+the result is the same as one sequential pass. analysis.reader decides when to come here.
 
 Workers are only started when there is enough work (PARALLEL_MIN_RECORDS records and more
 than one core). The start method is `fork` when this process has a single thread (a worker is
 ready in milliseconds), else `forkserver` (about a second: it imports pandas and mitmproxy), or
 `spawn` where neither exists.
-Damage anywhere (a record that does not frame or does not load) sends the whole file to the
-sequential reader, whose resync keeps every good flow and reports the bad bytes.
+Damage anywhere (a record that does not frame or does not load) sends the whole file back to
+the sequential reader, whose resync keeps every good flow and reports the bad bytes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import itertools
 import multiprocessing
@@ -24,26 +23,15 @@ import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-try:
-    import resource
-except ImportError:  # Windows
-    resource = None  # type: ignore[assignment]
-
-from phonehome.analysis.records import Labels, SourceReport
-from phonehome.analysis.sources import CaptureError, sniff_kind
-from phonehome.analysis.sources.capture_dir import DUMP_NAME, EVENTS_NAME, read_events, session_name
+from phonehome.analysis.records import Labels, ProgressCallback, SourceReport
+from phonehome.analysis.rows import RowCollector, Rows, RowSettings
 from phonehome.analysis.sources.fastdump import DamageInRange, iter_dump
-from phonehome.analysis.sources.mitm import MAX_RECORD_BYTES
-
-if TYPE_CHECKING:
-    from phonehome.analysis.pipeline import RowCollector
+from phonehome.analysis.sources.framing import record_offsets
 
 #: Below this many records a dump is analysed in-process (worker start-up would dominate).
 PARALLEL_MIN_RECORDS = 2_000
@@ -51,8 +39,6 @@ PARALLEL_MIN_RECORDS = 2_000
 RANGES_PER_WORKER = 8
 #: Environment variable that overrides the number of worker processes (1 = never parallel).
 WORKERS_ENV = "PHONEHOME_WORKERS"
-
-ProgressCallback = Callable[[str, int], None]
 
 
 def available_cores() -> int:
@@ -69,29 +55,6 @@ def default_workers() -> int:
     if raw.isdigit() and int(raw) >= 1:
         return int(raw)
     return available_cores()
-
-
-def record_offsets(path: Path, size: int | None = None) -> list[int] | None:
-    """Start offset of every record, from the length prefixes alone; None if anything is off.
-
-    None (irregular framing, a record over MAX_RECORD_BYTES, a record running past the end)
-    means "let the sequential reader handle this file": it knows how to resync.
-    """
-    size = os.path.getsize(path) if size is None else size
-    offsets: list[int] = []
-    position = 0
-    with path.open("rb", buffering=64 * 1024) as fo:
-        while position < size:
-            fo.seek(position)
-            digits, colon, _ = fo.read(13).partition(b":")
-            if not colon or not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
-                return None
-            length = int(digits)
-            if length > MAX_RECORD_BYTES:
-                return None
-            offsets.append(position)
-            position += len(digits) + 1 + length + 1
-    return offsets if position == size else None
 
 
 def split_ranges(offsets: list[int], size: int, parts: int) -> list[tuple[int, int]]:
@@ -112,68 +75,46 @@ def split_ranges(offsets: list[int], size: int, parts: int) -> list[tuple[int, i
     return list(itertools.pairwise(bounds))
 
 
+def plan_ranges(path: Path, size: int, workers: int) -> list[tuple[int, int]] | None:
+    """Byte ranges for `workers` processes, or None when the dump is better read in one pass
+    (irregular framing, fewer than PARALLEL_MIN_RECORDS records, a single worker)."""
+    if workers <= 1:
+        return None
+    offsets = record_offsets(path, size)
+    if offsets is None or len(offsets) < PARALLEL_MIN_RECORDS:
+        return None
+    return split_ranges(offsets, size, workers * RANGES_PER_WORKER)
+
+
 @dataclass(slots=True)
 class RangeRows:
-    """What one worker sends back for one byte range: rows only, never records."""
+    """What one worker sends back for one byte range: rows and what its reader said, never records."""
 
-    flow_rows: list[tuple] = field(default_factory=list)
-    finding_rows: list[tuple] = field(default_factory=list)
-    contact_rows: list[tuple] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
     records: int = 0
-    pid: int = 0
-    cpu_seconds: float = 0.0  # the worker process's CPU time so far (cumulative)
-    peak_rss_kb: int = 0
+    warnings: list[str] = field(default_factory=list)  # label warnings; damage stops the range
 
 
-@dataclass(slots=True)
-class DumpRun:
-    """How a dump was analysed: for benchmarks and progress output, not for results."""
-
-    workers: int = 1  # processes that analysed ranges, this one included (1 = this one only)
-    worker_cpu_seconds: float = 0.0
-    worker_peak_rss_kb: int = 0
-    start_method: str = ""  # fork: the workers were this process's children (RUSAGE_CHILDREN has them)
-
-
-_ROW_FIELDS = ("flow_rows", "finding_rows", "contact_rows")
 # One RowCollector per settings per process, so its caches (endpoint lists, classifications)
 # are built once per worker rather than once per range.
 _COLLECTORS: dict[bytes, RowCollector] = {}
 
 
-def collector_settings(collector: RowCollector) -> dict[str, Any]:
-    """The collector's settings (public init fields other than rows): what a worker needs.
-
-    Private fields are caches and rows are output, so neither is sent to workers.
-    """
-    return {
-        f.name: getattr(collector, f.name)
-        for f in dataclasses.fields(collector)
-        if f.init and not f.name.startswith("_") and f.name not in _ROW_FIELDS
-    }
-
-
-def _range_collector(settings: dict[str, Any]) -> RowCollector:
-    from phonehome.analysis.pipeline import RowCollector
-
-    key = pickle.dumps(sorted(settings.items()))
+def _range_collector(settings: RowSettings) -> RowCollector:
+    key = pickle.dumps(settings)
     collector = _COLLECTORS.get(key)
     if collector is None:
         if len(_COLLECTORS) >= 4:
             _COLLECTORS.clear()
-        collector = _COLLECTORS[key] = RowCollector(**settings)
-    collector.flow_rows, collector.finding_rows, collector.contact_rows = [], [], []
-    collector._strings.clear()  # shared within a range's pickle only; keeps a worker's dict small
+        collector = _COLLECTORS[key] = RowCollector(settings)
+    collector.take()  # start empty (a previous range that met damage may have left rows)
     return collector
 
 
 def analyse_range(
-    path: Path, start: int, end: int, defaults: Labels, settings: dict[str, Any]
+    path: Path, start: int, end: int, defaults: Labels, settings: RowSettings
 ) -> RangeRows | None:
-    """Rows for the records in [start, end) of a dump; None if the range holds damage.
-
-    `settings` are the RowCollector's (collector_settings), e.g. the profile.
-    """
+    """Rows for the records in [start, end) of a dump; None if the range holds damage."""
     collector = _range_collector(settings)
     report = SourceReport(str(path))
     try:
@@ -181,19 +122,10 @@ def analyse_range(
             collector.add(record)
     except DamageInRange:
         return None
-    usage = resource.getrusage(resource.RUSAGE_SELF) if resource else None
-    return RangeRows(
-        collector.flow_rows,
-        collector.finding_rows,
-        collector.contact_rows,
-        report.records,
-        os.getpid(),
-        usage.ru_utime + usage.ru_stime if usage else 0.0,
-        usage.ru_maxrss if usage else 0,
-    )
+    return RangeRows(collector.take(), report.records, report.warnings)
 
 
-def _analyse_task(task: tuple[Path, int, int, Labels, dict[str, Any]]) -> RangeRows | None:
+def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings]) -> RangeRows | None:
     return analyse_range(*task)
 
 
@@ -209,7 +141,7 @@ def _context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["phonehome.analysis.pipeline", "phonehome.analysis.sources.fastdump"])
+        ctx.set_forkserver_preload(["phonehome.analysis.rows", "phonehome.analysis.sources.fastdump"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -241,51 +173,17 @@ def import_table_libraries() -> threading.Thread | None:
     return thread
 
 
-def collect_dump(
-    path: Path,
-    defaults: Labels,
-    report: SourceReport,
-    collector: RowCollector,
-    *,
-    allow_empty: bool = False,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> DumpRun:
-    """Add the rows of every record of a dump to `collector`; says how (workers used).
-
-    Same rows, in the same order, with the same report, as feeding read_dump's records to
-    collector.add one by one.
-    """
-    size = path.stat().st_size
-    if size == 0:
-        if not allow_empty:
-            raise CaptureError(path, "empty file (no flows)")
-        report.warnings.append(f"{path}: empty (no flows recorded)")
-        return DumpRun()
-    workers = default_workers() if workers is None else max(1, workers)
-    offsets = record_offsets(path, size) if workers > 1 else None
-    if offsets is not None and len(offsets) >= PARALLEL_MIN_RECORDS:
-        ranges = split_ranges(offsets, size, workers * RANGES_PER_WORKER)
-        run = _collect_in_workers(path, ranges, defaults, collector, workers, progress, report)
-        if run is not None:
-            return run
-    for count, record in enumerate(iter_dump(path, defaults, report), 1):
-        collector.add(record)
-        if progress is not None and count % 1000 == 0:
-            progress(str(path), count)
-    return DumpRun()
-
-
-def _collect_in_workers(
+def collect_ranges(
     path: Path,
     ranges: list[tuple[int, int]],
     defaults: Labels,
+    report: SourceReport,
     collector: RowCollector,
     workers: int,
-    progress: ProgressCallback | None,
-    report: SourceReport,
-) -> DumpRun | None:
-    """Rows added in order, records counted in `report`; None (both untouched) on damage.
+    progress: ProgressCallback | None = None,
+) -> bool:
+    """Rows added in order, records and warnings in `report`: True; False, with both
+    untouched, when a range held damage (then the caller reads the file sequentially).
 
     This process is one of the `workers`: while `workers - 1` pool processes start up and
     take ranges from the front, it takes ranges from the back itself (a queued range that no
@@ -293,8 +191,7 @@ def _collect_in_workers(
     range whose worker died (e.g. a script without an `if __name__ == "__main__":` guard) is
     done here too: the result never depends on whether the workers worked.
     """
-    settings = collector_settings(collector)
-    tasks = [(path, start, end, defaults, settings) for start, end in ranges]
+    tasks = [(path, start, end, defaults, collector.settings) for start, end in ranges]
     parts: list[RangeRows | None] = [None] * len(tasks)
     records = 0
 
@@ -319,7 +216,7 @@ def _collect_in_workers(
             if not futures[index].cancel():
                 break  # a worker has it; every earlier range is taken too
             if not keep(index, analyse_range(*tasks[index])):
-                return None
+                return False
         for index, future in enumerate(futures):
             if parts[index] is not None:
                 continue
@@ -328,53 +225,12 @@ def _collect_in_workers(
             except BrokenProcessPool:
                 rows = analyse_range(*tasks[index])
             if not keep(index, rows):
-                return None
-    cpu: dict[int, float] = {}
-    rss: dict[int, int] = {}
+                return False
     for rows in parts:
         assert rows is not None
-        collector.flow_rows.extend(rows.flow_rows)
-        collector.finding_rows.extend(rows.finding_rows)
-        collector.contact_rows.extend(rows.contact_rows)
-        cpu[rows.pid] = max(cpu.get(rows.pid, 0.0), rows.cpu_seconds)
-        rss[rows.pid] = max(rss.get(rows.pid, 0), rows.peak_rss_kb)
+        collector.rows.extend(rows.rows)
+        for warning in rows.warnings:
+            report.warn_once(warning)
     report.records += records
     _COLLECTORS.clear()
-    cpu.pop(os.getpid(), None)  # this process's own time is the caller's to measure
-    rss.pop(os.getpid(), None)
-    return DumpRun(len(cpu) + 1, sum(cpu.values()), max(rss.values(), default=0), context.get_start_method())
-
-
-def collect_source(
-    path: Path,
-    defaults: Labels,
-    report: SourceReport,
-    collector: RowCollector,
-    *,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> DumpRun | None:
-    """Collect a dump or capture directory the fast way; None for other kinds (HAR, pcap).
-
-    For a capture directory this does what analysis.sources.capture_dir.read_capture_dir
-    does (session name, flows.mitm, then events.jsonl), with the dump read by collect_dump.
-    """
-    kind = sniff_kind(path)
-    if kind == "dump":
-        return collect_dump(path, defaults, report, collector, workers=workers, progress=progress)
-    if kind != "capture_dir":
-        return None
-    dump = path / DUMP_NAME
-    events = path / EVENTS_NAME
-    if not dump.exists() and not events.exists():
-        raise CaptureError(path, f"not a capture directory (no {DUMP_NAME} or {EVENTS_NAME} inside)")
-    defaults = replace(defaults, session=defaults.session or session_name(path, report))
-    run = DumpRun()
-    if dump.exists():
-        run = collect_dump(
-            dump, defaults, report, collector, allow_empty=True, workers=workers, progress=progress
-        )
-    if events.exists():
-        for record in read_events(events, defaults, report):
-            collector.add(record)
-    return run
+    return True

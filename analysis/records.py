@@ -6,10 +6,16 @@ decoding, classification and reporting never need to know where a request came f
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 Headers = tuple[tuple[str, str], ...]
+
+#: Told (path, records read so far) while a capture is read; the CLI draws a progress line with it.
+ProgressCallback = Callable[[str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,30 @@ class SourceReport:
         """Record lost data (a damaged or skipped record): a warning, and exit code 2 at the end."""
         self.damage.append(message)
         self.warnings.append(message)
+
+    def warn_once(self, message: str) -> None:
+        """A warning that thousands of records may repeat (an odd label): said once per input."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+@functools.lru_cache(maxsize=4096)  # asked for every flow's host, and hosts repeat
+def is_ip(host: str) -> bool:
+    """Whether `host` is an IPv4 or IPv6 address (brackets allowed), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def content_codings(header: str | None) -> list[str]:
+    """The Content-Encoding tokens of `header` in the order to undo them, `identity` left out.
+
+    The last coding listed was applied last, so it is undone first (RFC 9110, 8.4).
+    """
+    tokens = [c.strip().lower() for c in (header or "").split(",")]
+    return [c for c in reversed(tokens) if c and c != "identity"]
 
 
 def _split_target(target: str) -> tuple[str, str]:

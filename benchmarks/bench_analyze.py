@@ -4,15 +4,18 @@ For each size (default 5,000, 20,000 and 100,000 flows) this generates a synthet
 make_dumps.py; cached in --data-dir), then runs, each in a fresh child process of this one:
 
 - `flowreader`: mitmproxy.io.FlowReader(fo).stream() over the file, nothing else (the bar);
-- `fast`: the analysis as `phonehome analyze` runs it: fast reader + worker processes
-  (analysis.parallel.collect_source) + decode + classify + the three DataFrames;
+- `fast`: the analysis as `phonehome analyze` runs it: the reader seam (analysis.reader: fast
+  reader, byte ranges in worker processes) + decode + classify + the three DataFrames;
 - `cli`: the command itself, `phonehome analyze DUMP -o TMPDIR -q` (analysis.cli.main): the
   same, plus the CLI's imports and writing findings.csv and the Parquet files;
 - `pipeline`: the straightforward path (mitmproxy's reader and objects, one process, as
-  analysis.pipeline.analyze did before the fast path), for sizes up to --straight-max.
+  analysis.pipeline.analyze did before the fast path; tests/support_sources.reference_analysis),
+  for sizes up to --straight-max.
 
 and prints ms/flow, the ratio to FlowReader, cores used (CPU seconds / wall seconds, workers
-included) and peak RSS (largest of the process and its workers). With `--repeat N` the
+included) and peak RSS (largest of the process and its workers), measured from outside the
+library: the workers are forked children of the measured process (it has one thread when it
+starts them), so RUSAGE_CHILDREN holds their CPU time and peak RSS once they are reaped. With `--repeat N` the
 FlowReader and analysis runs alternate N times and the figures are medians, the ratio the median
 of the N side-by-side runs, all of them listed: on a shared machine one run varies by +-20 %.
 `--stages N` also times each stage of the sequential path on the first N flows, to show which one
@@ -38,20 +41,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.support_sources
 
 from make_dumps import DEFAULT_OUT, ensure_dump
 
 
-def _usage(run=None) -> dict:
-    """CPU seconds and peak RSS of this process, plus its workers'. Forked workers are children,
-    counted in RUSAGE_CHILDREN once reaped; forkserver children are not, so they report their own."""
+def _usage() -> dict:
+    """CPU seconds and peak RSS of this process, plus its reaped children's (the forked workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     rss_kb = max(own.ru_maxrss, kids.ru_maxrss)
-    if run is not None and run.start_method != "fork":
-        cpu += run.worker_cpu_seconds
-        rss_kb = max(rss_kb, run.worker_peak_rss_kb)
     return {"cpu": cpu, "rss_mb": rss_kb / 1024, "parent_rss_mb": own.ru_maxrss / 1024}
 
 
@@ -68,14 +68,13 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
     """One side of the comparison, run in its own process; returns the figures as a dict."""
     start = time.perf_counter()
     out: dict = {}
-    run = None
     if mode == "flowreader":
         from mitmproxy.io import FlowReader
 
         with path.open("rb") as fo:
             out["flows"] = sum(1 for _ in FlowReader(fo).stream())
     elif mode == "pipeline":
-        from phonehome.analysis.pipeline import reference_analysis
+        from tests.support_sources import reference_analysis
 
         analysis = reference_analysis(path)
     elif mode == "cli":
@@ -86,13 +85,12 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
             if phonehome(["analyze", str(path), "-o", out_dir, "-q", *jobs]) != 0:
                 raise SystemExit("phonehome analyze failed")
             out["seconds"] = time.perf_counter() - start
-            out.update(_usage(None))
+            out.update(_usage())
         return out
     else:
-        analysis, run = fast_analysis(path, workers)
-        out["workers"] = run.workers
+        analysis, out["ranges"], out["start_method"] = fast_analysis(path, workers)
     out["seconds"] = time.perf_counter() - start
-    out.update(_usage(run))  # before the digest, whose string copies of the tables are ours only
+    out.update(_usage())  # before the digest, whose string copies of the tables are ours only
     if mode != "flowreader":
         out["flows"] = sum(r.records for r in analysis.sources)
         out["digest"] = _table_digest(analysis)
@@ -100,16 +98,27 @@ def child(mode: str, path: Path, workers: int | None) -> dict:
 
 
 def fast_analysis(path: Path, workers: int | None):
-    """What pipeline.analyze does for one dump (see docs/performance.md), plus how it ran."""
-    from phonehome.analysis import parallel
-    from phonehome.analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
-    from phonehome.analysis.records import SourceReport
+    """What pipeline.analyze does for one dump (see docs/performance.md), plus whether byte
+    ranges were used and how worker processes would start (only `fork` makes them our children,
+    whose usage RUSAGE_CHILDREN then holds)."""
+    import threading
 
+    from phonehome.analysis import parallel
+    from phonehome.analysis.pipeline import build_analysis, default_labels, load_profiles
+    from phonehome.analysis.reader import collect_source
+    from phonehome.analysis.records import SourceReport
+    from phonehome.analysis.rows import RowCollector, RowSettings
+    from phonehome.analysis.sources import sniff_kind
+
+    start_method = parallel._context().get_start_method()
+    if start_method != "fork" or threading.active_count() != 1:
+        raise SystemExit(f"workers would start by {start_method}: their CPU time would not be counted")
     profile = load_profiles([path], None)
-    collector = RowCollector(profile=profile)
+    collector = RowCollector(RowSettings(profile))
     report = SourceReport(str(path))
-    run = parallel.collect_source(path, default_labels(path, None, None), report, collector, workers=workers)
-    return build_analysis(collector, [report], profile), run
+    defaults = default_labels(path, None, None)
+    ranges = collect_source(path, sniff_kind(path), defaults, report, collector, workers=workers)
+    return build_analysis(collector.take(), [report], profile), ranges, start_method
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -131,8 +140,9 @@ def stages(path: Path, flows: int, use_cprofile: bool) -> None:
     """Sequential per-stage cost on the first `flows` records: which stage dominates."""
     from phonehome.analysis.classify import classify_endpoint, classify_request
     from phonehome.analysis.decode import decode_request
-    from phonehome.analysis.pipeline import RowCollector, build_analysis, default_labels, load_profiles
+    from phonehome.analysis.pipeline import build_analysis, default_labels, load_profiles
     from phonehome.analysis.records import HttpRecord, SourceReport
+    from phonehome.analysis.rows import RowCollector, RowSettings
     from phonehome.analysis.sources.fastdump import iter_dump
 
     profile = load_profiles([path], None)
@@ -155,12 +165,12 @@ def stages(path: Path, flows: int, use_cprofile: bool) -> None:
         classify_request(record, dec, classify_endpoint(record.host, record.labels.app), profile)
     t_classify = clock() - t0
     t0 = clock()
-    collector = RowCollector(profile=profile)
+    collector = RowCollector(RowSettings(profile))
     for record in records:
         collector.add(record)
     t_all = clock() - t0
     t0 = clock()
-    build_analysis(collector, [report], profile)
+    build_analysis(collector.take(), [report], profile)
     t_tables = clock() - t0
     t_rows = max(0.0, t_all - t_decode - t_classify)
     n = len(records)
@@ -177,7 +187,7 @@ def stages(path: Path, flows: int, use_cprofile: bool) -> None:
     if use_cprofile:
         prof = cProfile.Profile()
         prof.enable()
-        collector = RowCollector(profile=profile)
+        collector = RowCollector(RowSettings(profile))
         for record in records:
             collector.add(record)
         prof.disable()
@@ -245,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             line += f" | {'-':>8} {'-':>6} {'-':>7} | -"
         print(line, flush=True)
         print(
-            f"        FlowReader peak RSS {bar['rss_mb']:.0f} MB; fast: {fast['workers']} worker process(es),"
+            f"        FlowReader peak RSS {bar['rss_mb']:.0f} MB; fast: "
+            f"{'byte ranges in workers (' + fast['start_method'] + ')' if fast['ranges'] else 'one process'},"
             f" parent peak RSS {fast['parent_rss_mb']:.0f} MB"
         )
         if len(ratios) > 1:

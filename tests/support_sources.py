@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from phonehome.analysis.records import Labels, SourceReport
+from mitmproxy import http
+
+from phonehome.analysis.pipeline import Analysis, build_analysis, default_labels, load_profiles
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
+from phonehome.analysis.rows import RowCollector, RowSettings
 from phonehome.analysis.sources import CaptureError, read_source
+from phonehome.analysis.sources.capture_dir import capture_parts, read_events
+from phonehome.analysis.sources.framing import has_records
+from phonehome.analysis.sources.mitm import contact_records, http_record, iter_flows
 
 DATA = Path(__file__).resolve().parent / "data" / "sources"
 HAR = DATA / "har"
@@ -63,3 +72,48 @@ def pcapng_with_keylog(pcap: Path, keylog: Path, out: Path) -> Path:
     reader.close()
     out.write_bytes(b"".join(parts))
     return out
+
+
+def reference_read_dump(
+    path: Path, defaults: Labels, report: SourceReport, *, allow_empty: bool = False
+) -> Iterator[HttpRecord | ContactRecord]:
+    """A dump read the straightforward way: mitmproxy's reader and Flow objects, record by record.
+
+    The reference the library's fast reader (sources.fastdump.read_dump) must equal; it lives here
+    because nothing but the differential tests reads dumps this way.
+    """
+    if not has_records(path, report, allow_empty=allow_empty):
+        return
+    source = str(path)
+    for f in iter_flows(path, report):
+        if isinstance(f, http.HTTPFlow):
+            report.records += 1
+            yield http_record(f, source, defaults, report)
+        else:
+            for record in contact_records(f, source, defaults, report):
+                report.records += 1
+                yield record
+
+
+def reference_analysis(path: str | os.PathLike[str]) -> Analysis:
+    """One capture through the straightforward path: mitmproxy's own reader, record by record, in
+    this process, every row from one RowCollector. The analysis (`pipeline.analyze`, fast reader,
+    byte ranges in workers) must give exactly these tables; tests/test_parallel.py compares."""
+    source = Path(path)
+    profile = load_profiles([source], None)
+    collector = RowCollector(RowSettings(profile))
+    report = SourceReport(str(source))
+    defaults = default_labels(source, None, None)
+    if source.is_dir():
+        parts = capture_parts(source, defaults, report)
+        records = (
+            reference_read_dump(parts.dump, parts.defaults, report, allow_empty=True) if parts.dump else ()
+        )
+        for record in records:
+            collector.add(record)
+        for record in read_events(parts.events, parts.defaults, report) if parts.events else ():
+            collector.add(record)
+    else:
+        for record in reference_read_dump(source, defaults, report):
+            collector.add(record)
+    return build_analysis(collector.take(), [report], profile)

@@ -12,8 +12,9 @@ from mitmproxy.test import tflow
 
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump_fast
-from phonehome.analysis.sources.mitm import read_dump
+from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump
+from phonehome.analysis.sources.framing import record_offsets
+from tests.support_sources import reference_read_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
 
@@ -21,7 +22,7 @@ DEFAULTS = Labels(session="s", app="com.example", mode="normal")
 def both(path: Path, **kwargs) -> tuple[tuple, tuple]:
     """(records, warnings, record count, error) from the mitmproxy path and the fast path."""
     out = []
-    for reader in (read_dump, read_dump_fast):
+    for reader in (reference_read_dump, read_dump):
         report = SourceReport(str(path))
         try:
             records, error = list(reader(path, DEFAULTS, report, **kwargs)), None
@@ -50,8 +51,6 @@ def test_every_real_dump_gives_identical_records_or_error(dumps_dir: Path):
 
 
 def record_bytes(path: Path) -> list[bytes]:
-    from phonehome.analysis.parallel import record_offsets
-
     data = path.read_bytes()
     offsets = record_offsets(path)
     assert offsets is not None
@@ -61,7 +60,8 @@ def record_bytes(path: Path) -> list[bytes]:
 def test_sample_http_flows_take_the_fast_path(sample_capture: Path):
     """Equality alone could hide a fast path that always falls back; check it does the work."""
     path = sample_capture / "flows.mitm"
-    expected = [r for r in read_dump(path, DEFAULTS, SourceReport(str(path))) if isinstance(r, HttpRecord)]
+    report = SourceReport(str(path))
+    expected = [r for r in reference_read_dump(path, DEFAULTS, report) if isinstance(r, HttpRecord)]
     fast = []
     for buf in record_bytes(path):
         try:

@@ -12,6 +12,7 @@ from mitmproxy.test import tflow
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError, read_source
+from tests.support_sources import reference_read_dump
 
 READABLE_DUMPS = [
     "dumpfile-011.mitm",
@@ -104,6 +105,11 @@ def test_empty_dump_is_an_error(tmp_path: Path):
         read_all(empty)
 
 
+def reference_read_all(path: Path, labels: Labels | None = None) -> tuple[list, SourceReport]:
+    report = SourceReport(str(path))
+    return list(reference_read_dump(path, labels or Labels(), report)), report
+
+
 def _write(path: Path, flows) -> None:
     with path.open("wb") as fo:
         writer = FlowWriter(fo)
@@ -119,6 +125,53 @@ def test_labels_come_from_metadata_and_fall_back_to_defaults(tmp_path: Path):
     records, _ = read_all(dump, Labels(session="file", app="com.default", mode="normal"))
     assert records[0].labels == Labels("s1", "com.a", "incognito", "p")
     assert records[1].labels == Labels("file", "com.default", "normal", None)
+
+
+ODD_LABELS = [
+    # (labels as some writer stored them, what the analysis reads, how many warnings)
+    (
+        {"session": "s1", "app": "com.a", "mode": " Private ", "phase": "p"},
+        ("s1", "com.a", "incognito", "p"),
+        0,
+    ),
+    ({"mode": "INCOGNITO%20Tab"}, ("file", "com.default", "incognito", None), 0),
+    ({"mode": "Incognito OptOut"}, ("file", "com.default", "incognito-optout", None), 1),
+    ({"app": 7, "mode": ["x"], "phase": {"a": 1}, "session": 3}, ("file", "com.default", "normal", None), 4),
+    ({"app": "x" * 500, "phase": "a\x00b", "mode": "no/slash"}, ("file", "com.default", "normal", None), 3),
+    ({"app": "", "mode": None, "phase": False}, ("file", "com.default", "normal", None), 1),
+    ("not a dict", ("file", "com.default", "normal", None), 0),
+]
+
+
+@pytest.mark.parametrize(("stored", "expected", "warnings"), ODD_LABELS)
+def test_labels_of_any_type_are_read_one_way_by_both_readers(tmp_path: Path, stored, expected, warnings):
+    flow = tflow.tflow(resp=True)
+    flow.metadata["phonehome"] = stored
+    dump = tmp_path / "odd.mitm"
+    _write(dump, [flow, flow])
+    defaults = Labels(session="file", app="com.default", mode="normal")
+    fast, fast_report = read_all(dump, defaults)
+    slow, slow_report = reference_read_all(dump, defaults)
+    assert [r.labels for r in fast] == [r.labels for r in slow] == [Labels(*expected)] * 2
+    assert fast_report.warnings == slow_report.warnings
+    assert len(fast_report.warnings) == warnings  # said once per input, not once per flow
+    assert not fast_report.damage  # an odd label loses no data
+
+
+def test_unknown_mode_and_bad_label_warnings_reach_the_analysis(tmp_path: Path):
+    from phonehome.analysis.pipeline import analyze
+
+    odd, bad = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    odd.metadata["phonehome"] = {"session": "s", "mode": "Sleepy"}
+    bad.metadata["phonehome"] = {"session": "s", "app": 12}
+    dump = tmp_path / "odd.mitm"
+    _write(dump, [odd, bad, odd])
+    result = analyze([dump])
+    assert sorted(result.flows["mode"]) == ["normal", "sleepy", "sleepy"]
+    assert len(result.warnings) == 2
+    assert "unknown mode 'sleepy'" in result.warnings[0] and result.warnings[0].startswith(str(dump))
+    assert "app must be text, got int" in result.warnings[1]
+    assert result.damaged == []
 
 
 def test_transparent_mode_host_is_what_the_app_meant(tmp_path: Path):
@@ -168,13 +221,15 @@ def test_damage_in_the_middle_loses_only_the_damaged_flow(tmp_path: Path, sample
 
 
 def test_oversized_record_is_skipped_not_loaded(tmp_path: Path, monkeypatch):
-    from phonehome.analysis.sources import mitm
+    from phonehome.analysis.sources import framing
 
     small, big = tflow.tflow(resp=True), tflow.tflow(resp=True)
     big.request.content = b"x" * 50_000
     dump = tmp_path / "big.mitm"
     _write(dump, [small, big, small])
-    monkeypatch.setattr(mitm, "MAX_RECORD_BYTES", 20_000)
-    records, report = read_all(dump)
-    assert [r.flow_id for r in records] == [small.id, small.id]
-    assert "over the 20000 byte limit; skipped" in report.warnings[0]
+    monkeypatch.setattr(framing, "MAX_RECORD_BYTES", 20_000)
+    for read in (read_all, reference_read_all):  # the fast reader and mitmproxy's objects agree
+        records, report = read(dump)
+        assert [r.flow_id for r in records] == [small.id, small.id]
+        assert "over the 20000 byte limit; skipped" in report.warnings[0]
+    assert framing.record_offsets(dump) is None  # so the dump is never split into byte ranges

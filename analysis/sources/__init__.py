@@ -25,9 +25,11 @@ class CaptureError(Exception):
         super().__init__(f"{self.path}: {problem}{where}")
 
 
+# The one list of input file names per kind (sniff_kind, deduplication's source ranking).
 DUMP_SUFFIXES = (".mitm", ".flows", ".dump", ".historical")
 HAR_SUFFIXES = (".har", ".zhar")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+KINDS = ("capture_dir", "dump", "har", "pcap")
 
 
 def sniff_kind(path: Path) -> str:
@@ -59,18 +61,24 @@ def read_source(
     defaults: Labels,
     report: SourceReport,
     keylog: str | Path | None = None,
+    *,
+    kind: str | None = None,
 ) -> Iterator[Record]:
-    """Records from one capture path. Raises CaptureError for a missing or unreadable path."""
+    """Records from one capture path, in order, in this process; `kind` if already sniffed.
+
+    Raises CaptureError for a missing or unreadable path. (The analysis reads through
+    phonehome.analysis.reader, which sends big dumps to worker processes instead.)
+    """
     path = Path(path)
     if not path.exists():
         raise CaptureError(path, "no such file or directory")
-    kind = sniff_kind(path)
+    kind = kind or sniff_kind(path)
     if kind == "capture_dir":
         from phonehome.analysis.sources.capture_dir import read_capture_dir
 
         yield from read_capture_dir(path, defaults, report)
     elif kind == "dump":
-        from phonehome.analysis.sources.mitm import read_dump
+        from phonehome.analysis.sources.fastdump import read_dump
 
         yield from read_dump(path, defaults, report)
     elif kind == "har":

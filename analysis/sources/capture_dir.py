@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from phonehome.analysis.labels import labels_from
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.mitm import read_dump
+from phonehome.analysis.sources.fastdump import read_dump
 
 DUMP_NAME = "flows.mitm"
 SESSION_NAME = "session.json"
@@ -45,10 +46,11 @@ def read_events(path: Path, defaults: Labels, report: SourceReport) -> Iterator[
                 event = json.loads(raw)
                 if not isinstance(event, dict):
                     raise ValueError("not a JSON object")
-                labels = _labels(event.get("labels"), defaults)
+                labels = labels_from(event.get("labels"), defaults, report)
                 kind = str(event.get("type") or "event")
                 host = str(event.get("host") or event.get("sni") or "")
                 detail = str(event.get("error") or event.get("detail") or "")
+                server_ip = event.get("server_ip")
                 yield ContactRecord(
                     source,
                     labels,
@@ -56,33 +58,42 @@ def read_events(path: Path, defaults: Labels, report: SourceReport) -> Iterator[
                     host,
                     kind,
                     detail,
-                    event.get("server_ip"),
+                    server_ip if isinstance(server_ip, str) else None,
                 )
                 report.records += 1
             except (ValueError, TypeError) as exc:
                 report.damaged(f"{path}: line {lineno} skipped ({exc})")
 
 
-def _labels(raw: object, defaults: Labels) -> Labels:
-    if not isinstance(raw, dict):
-        return defaults
-    return Labels(
-        session=str(raw.get("session") or defaults.session),
-        app=raw.get("app") or defaults.app,
-        mode=str(raw.get("mode") or defaults.mode),
-        phase=raw.get("phase") or defaults.phase,
-    )
+@dataclass(frozen=True, slots=True)
+class CaptureParts:
+    """What a capture directory holds to read: its labels' defaults and its two record files."""
+
+    defaults: Labels  # the session named by session.json or the folder, when not given
+    dump: Path | None  # flows.mitm, if present
+    events: Path | None  # events.jsonl, if present
 
 
-def read_capture_dir(
-    path: Path, defaults: Labels, report: SourceReport
-) -> Iterator[HttpRecord | ContactRecord]:
+def capture_parts(path: Path, defaults: Labels, report: SourceReport) -> CaptureParts:
+    """The parts of the capture directory `path`; CaptureError if it holds neither file.
+
+    Every reader of a capture directory starts here (the sequential reader below and the
+    analysis' reader seam, which reads the dump in worker processes when it is big).
+    """
     dump = path / DUMP_NAME
     events = path / EVENTS_NAME
     if not dump.exists() and not events.exists():
         raise CaptureError(path, f"not a capture directory (no {DUMP_NAME} or {EVENTS_NAME} inside)")
     defaults = replace(defaults, session=defaults.session or session_name(path, report))
-    if dump.exists():
-        yield from read_dump(dump, defaults, report, allow_empty=True)
-    if events.exists():
-        yield from read_events(events, defaults, report)
+    return CaptureParts(defaults, dump if dump.exists() else None, events if events.exists() else None)
+
+
+def read_capture_dir(
+    path: Path, defaults: Labels, report: SourceReport
+) -> Iterator[HttpRecord | ContactRecord]:
+    """The records of flows.mitm, then those of events.jsonl."""
+    parts = capture_parts(path, defaults, report)
+    if parts.dump is not None:
+        yield from read_dump(parts.dump, parts.defaults, report, allow_empty=True)
+    if parts.events is not None:
+        yield from read_events(parts.events, parts.defaults, report)

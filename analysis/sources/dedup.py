@@ -12,8 +12,10 @@ import hashlib
 from collections.abc import Iterable
 
 from phonehome.analysis.decode import DEFAULT_LIMITS
-from phonehome.analysis.decode.codecs import CONTENT_CODINGS, decompress
+from phonehome.analysis.decode.codecs import Inflated, decompress
+from phonehome.analysis.decode.content_encoding import undo_content_encoding
 from phonehome.analysis.records import ContactRecord, HttpRecord
+from phonehome.analysis.sources import HAR_SUFFIXES, PCAP_SUFFIXES
 
 _RANK = {"dump": 0, "pcap": 1, "har": 2}
 
@@ -21,9 +23,9 @@ _RANK = {"dump": 0, "pcap": 1, "har": 2}
 def source_rank(source: str) -> int:
     """Lower is richer: mitmproxy dumps and capture dirs, then pcaps, then HARs."""
     name = source.lower()
-    if name.endswith((".har", ".zhar")):
+    if name.endswith(HAR_SUFFIXES):
         return _RANK["har"]
-    if any(name.endswith(s) for s in (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")):
+    if name.endswith(PCAP_SUFFIXES):
         return _RANK["pcap"]
     return _RANK["dump"]
 
@@ -36,17 +38,12 @@ def _content(rec: HttpRecord) -> bytes:
     other levels than 11 (and than the app), so the compressed bytes of one request differ by
     source. Its decoded content does not. Bounded like the decoder (zip bombs).
     """
-    body = rec.request_body
-    codings = [c.strip().lower() for c in (rec.header("content-encoding") or "").split(",") if c.strip()]
-    for coding in reversed(codings):  # the last coding listed was applied last
-        if coding == "identity":
-            continue
-        kind = CONTENT_CODINGS.get(coding)
-        inflated = decompress(kind, body, DEFAULT_LIMITS.max_decompressed_bytes) if kind else None
-        if inflated is None or inflated.truncated or not inflated.complete:
-            return rec.request_body
-        body = inflated.data
-    return body
+    undone = undo_content_encoding(rec.request_body, rec.header("content-encoding"), _inflate)
+    return undone.body if undone.complete else rec.request_body
+
+
+def _inflate(kind: str, data: bytes) -> Inflated | None:
+    return decompress(kind, data, DEFAULT_LIMITS.max_decompressed_bytes)
 
 
 def _key(rec: HttpRecord) -> tuple[str, str, str, str]:

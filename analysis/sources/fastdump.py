@@ -6,10 +6,12 @@ about 0.4 ms per flow. An analysis needs a dozen fields of a flow. This reader p
 it indexes a record's dicts by key without parsing the values, parses the values it needs, and
 takes the response body's length without copying it.
 
-It gives records EQUAL to `analysis.sources.mitm.read_dump` (tests compare them): anything it is
-not sure about (another flow-format version needing migration, DNS/TCP/UDP flows, a record whose
-keys are not the ones mitmproxy would accept, a parse error) is handed to the mitmproxy path for
-that record, and damage is handled by the very same resync code, with the same warnings.
+It is the library's one dump reader. It gives records EQUAL to reading the dump with mitmproxy's
+own objects (analysis.sources.mitm; tests/test_fastdump.py compares them on every dump we have):
+anything it is not sure about (another flow-format version needing migration, DNS/TCP/UDP flows,
+a record whose keys are not the ones mitmproxy would accept, a parse error) is handed to the
+mitmproxy path for that record, and damage is handled by the very same resync code, with the
+same warnings.
 """
 
 from __future__ import annotations
@@ -23,18 +25,10 @@ from typing import Any, BinaryIO
 from mitmproxy import http, version
 from mitmproxy.net.http.url import parse_authority
 
-from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.mitm import (
-    MAX_RECORD_BYTES,
-    _is_ip,
-    _load_flow,
-    _record_length,
-    contact_records,
-    http_record,
-    labels_for,
-    skip_damage,
-)
+from phonehome.analysis.labels import labels_from_metadata
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, is_ip
+from phonehome.analysis.sources import framing
+from phonehome.analysis.sources.mitm import contact_records, http_record, load_flow, skip_damage
 
 Record = HttpRecord | ContactRecord
 
@@ -207,7 +201,9 @@ def _authority(raw: bytes) -> str:
         return raw.decode("utf8", "surrogateescape")
 
 
-def http_record_from_record(buf: bytes, source: str, defaults: Labels) -> HttpRecord:
+def http_record_from_record(
+    buf: bytes, source: str, defaults: Labels, report: SourceReport | None = None
+) -> HttpRecord:
     """The HttpRecord of one whole tnetstring record of a current-format HTTP flow.
 
     Mirrors analysis.sources.mitm.http_record field by field (same mitmproxy property
@@ -256,12 +252,12 @@ def http_record_from_record(buf: bytes, source: str, defaults: Labels) -> HttpRe
     else:
         host_header = _host_header(fields)
     host = parse_authority(host_header, check=False)[0] if host_header else req_host
-    if _is_ip(host) and sni:
+    if is_ip(host) and sni:
         host = sni
     server_ip = None
     if peer:
         server_ip = str(peer[0])
-    elif _is_ip(req_host):
+    elif is_ip(req_host):
         server_ip = req_host
 
     status = None
@@ -285,7 +281,7 @@ def http_record_from_record(buf: bytes, source: str, defaults: Labels) -> HttpRe
     return HttpRecord(
         source=source,
         flow_id=_get(buf, top, b"id"),
-        labels=labels_for(_get(buf, top, b"metadata"), defaults),
+        labels=labels_from_metadata(_get(buf, top, b"metadata"), defaults, report),
         timestamp=float(timestamp or 0.0),
         method=_native(method).upper(),
         scheme=_native(scheme),
@@ -303,15 +299,15 @@ def http_record_from_record(buf: bytes, source: str, defaults: Labels) -> HttpRe
     )
 
 
-def _records_of_flow(f: Any, source: str, defaults: Labels) -> list[Record]:
+def _records_of_flow(f: Any, source: str, defaults: Labels, report: SourceReport) -> list[Record]:
     if isinstance(f, http.HTTPFlow):
-        return [http_record(f, source, defaults)]
-    return list(contact_records(f, source, defaults))
+        return [http_record(f, source, defaults, report)]
+    return list(contact_records(f, source, defaults, report))
 
 
 def _read_record(fo: BinaryIO, position: int, length: int) -> bytes:
     fo.seek(position)
-    return fo.read(len(str(length)) + length + 2)
+    return fo.read(framing.record_size(length))
 
 
 class DamageInRange(Exception):
@@ -329,7 +325,8 @@ def iter_dump(
 ) -> Iterator[Record]:
     """Records of the dump's flows that begin in [start, end), as read_dump gives them.
 
-    Same damage handling as analysis.sources.mitm.iter_flows (resync, same warnings) when
+    No empty-file check (read_dump has it). Same damage handling as
+    analysis.sources.mitm.iter_flows (resync, same warnings) when
     reading the whole file; with stop_on_damage (a worker's range), damage raises
     DamageInRange so the caller can fall back to one sequential pass.
     """
@@ -341,28 +338,25 @@ def iter_dump(
         position = start
         while position < limit:
             fo.seek(position)
-            length = _record_length(fo)
-            if length is not None and length > MAX_RECORD_BYTES:
+            length = framing.peek_length(fo)
+            if length is not None and length > framing.MAX_RECORD_BYTES:
                 if stop_on_damage:
                     raise DamageInRange(position)
-                report.damaged(
-                    f"{path}: record at byte {position} is {length} bytes, over the "
-                    f"{MAX_RECORD_BYTES} byte limit; skipped"
-                )
-                position += len(str(length)) + 1 + length + 1
+                report.damaged(framing.oversized(path, position, length))
+                position += framing.record_size(length)
                 continue
             records: list[Record] | None = None
             if length is not None:
                 buf = _read_record(fo, position, length)
                 try:
-                    records = [http_record_from_record(buf, source, defaults)]
+                    records = [http_record_from_record(buf, source, defaults, report)]
                     position += len(buf)
                 except Exception:  # Unsupported or not parseable here: mitmproxy decides
                     records = None
             if records is None:
                 fo.seek(position)
                 try:
-                    f = _load_flow(fo)
+                    f = load_flow(fo)
                     position = fo.tell()
                 except Exception as exc:
                     if stop_on_damage:
@@ -371,20 +365,17 @@ def iter_dump(
                     if f is None:
                         return
                     position = fo.tell()
-                records = _records_of_flow(f, source, defaults)
+                records = _records_of_flow(f, source, defaults, report)
             count += 1
             for record in records:
                 report.records += 1
                 yield record
 
 
-def read_dump_fast(
+def read_dump(
     path: Path, defaults: Labels, report: SourceReport, *, allow_empty: bool = False
 ) -> Iterator[Record]:
-    """Drop-in for analysis.sources.mitm.read_dump, records equal, several times faster."""
-    if path.stat().st_size == 0:
-        if not allow_empty:
-            raise CaptureError(path, "empty file (no flows)")
-        report.warnings.append(f"{path}: empty (no flows recorded)")
-        return
-    yield from iter_dump(path, defaults, report)
+    """Records from a dump, in order. An empty file is an error, unless it is a capture's
+    (allow_empty: nothing recorded yet), then a warning."""
+    if framing.has_records(path, report, allow_empty=allow_empty):
+        yield from iter_dump(path, defaults, report)

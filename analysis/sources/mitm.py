@@ -6,58 +6,49 @@ still yields every flow before the damage and the report says where reading stop
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from mitmproxy import dns, flow, http, tcp
 from mitmproxy.io import compat, tnetstring
 
-from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
-from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.labels import LABEL_KEY, labels_from_metadata
+from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, is_ip
+from phonehome.analysis.sources import CaptureError, framing
 
-LABEL_KEY = "phonehome"
-
-
-def labels_for(metadata: dict[str, Any], defaults: Labels) -> Labels:
-    """Labels from flow.metadata["phonehome"], falling back to `defaults` field by field."""
-    meta = metadata.get(LABEL_KEY) if isinstance(metadata, dict) else None
-    if not isinstance(meta, dict):
-        return defaults
-    return Labels(
-        session=str(meta.get("session") or defaults.session),
-        app=meta.get("app") or defaults.app,
-        mode=str(meta.get("mode") or defaults.mode),
-        phase=meta.get("phase") or defaults.phase,
-    )
+__all__ = ["LABEL_KEY", "contact_records", "http_record", "iter_flows", "skip_damage"]
 
 
 def _headers(headers: http.Headers) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in headers.items(multi=True))
 
 
-def http_record(f: http.HTTPFlow, source: str, defaults: Labels) -> HttpRecord:
-    """An HttpRecord for a mitmproxy HTTPFlow; host is what the app meant (Host/authority/SNI)."""
+def http_record(
+    f: http.HTTPFlow, source: str, defaults: Labels, report: SourceReport | None = None
+) -> HttpRecord:
+    """An HttpRecord for a mitmproxy HTTPFlow; host is what the app meant (Host/authority/SNI).
+
+    Label problems (phonehome.analysis.labels) are warned about in `report`, when given.
+    """
     req = f.request
     host = req.pretty_host
     sni = f.client_conn.sni if f.client_conn else None
-    if _is_ip(host) and sni:
+    if is_ip(host) and sni:
         host = sni
     server_ip = None
     peer = f.server_conn.peername if f.server_conn else None
     if peer:
         server_ip = str(peer[0])
-    elif _is_ip(req.host):
+    elif is_ip(req.host):
         server_ip = req.host
     resp = f.response
     return HttpRecord(
         source=source,
         flow_id=f.id,
-        labels=labels_for(f.metadata, defaults),
+        labels=labels_from_metadata(f.metadata, defaults, report),
         timestamp=float(req.timestamp_start or 0.0),
         method=req.method,
         scheme=req.scheme,
@@ -75,9 +66,11 @@ def http_record(f: http.HTTPFlow, source: str, defaults: Labels) -> HttpRecord:
     )
 
 
-def contact_records(f: flow.Flow, source: str, defaults: Labels) -> Iterator[ContactRecord]:
+def contact_records(
+    f: flow.Flow, source: str, defaults: Labels, report: SourceReport | None = None
+) -> Iterator[ContactRecord]:
     """DNS and raw TCP/UDP flows: hosts contacted whose HTTP content we did not see."""
-    labels = labels_for(f.metadata, defaults)
+    labels = labels_from_metadata(f.metadata, defaults, report)
     if isinstance(f, dns.DNSFlow):
         ts = f.request.timestamp or 0.0
         answers = []
@@ -104,19 +97,9 @@ def contact_records(f: flow.Flow, source: str, defaults: Labels) -> Iterator[Con
 # A flow record is a tnetstring dict whose first key is a short name: `<len>:<n>:<key>;`.
 _RECORD_START = re.compile(rb"(?<![0-9])[0-9]{1,12}:[0-9]{1,3}:[A-Za-z_]{1,40}[,;]")
 _SCAN_CHUNK = 1 << 20
-MAX_RECORD_BYTES = 512 * 1024 * 1024  # a single flow larger than this is skipped, not loaded
 
 
-def _record_length(fo: BinaryIO) -> int | None:
-    """The length prefix of the record at the current position (position unchanged), or None."""
-    start = fo.tell()
-    head = fo.read(13)
-    fo.seek(start)
-    digits, colon, _ = head.partition(b":")
-    return int(digits) if colon and digits.isdigit() else None
-
-
-def _load_flow(fo: BinaryIO) -> flow.Flow:
+def load_flow(fo: BinaryIO) -> flow.Flow:
     return flow.Flow.from_state(compat.migrate_flow(tnetstring.load(fo)))
 
 
@@ -130,7 +113,7 @@ def _resync(fo: BinaryIO, start: int, size: int) -> tuple[int, flow.Flow] | None
             candidate = offset + match.start()
             fo.seek(candidate)
             try:
-                found = _load_flow(fo)
+                found = load_flow(fo)
             except Exception:  # not a record start after all; keep scanning
                 continue
             return candidate, found
@@ -143,23 +126,22 @@ def iter_flows(path: Path, report: SourceReport) -> Iterator[flow.Flow]:
 
     Damage does not end reading: the reader scans forward to the next record that loads and
     says which bytes it skipped, so one corrupted flow loses only itself. A record larger than
-    MAX_RECORD_BYTES is skipped with a warning instead of being loaded into memory.
+    framing.MAX_RECORD_BYTES is skipped with a warning instead of being loaded into memory.
+    This is mitmproxy's own reading, object by object: the reference the fast reader
+    (analysis.sources.fastdump) is tested against, and its fallback for records it leaves alone.
     """
     size = os.path.getsize(path)
     count = 0
     with path.open("rb") as fo:
         while fo.tell() < size:
             position = fo.tell()
-            length = _record_length(fo)
-            if length is not None and length > MAX_RECORD_BYTES:
-                report.damaged(
-                    f"{path}: record at byte {position} is {length} bytes, over the "
-                    f"{MAX_RECORD_BYTES} byte limit; skipped"
-                )
-                fo.seek(position + len(str(length)) + 1 + length + 1)
+            length = framing.peek_length(fo)
+            if length is not None and length > framing.MAX_RECORD_BYTES:
+                report.damaged(framing.oversized(path, position, length))
+                fo.seek(position + framing.record_size(length))
                 continue
             try:
-                f = _load_flow(fo)
+                f = load_flow(fo)
             except Exception as exc:  # damage: reported, then we look for the next good record
                 f = skip_damage(fo, path, position, size, count, exc, report)
                 if f is None:
@@ -197,32 +179,3 @@ def skip_damage(
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
-
-
-def read_dump(
-    path: Path, defaults: Labels, report: SourceReport, *, allow_empty: bool = False
-) -> Iterator[HttpRecord | ContactRecord]:
-    """Records from a dump. An empty file is an error, unless it is a capture's (nothing recorded yet)."""
-    source = str(path)
-    if path.stat().st_size == 0:
-        if not allow_empty:
-            raise CaptureError(path, "empty file (no flows)")
-        report.warnings.append(f"{path}: empty (no flows recorded)")
-        return
-    for f in iter_flows(path, report):
-        if isinstance(f, http.HTTPFlow):
-            report.records += 1
-            yield http_record(f, source, defaults)
-        else:
-            for record in contact_records(f, source, defaults):
-                report.records += 1
-                yield record
-
-
-@functools.lru_cache(maxsize=4096)  # the fast reader asks for every flow's host
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True

@@ -1,0 +1,96 @@
+"""Labels read from a capture: `flow.metadata["phonehome"]` and events.jsonl's `labels`, one way.
+
+A capture's labels were written by the recorder, but a dump may come from anyone, and any
+version: a label may be missing, empty, of another type (a number, a list), overlong, or a mode
+spelt another way (`Incognito`, `private`). Every reader (the mitmproxy-object path, the fast
+dump reader, the events file) turns what it finds into Labels here, so that they all agree:
+modes normalised with phonehome.analysis.modes.read_mode (an unknown one kept and warned
+about), app and phase bounded with clean_label, anything unusable replaced by the default and
+warned about, never raised.
+
+The key is defined here, in the library; the addons import it (the library never imports them).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from phonehome.analysis.modes import LabelError, clean_label, read_mode
+from phonehome.analysis.records import Labels, SourceReport
+
+#: The flow.metadata key under which the recorder stores a flow's labels (DESIGN.md).
+LABEL_KEY = "phonehome"
+
+
+def labels_from(raw: object, defaults: Labels, report: SourceReport | None = None) -> Labels:
+    """Labels from a `{"session", "app", "mode", "phase"}` mapping, `defaults` field by field.
+
+    A missing, None or empty value takes the default silently; an unusable one takes it with a
+    warning in `report` (said once per input), as does a mode that is not a known one (kept).
+    """
+    if not isinstance(raw, dict):
+        return defaults
+    values = (raw.get("session"), raw.get("app"), raw.get("mode"), raw.get("phase"))
+    try:
+        labels, problems = _read(values, defaults)
+    except TypeError:  # an unhashable value (a list, a dict): no cache, same reading
+        labels, problems = _read.__wrapped__(values, defaults)
+    if problems and report is not None:
+        for problem in problems:
+            report.warn_once(problem)  # Analysis.warnings names the input
+    return labels
+
+
+def labels_from_metadata(metadata: object, defaults: Labels, report: SourceReport | None = None) -> Labels:
+    """Labels from a flow's whole metadata dict (the recorder's entry under LABEL_KEY)."""
+    raw = metadata.get(LABEL_KEY) if isinstance(metadata, dict) else None
+    return labels_from(raw, defaults, report)
+
+
+@functools.lru_cache(maxsize=1024)  # one dump repeats a handful of label sets over every flow
+def _read(values: tuple[object, ...], defaults: Labels) -> tuple[Labels, tuple[str, ...]]:
+    session, app, mode, phase = values
+    problems: list[str] = []
+    labels = Labels(
+        session=_session(session, defaults.session, problems),
+        app=_bounded(app, "app", defaults.app, problems),
+        mode=_mode(mode, defaults.mode, problems),
+        phase=_bounded(phase, "phase", defaults.phase, problems),
+    )
+    return labels, tuple(problems)
+
+
+def _absent(value: object) -> bool:
+    return value is None or value == ""
+
+
+def _session(value: object, default: str, problems: list[str]) -> str:
+    if _absent(value):
+        return default
+    if isinstance(value, str):
+        return value
+    problems.append(f"label session must be text, got {type(value).__name__}; used {default!r}")
+    return default
+
+
+def _bounded(value: object, what: str, default: str | None, problems: list[str]) -> str | None:
+    if _absent(value):
+        return default
+    try:
+        return clean_label(value, what=what)
+    except LabelError as exc:
+        problems.append(f"label {exc}; used {default!r}")
+        return default
+
+
+def _mode(value: object, default: str, problems: list[str]) -> str:
+    if _absent(value):
+        return default
+    try:
+        reading = read_mode(value, where="the capture's labels")
+    except LabelError as exc:
+        problems.append(f"label {exc}; used {default!r}")
+        return default
+    if reading.warning:
+        problems.append(reading.warning)
+    return reading.mode

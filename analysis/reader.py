@@ -1,0 +1,101 @@
+"""The analysis' one way of reading a capture into rows: the seam between sources and rows.
+
+Every input goes through `collect_source`, with its kind sniffed once by the caller. Records
+are read in order in this process (analysis.sources.read_source and the fast dump reader) and
+fed to a RowCollector, except for the one case where that is slow: a big, well-framed
+mitmproxy dump (alone, or as a capture directory's flows.mitm) with more than one worker
+allowed, whose byte ranges analysis.parallel analyses in worker processes. Both paths give the
+same rows, in the same order, with the same SourceReport (tests/test_parallel.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from phonehome.analysis import parallel
+from phonehome.analysis.records import Labels, ProgressCallback, SourceReport
+from phonehome.analysis.rows import RowCollector
+from phonehome.analysis.sources import read_source
+from phonehome.analysis.sources.capture_dir import capture_parts, read_events
+from phonehome.analysis.sources.fastdump import iter_dump
+from phonehome.analysis.sources.framing import has_records
+
+#: Records between two progress calls on the sequential path.
+PROGRESS_EVERY = 1000
+
+
+def collect_source(
+    path: Path,
+    kind: str,
+    defaults: Labels,
+    report: SourceReport,
+    collector: RowCollector,
+    *,
+    keylog: str | os.PathLike[str] | None = None,
+    workers: int | None = 1,
+    progress: ProgressCallback | None = None,
+) -> bool:
+    """Add the rows of every record of `path` (of `kind`, see sources.sniff_kind) to `collector`.
+
+    `workers`: processes for a big dump (None: parallel.default_workers()). Returns whether the
+    byte-range path was taken. Raises CaptureError when `path` holds nothing readable.
+    """
+    if kind == "dump":
+        return collect_dump(path, defaults, report, collector, workers=workers, progress=progress)
+    if kind == "capture_dir":
+        parts = capture_parts(path, defaults, report)
+        in_ranges = False
+        if parts.dump is not None:
+            in_ranges = collect_dump(
+                parts.dump,
+                parts.defaults,
+                report,
+                collector,
+                allow_empty=True,
+                workers=workers,
+                progress=progress,
+            )
+        if parts.events is not None:
+            for record in read_events(parts.events, parts.defaults, report):
+                collector.add(record)
+        return in_ranges
+    _feed(read_source(path, defaults, report, keylog, kind=kind), path, collector, progress)
+    return False
+
+
+def collect_dump(
+    path: Path,
+    defaults: Labels,
+    report: SourceReport,
+    collector: RowCollector,
+    *,
+    allow_empty: bool = False,
+    workers: int | None = 1,
+    progress: ProgressCallback | None = None,
+) -> bool:
+    """A dump's rows, in byte ranges on several cores when worth it, else in one pass here.
+
+    Same rows, in the same order, with the same report either way; damage met in a range
+    sends the file to the sequential reader, which resyncs past it and says what was lost.
+    """
+    if not has_records(path, report, allow_empty=allow_empty):
+        return False
+    workers = parallel.default_workers() if workers is None else max(1, workers)
+    ranges = parallel.plan_ranges(path, path.stat().st_size, workers)
+    if ranges and parallel.collect_ranges(path, ranges, defaults, report, collector, workers, progress):
+        return True
+    _feed(iter_dump(path, defaults, report), path, collector, progress)
+    return False
+
+
+def _feed(records, path: Path, collector: RowCollector, progress: ProgressCallback | None) -> None:
+    add = collector.add
+    if progress is None:
+        for record in records:
+            add(record)
+        return
+    for count, record in enumerate(records, 1):
+        add(record)
+        if count % PROGRESS_EVERY == 0:
+            progress(str(path), count)

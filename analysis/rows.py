@@ -1,0 +1,161 @@
+"""Records to table rows: decode, classify, and one tuple per flow, finding and contact.
+
+The one place a record becomes rows, whichever path read it: the pipeline feeds a RowCollector
+record by record in this process; analysis.parallel gives each worker process its own, built
+from the same RowSettings, and sends back only its Rows. Rows are plain tuples in the column
+order of analysis.findings (FLOWS_COLUMNS, FINDINGS_COLUMNS, CONTACTS_COLUMNS): cheap to build,
+to pickle between processes and to turn into DataFrames at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+
+from phonehome.analysis.classify import Endpoint, EndpointClassifier, classify_request
+from phonehome.analysis.classify.endpoints import default_classifier
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.findings import FINDINGS_COLUMNS, Finding
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.records import ContactRecord, HttpRecord, safe_text
+
+# A finding's values in column order; dataclasses.astuple deep-copies and cost a quarter of a run.
+_finding_row = attrgetter(*(f.name for f in fields(Finding)))
+# Columns whose values repeat over many rows: each distinct value stored once (RowCollector._strings).
+_SHARED_COLUMNS = ("session", "app", "mode", "method", "host", "url", "location", "field", "encodings")
+_SHARED_COLUMNS += ("value",)  # a device's identifiers recur in request after request
+_FINDING_SHARED = tuple(FINDINGS_COLUMNS.index(c) for c in _SHARED_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class RowSettings:
+    """What decides the rows besides the records: all a worker process needs (picklable)."""
+
+    profile: Profile | None = None
+    endpoint_lists: tuple[str, ...] = ()  # user lists (hosts, Disconnect, DDG TDS) on top of ours
+
+
+@dataclass(slots=True)
+class Rows:
+    """Table rows, in record order: what a run (or one byte range of it) produced."""
+
+    flows: list[tuple] = field(default_factory=list)
+    findings: list[tuple] = field(default_factory=list)
+    contacts: list[tuple] = field(default_factory=list)
+
+    def extend(self, other: Rows) -> None:
+        self.flows.extend(other.flows)
+        self.findings.extend(other.findings)
+        self.contacts.extend(other.contacts)
+
+
+@dataclass(slots=True)
+class RowCollector:
+    """Turns records into rows. One per process; holds the per-run caches (endpoints, strings)."""
+
+    settings: RowSettings = field(default_factory=RowSettings)
+    rows: Rows = field(default_factory=Rows)
+    _endpoints: dict[tuple[str, str | None], Endpoint] = field(default_factory=dict)
+    _classifier: EndpointClassifier | None = None
+    # one str object per distinct label, host, field path...: rows repeat them, and a worker's
+    # pickle then carries each once (the parent's rows at 100,000 flows: 420 MB -> see docs)
+    _strings: dict[str, str] = field(default_factory=dict)
+
+    def load_endpoint_lists(self) -> None:
+        """Read the user's endpoint lists now, so that a bad list fails before any capture is read."""
+        self.endpoint("", None)
+
+    def endpoint(self, host: str, app: str | None) -> Endpoint:
+        key = (host, app)
+        found = self._endpoints.get(key)
+        if found is None:
+            if self._classifier is None:
+                lists = list(self.settings.endpoint_lists)
+                self._classifier = EndpointClassifier(lists) if lists else default_classifier()
+            found = self._endpoints[key] = self._classifier.classify(host, app)
+        return found
+
+    def take(self) -> Rows:
+        """The rows so far, handed over; the collector starts afresh (its caches kept, except
+        the shared strings, which only save memory within one hand-over)."""
+        rows, self.rows = self.rows, Rows()
+        self._strings.clear()
+        return rows
+
+    def add(self, record: HttpRecord | ContactRecord) -> None:
+        if isinstance(record, HttpRecord):
+            self.add_http(record)
+        else:
+            self.add_contact(record)
+
+    def add_http(self, record: HttpRecord) -> None:
+        labels = record.labels
+        endpoint = self.endpoint(record.host, labels.app)
+        decoded = decode_request(record)
+        findings = classify_request(record, decoded, endpoint, self.settings.profile)
+        share = self._strings.setdefault
+        finding_rows = self.rows.findings
+        for finding in findings:
+            row = list(_safe_row(_finding_row(finding)))
+            for i in _FINDING_SHARED:
+                row[i] = share(row[i], row[i])
+            finding_rows.append(tuple(row))
+        host = share(record.host, record.host)
+        self.rows.flows.append(
+            _safe_row(
+                (
+                    share(labels.session, labels.session),
+                    labels.app or "",
+                    share(labels.mode, labels.mode),
+                    labels.phase or "",
+                    record.flow_id,
+                    record.timestamp,
+                    share(record.method, record.method),
+                    host,
+                    endpoint.site,
+                    endpoint.owner,
+                    endpoint.category,
+                    endpoint.party,
+                    record.url,
+                    record.status,
+                    len(record.request_body),
+                    record.response_size,
+                    record.header("content-type") or "",
+                    record.response_header("content-type") or "",
+                    len(decoded.fields),
+                    decoded.truncated,
+                    record.source,
+                )
+            )
+        )
+
+    def add_contact(self, record: ContactRecord) -> None:
+        labels = record.labels
+        endpoint = self.endpoint(record.host, labels.app)
+        self.rows.contacts.append(
+            _safe_row(
+                (
+                    labels.session,
+                    labels.app or "",
+                    labels.mode,
+                    labels.phase or "",
+                    record.timestamp,
+                    record.host,
+                    endpoint.site,
+                    endpoint.owner,
+                    endpoint.category,
+                    record.kind,
+                    record.detail,
+                    record.server_ip,
+                    record.source,
+                )
+            )
+        )
+
+
+def _safe_row(row: tuple) -> tuple:
+    """The row with every string made valid UTF-8 (Parquet and reports need it)."""
+    for value in row:  # the common case, all ASCII, returns the row as it is (4x faster)
+        if value.__class__ is str and not value.isascii():
+            return tuple(safe_text(v) if isinstance(v, str) else v for v in row)
+    return row
