@@ -35,12 +35,12 @@ from mitmproxy import command, ctx, dns, http, tls, version
 
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
 from phonehome.addons.inspector import Inspector
+from phonehome.analysis.labels import LABEL_KEY
 
 log = logging.getLogger(__name__)
 
 MARKER_HOST = "phonehome.mark"
 _MARKER_BYTES = MARKER_HOST.encode()
-LABEL_KEY = "phonehome"
 LABEL_NAMES = ("mode", "app", "phase")
 SCHEMA = 1
 
