@@ -8,6 +8,7 @@ import re
 from urllib.parse import parse_qsl, unquote
 
 from phonehome.analysis.decode import codecs
+from phonehome.analysis.decode.content_encoding import undo_content_encoding
 from phonehome.analysis.decode.model import DEFAULT_LIMITS, DecodedRequest, Limits
 from phonehome.analysis.decode.walk import Stop, Walker, join_path
 from phonehome.analysis.records import HttpRecord, safe_text
@@ -145,22 +146,10 @@ def _body(w: Walker, record: HttpRecord) -> None:
     body = record.request_body
     if not body:
         return
-    enc: tuple[str, ...] = ()
-    codings = [c.strip().lower() for c in (record.header("content-encoding") or "").split(",") if c.strip()]
-    for coding in reversed(codings):  # the last coding listed was applied last: undo it first
-        if coding == "identity":
-            continue
-        name = codecs.CONTENT_CODINGS.get(coding)
-        if name is None:
-            w.note(f"body: unknown Content-Encoding {coding!r}, decoded as is")
-            break
-        res = w.inflate(name, body)
-        if res is None:
-            if not w.result.truncated:
-                w.note(f"body: Content-Encoding {coding} did not decode, decoded as is")
-            break
-        body = res.data
-        enc = (*enc, name)
+    undone = undo_content_encoding(body, record.header("content-encoding"), w.inflate)
+    body, enc = undone.body, undone.chain
+    if undone.problem and not (undone.failed and w.result.truncated):
+        w.note(f"body: {undone.problem}, decoded as is")
     ctype = record.header("content-type") or ""
     media = ctype.split(";", 1)[0].strip().lower()
     if media == "application/x-www-form-urlencoded":
