@@ -34,6 +34,7 @@ from typing import Any
 from mitmproxy import command, ctx, dns, http, tls, version
 
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
+from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
 from phonehome.analysis.labels import LABEL_KEY
 
@@ -373,4 +374,4 @@ class Recorder:
         log.error(f"phonehome: RECORDING STOPPED: {problem}. Traffic is still proxied but not saved.")
 
 
-addons = [Inspector(), Recorder()]
+addons = [Guard(), Inspector(), Recorder()]  # the guard first: refused flows go no further

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
+MITMWEB = Path(sys.executable).parent / "mitmweb"
 
 
 def run_async(fn):
@@ -135,11 +136,17 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 @contextmanager
 def mitmdump(
-    confdir: Path, upstream_port: int, addons: list[Path], extra: list[str] | None = None
+    confdir: Path,
+    upstream_port: int,
+    addons: list[Path],
+    extra: list[str] | None = None,
+    tool: Path = MITMDUMP,
+    quiet: bool = True,
 ) -> Iterator[tuple[int, subprocess.Popen]]:
-    """A real mitmdump on loopback, upstream redirected to `upstream_port`; killed on exit."""
+    """A real mitmdump (or `tool`, e.g. MITMWEB) on loopback; with the redirect addon among `addons`,
+    upstream goes to `upstream_port`; killed on exit. `quiet=False` keeps its log on stdout."""
     port = free_port()
-    cmd = [str(MITMDUMP), "-q", "--listen-host", "127.0.0.1", "-p", str(port)]
+    cmd = [str(tool), *(["-q"] if quiet else []), "--listen-host", "127.0.0.1", "-p", str(port)]
     cmd += ["--set", f"confdir={confdir}", "--set", "ssl_insecure=true"]
     for addon in addons:
         cmd += ["-s", str(addon)]
