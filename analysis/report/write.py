@@ -40,10 +40,33 @@ def write_report_tables(report: ReportData, out_dir: Path) -> list[Path]:
     return written
 
 
+REPORT_SUFFIXES: dict[str, str] = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+}
+
+
+class ReportPathError(ValueError):
+    """A report path whose suffix names no report format (refused rather than guessed)."""
+
+
+def report_format(path: str | os.PathLike[str]) -> str:
+    """`html` or `markdown` from the report path's suffix; ReportPathError for any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in REPORT_SUFFIXES:
+        raise ReportPathError(
+            f"{path}: unknown report format {suffix or '(no suffix)'!r}; use {', '.join(REPORT_SUFFIXES)}"
+        )
+    return REPORT_SUFFIXES[suffix]
+
+
 def write_report(report: ReportData, path: str | os.PathLike[str]) -> list[Path]:
-    """The report (format from the suffix: .md/.markdown or HTML) plus its tables; returns paths written."""
+    """The report (format from the suffix: .html/.htm or .md/.markdown) plus its tables; paths written."""
     target = Path(path)
+    markdown = report_format(target) == "markdown"
     _private_dir(target.parent)
-    text = render_markdown(report) if target.suffix.lower() in (".md", ".markdown") else render_html(report)
+    text = render_markdown(report) if markdown else render_html(report)
     _write_private(target, text.encode("utf-8"))
     return [target, *write_report_tables(report, tables_dir_for(target))]
