@@ -1,0 +1,206 @@
+"""Claims files and their verdicts: the sample's vendor statements against its traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from phonehome.analysis.claims import ClaimsError, load_claims, parse_claims
+from phonehome.analysis.cli.main import main
+from phonehome.analysis.verdicts.claims import (
+    CONSISTENT,
+    CONTRADICTED,
+    INCONCLUSIVE,
+    claims_table,
+    declared_outcomes,
+    judge_claims,
+    known_identifiers,
+)
+
+SOURCE = 'source = { who = "Vendor", where = "blog", when = "2020-05-02" }'
+
+
+def _verdicts(sample_analysis, sample_capture: Path) -> dict:
+    claims = load_claims(sample_capture / "claims.toml")
+    known = known_identifiers(sample_analysis.profile.values)
+    a = sample_analysis
+    return {v.claim.id: v for v in judge_claims([claims], a.findings, a.flows, a.contacts, known)}
+
+
+def _ids(findings: pd.DataFrame) -> set[str]:
+    return {f"{f}#{p}" for f, p in zip(findings["flow_id"], findings["field"], strict=True)}
+
+
+def test_sample_vendor_claims_are_contradicted_by_the_right_findings(sample_analysis, sample_capture):
+    verdicts = _verdicts(sample_analysis, sample_capture)
+    f = sample_analysis.findings
+    all_ids = _ids(f)
+    for claim_id in (
+        "incognito-no-upload",
+        "incognito-unlinkable",
+        "anonymous-statistics",
+        "random-token",
+        "aggregated-statistics",
+    ):
+        verdict = verdicts[claim_id]
+        assert verdict.verdict == CONTRADICTED, (claim_id, verdict.why)
+        assert verdict.finding_ids and set(verdict.finding_ids) <= all_ids, claim_id
+        assert verdict.app == "com.mi.globalbrowser.mini"
+    incognito_sa = f[(f["mode"] == "incognito") & (f["host"] == "sa.api.intl.miui.com")]
+    # no_upload: exactly the incognito URL and search findings sent to the vendor
+    upload = incognito_sa[incognito_sa["data_type"].isin(["url", "search_query"])]
+    assert set(verdicts["incognito-no-upload"].finding_ids) == _ids(upload)
+    assert "sa.api.intl.miui.com" in verdicts["incognito-no-upload"].why
+    assert (
+        "connect.facebook.net" not in verdicts["incognito-no-upload"].why
+    )  # a page's Referer is not the vendor
+    # unlinkable: the distinct_id and the Android ID are among the values sent in both modes
+    linked = f[
+        f["flow_id"].astype(str).add("#").add(f["field"]).isin(verdicts["incognito-unlinkable"].finding_ids)
+    ]
+    assert set(linked["mode"]) == {"normal", "incognito"}
+    assert {"device_id.other", "device_id.android_id"} <= set(linked["data_type"])
+    # anonymous: hardware identifiers (the IMEI as an md5) and the persistent distinct_id
+    anonymous = f[
+        f["flow_id"].astype(str).add("#").add(f["field"]).isin(verdicts["anonymous-statistics"].finding_ids)
+    ]
+    assert set(anonymous["host"]) == {"sa.api.intl.miui.com"}
+    assert {"device_id.imei", "device_id.android_id", "device_id.other"} <= set(anonymous["data_type"])
+    assert any(field.endswith("imei_md5") for field in anonymous["field"])
+    # random_token: the distinct_id travels beside the Android ID and keeps its value across modes
+    token = verdicts["random-token"]
+    assert "device_id.android_id" in token.why and "incognito, normal" in token.why
+    token_rows = f[f["flow_id"].astype(str).add("#").add(f["field"]).isin(token.finding_ids)]
+    assert set(token_rows[token_rows["field"].str.endswith("distinct_id")]["mode"]) == {"normal", "incognito"}
+    # aggregated: single-event records each pairing a URL/search with an identifier
+    aggregated = f[
+        f["flow_id"].astype(str).add("#").add(f["field"]).isin(verdicts["aggregated-statistics"].finding_ids)
+    ]
+    assert {"url", "device_id.other"} <= set(aggregated["data_type"])
+    assert "single-event record" in verdicts["aggregated-statistics"].why
+    # the encoded chain is not encryption
+    assert verdicts["encrypted"].verdict == CONTRADICTED
+    assert "form+base64+gzip+json" in verdicts["encrypted"].why
+
+
+def test_claims_about_what_was_not_seen_are_inconclusive(sample_analysis, sample_capture):
+    verdicts = _verdicts(sample_analysis, sample_capture)
+    pinned = verdicts["security-check-anonymous"]
+    assert (pinned.verdict, pinned.reason) == (INCONCLUSIVE, "hosts not decrypted")
+    assert "api.sec.intl.miui.com" in pinned.why and not pinned.finding_ids
+    shared = verdicts["not-shared-with-sensors"]
+    assert shared.verdict == INCONCLUSIVE and "claimant's host name" in shared.reason
+    assert "sa.api.intl.miui.com" in shared.why and "cannot be seen" in shared.why
+
+
+def test_consistent_only_where_coverage_allows(sample_analysis):
+    """Nothing seen is 'consistent' only when nothing went unseen: incognito had no undecrypted host,
+    normal mode had one (pinned), so the same claim about normal mode stays inconclusive."""
+    claims = "\n".join(
+        f"""
+[[claim]]
+type = "{kind}"
+mode = "{mode}"
+{extra}
+paraphrase = "p"
+{SOURCE}
+"""
+        for kind, mode, extra in (
+            ("no_contact", "incognito", 'owner = "Google"'),
+            ("no_upload", "incognito", 'data_types = ["contact"]'),
+            ("no_upload", "normal", 'data_types = ["contact.phone"]'),
+            ("no_contact", "incognito-optout", 'owner = "Facebook"'),
+        )
+    )
+    a = sample_analysis
+    verdicts = judge_claims([parse_claims(claims)], a.findings, a.flows, a.contacts)
+    assert [v.verdict for v in verdicts] == [CONSISTENT, CONSISTENT, INCONCLUSIVE, INCONCLUSIVE]
+    assert verdicts[2].reason == "hosts not decrypted" and "api.sec.intl.miui.com" in verdicts[2].why
+    assert verdicts[3].reason == "mode not tested"
+    assert all(not v.finding_ids for v in verdicts)
+
+
+def test_declared_data_types_give_four_outcomes(sample_analysis):
+    claims = parse_claims(
+        f"""
+[[claim]]
+type = "declared"
+collected = ["url", "device_id.android_id", "location.gps", "contact.phone"]
+shared = []
+paraphrase = "Store data-safety label."
+{SOURCE}
+"""
+    )
+    outcomes = declared_outcomes(claims.claims[0], sample_analysis.findings)
+    assert "device_id.imei" in outcomes["seen but undeclared"]
+    assert outcomes["declared and seen"] == ["device_id.android_id", "location.gps", "url"]
+    assert outcomes["declared, not seen"] == ["contact.phone"]
+    assert "location.wifi" in outcomes["neither"]
+    a = sample_analysis
+    (verdict,) = judge_claims([claims], a.findings, a.flows, a.contacts)
+    assert verdict.verdict == CONTRADICTED and "seen but undeclared: " in verdict.why
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[[claim]]\ntype = "no_upload"\nmode = "incognito\n', 3, "not valid TOML"),
+        (
+            f'app = "x"\n\n[[claim]]\ntype = "no_uplod"\nmode = "incognito"\n{SOURCE}\n',
+            4,
+            "did you mean 'no_upload'",
+        ),
+        (
+            f'[[claim]]\ntype = "no_upload"\nparaphrase = "p"\nmdoe = "incognito"\n{SOURCE}\n',
+            4,
+            "did you mean 'mode'",
+        ),
+        (
+            f'[[claim]]\ntype = "unlinkable"\nparaphrase = "p"\nmodes = ["normal"]\n{SOURCE}\n',
+            4,
+            "two different modes",
+        ),
+        (
+            '[[claim]]\ntype = "anonymous"\nparaphrase = "p"\nsource = { who = "V", when = "2020" }\n',
+            4,
+            "'where'",
+        ),
+        (f'[[claim]]\ntype = "no_upload"\nparaphrase = "p"\n{SOURCE}\n', 1, "lacks 'mode'"),
+        (
+            f'[[claim]]\ntype = "anonymous"\nparaphrase = "p"\n{SOURCE}\n\n[[claim]]\ntype = "no_upload"\n'
+            f'mode = "incognito"\ndata_types = ["url", "imei"]\nparaphrase = "p"\n{SOURCE}\n',
+            9,
+            "unknown data type 'imei'",
+        ),
+    ],
+)
+def test_a_malformed_claims_file_is_one_line_naming_file_and_line(
+    tmp_path, capsys, sample_capture, text, line, words
+):
+    path = tmp_path / "claims.toml"
+    path.write_text(text)
+    with pytest.raises(ClaimsError) as error:
+        load_claims(path)
+    assert str(error.value).startswith(f"{path}: line {line}")
+    assert words in str(error.value)
+    assert (
+        main(["report", str(sample_capture), "--claims", str(path), "-o", str(tmp_path / "r.md"), "-q"]) == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"phonehome: error: {error.value}"]
+    assert "\n" not in str(error.value)
+
+
+def test_report_puts_claims_first_and_demo_shows_them(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path), "-q"]) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.index("## Claims vs observations") < markdown.index("## Normal vs")
+    section = markdown.split("## Claims vs observations", 1)[1].split("\n## ", 1)[0]
+    assert section.count("| contradicted |") >= 5 and "| inconclusive |" in section
+    assert "sa.api.intl.miui.com" in section and "blog.mi.com" in section
+    html = (tmp_path / "report.html").read_text()
+    assert "Claims vs observations" in html and "contradicted" in html
+    tables = sorted(p.name for p in (tmp_path / "report_tables").glob("claims.*"))
+    assert tables and claims_table([]).columns.tolist()[0] == "app"
