@@ -23,15 +23,21 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace identifiers, tokens and cookies with short stable hashes",
     )
+    parser.add_argument(
+        "--claims", metavar="FILE", help="claims file (TOML) to check against the capture (docs/claims.md)"
+    )
 
 
 def _build(args: argparse.Namespace):
     """(analysis, report): the analysis for its damage list, the report to write."""
     from phonehome.analysis.cli.main import run_analysis
+    from phonehome.analysis.cli.plan import add_study_tables
     from phonehome.analysis.report import build_report
 
     result = run_analysis(args)
-    return result, build_report(result, redact=args.redact)
+    report = build_report(result, redact=args.redact)
+    add_study_tables(report, result, args.captures, getattr(args, "claims", None))  # claims, canaries
+    return result, report
 
 
 def run_report(args: argparse.Namespace) -> int:
