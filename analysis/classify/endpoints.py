@@ -18,6 +18,7 @@ from pathlib import Path
 from publicsuffixlist import PublicSuffixList
 
 from phonehome.analysis.findings import CATEGORIES
+from phonehome.analysis.records import is_ip
 
 _PSL = PublicSuffixList(only_icann=True)
 
@@ -50,7 +51,7 @@ def site_of(host: str) -> str:
 
 
 def _looks_like_ip(host: str) -> bool:
-    return ":" in host or host.replace(".", "").isdigit()
+    return ":" in host or is_ip(host)  # ":": an IPv6 literal, or a host:port that has no site either
 
 
 @lru_cache(maxsize=1)
