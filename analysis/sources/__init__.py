@@ -29,7 +29,6 @@ class CaptureError(Exception):
 DUMP_SUFFIXES = (".mitm", ".flows", ".dump", ".historical")
 HAR_SUFFIXES = (".har", ".zhar")
 PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
-KINDS = ("capture_dir", "dump", "har", "pcap")
 
 
 def sniff_kind(path: Path) -> str:

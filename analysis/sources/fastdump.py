@@ -61,7 +61,6 @@ _REQUEST_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.Reque
 _RESPONSE_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.ResponseData))
 _HTTP2_VERSIONS = (b"HTTP/2.0", b"HTTP/3")
 
-_COLON = ord(":")
 _DICT, _LIST, _BYTES, _STR, _INT, _FLOAT, _BOOL, _NULL = (ord(c) for c in "}],;#^!~")
 
 Span = tuple[int, int, int]  # (type tag, start of payload, end of payload)
