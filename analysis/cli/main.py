@@ -16,6 +16,7 @@ from phonehome.analysis import __version__
 from phonehome.analysis.classify import EndpointListError
 from phonehome.analysis.profile import Profile, ProfileError
 from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.verdicts.fail_on import FailOnError, failing, parse_fail_on
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -112,7 +113,9 @@ def run_analysis(args: argparse.Namespace):
     )
     if progress is not None and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
-    for warning in result.warnings:
+    from phonehome.analysis.verdicts.inputs import empty_input_warnings
+
+    for warning in [*result.warnings, *empty_input_warnings(result)]:
         print(f"phonehome: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         for note in result.notes:
@@ -147,6 +150,7 @@ def _progress_printer():
 def cmd_analyze(args: argparse.Namespace) -> int:
     from phonehome.analysis.pipeline import write_tables
 
+    fail_on = parse_fail_on(args.fail_on) if args.fail_on is not None else None  # checked before reading
     result = run_analysis(args)
     if args.redact:
         from phonehome.analysis.report.redact import redact_tables
@@ -167,9 +171,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(path)
     if result.damaged:
         return damage_exit(result)
-    if args.fail_on and not result.findings.empty:
-        wanted = {t.strip() for t in args.fail_on.split(",") if t.strip()}
-        hit = result.findings[result.findings["data_type"].isin(wanted) | ("any" in wanted)]
+    if fail_on is not None:
+        hit = failing(result.findings, fail_on)
         if not hit.empty:
             print(
                 f"phonehome: {len(hit)} finding(s) of type {', '.join(sorted(set(hit['data_type'])))}",
@@ -212,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--fail-on",
         metavar="TYPES",
-        help="exit 1 if any finding has one of these data types (comma-separated, or 'any')",
+        help="exit 1 if any finding has one of these data types: comma-separated types (url), families "
+        "(device_id = every device_id.*), or 'any'",
     )
     analyze.set_defaults(func=cmd_analyze)
 
@@ -243,8 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "report":  # an unknown report suffix is refused before any reading
+            from phonehome.analysis.report.write import ReportPathError, report_format
+
+            try:
+                report_format(args.output)
+            except ReportPathError as exc:
+                print(f"phonehome: error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
         return int(args.func(args) or 0)
-    except (CaptureError, ProfileError, EndpointListError) as exc:
+    except (CaptureError, ProfileError, EndpointListError, FailOnError) as exc:
         print(f"phonehome: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
