@@ -159,7 +159,7 @@ def test_fail_on_exits_1_when_asked(tmp_path: Path, sample_capture: Path):
     code = main(
         ["analyze", str(sample_capture), "-o", str(tmp_path / "o"), "-q", "--fail-on", "no.such.type"]
     )
-    assert code == 0
+    assert code == 2  # an unknown type is refused, not silently "no findings" (issue 16)
 
 
 def test_bad_profile_is_exit_2(tmp_path: Path, sample_capture: Path, capsys):
