@@ -134,6 +134,9 @@ class Recorder:
         self._write_queued()
         self._stop_writer()
         self._close_phase()
+        if self.session_doc:  # cumulative over restarts: `phonehome record` reports it at the end
+            self.session_doc["flows_written"] = self.session_doc.get("flows_written", 0) + self.written
+            self.written = 0
         self._write_session()
         if self.fd is not None:
             with contextlib.suppress(OSError):
