@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pandas as pd
@@ -82,3 +83,90 @@ def analysis_of(findings: list[Finding], contacts: list[dict] | None = None) -> 
         contacts=pd.DataFrame(contact_rows, columns=list(CONTACTS_COLUMNS)),
         warnings=[],
     )
+
+
+# --- capture directories built with mitmproxy's own flow objects and writer ---------------------
+
+#: A profile whose browsing values the capture helpers below send (known values: high confidence).
+VISITED = ("https://clinic.example/visit-1", "https://bank.example/visit-2")
+SEARCHED = ("rash on arm",)
+ANDROID_ID = "9c2f41a7e3b5d810"
+
+
+def http_flow(
+    url: str,
+    *,
+    app: str | None,
+    mode: str,
+    ts: float,
+    body: bytes = b"",
+    session: str = "run",
+    content_type: str = "application/json",
+):
+    """One decrypted request as the recorder stores it: a real mitmproxy HTTPFlow with its labels."""
+    from mitmproxy import http
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow(resp=True)
+    request = http.Request.make("POST" if body else "GET", url, body, {"Content-Type": content_type})
+    request.timestamp_start, request.timestamp_end = ts, ts + 0.01
+    flow.request = request
+    flow.response.timestamp_start, flow.response.timestamp_end = ts + 0.1, ts + 0.11
+    flow.timestamp_created = ts
+    flow.metadata["phonehome"] = {"session": session, "app": app, "mode": mode, "phase": None}
+    return flow
+
+
+def tls_failure(
+    host: str, *, app: str | None, mode: str, ts: float, error: str, session: str = "run"
+) -> dict:
+    """An events.jsonl line as addons/recorder.py writes it for a refused handshake."""
+    return {
+        "type": "tls_failed",
+        "timestamp": ts,
+        "host": host,
+        "sni": host,
+        "client": "192.168.1.23:40000",
+        "server_ip": None,
+        "error": error,
+        "labels": {"session": session, "app": app, "mode": mode, "phase": None},
+    }
+
+
+def write_capture(directory, flows, events=(), profile: dict | None = None):
+    """A capture directory: flows.mitm via mitmproxy.io.FlowWriter, events.jsonl, profile.json."""
+    import json
+
+    from mitmproxy.io import FlowWriter
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "flows.mitm").open("wb") as fo:
+        writer = FlowWriter(fo)
+        for flow in flows:
+            writer.add(flow)
+    if events:
+        (directory / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if profile is not None:
+        (directory / "profile.json").write_text(json.dumps(profile))
+    return directory
+
+
+def browsing_flows(
+    app: str, mode: str, t0: float, *, session: str = "run", tracker: str = "sa.tracker.example"
+):
+    """An app's traffic in one mode: the visits themselves, and a tracker receiving them with the
+    Android ID (the pattern of the motivating case)."""
+    flows = []
+    for i, url in enumerate(VISITED):
+        flows.append(http_flow(url, app=app, mode=mode, ts=t0 + 10 * i, session=session))
+        event = {"event": "page", "url": url, "android_id": ANDROID_ID, "q": SEARCHED[0] if i == 0 else ""}
+        body = json.dumps({"events": [event]}).encode()
+        flows.append(
+            http_flow(
+                f"https://{tracker}/log", app=app, mode=mode, ts=t0 + 10 * i + 1, body=body, session=session
+            )
+        )
+    return flows
+
+
+PROFILE = {"android_id": ANDROID_ID, "urls": list(VISITED), "search_terms": list(SEARCHED)}

@@ -6,9 +6,11 @@ A verdict is only as good as what was seen. Three kinds of holes (DESIGN.md "Fin
   pinning on its own: on a first run the phone often does not trust the proxy's CA yet, and then
   every host fails. So a failure is explained by what else was seen for the same app in the same
   session:
-    `ca_not_trusted`    the client said so (TLS alert `unknown ca`), or no HTTPS host of this app
-                        was decrypted at all in the session (failures on every host);
-    `pinning_suspected` other hosts of this app were decrypted before this failure, this host never;
+    `ca_not_trusted`    no HTTPS host of this app was decrypted at all in the session (failures on
+                        every host), or the client answered TLS alert `unknown ca` before any host
+                        of the app was decrypted (the CA was installed later);
+    `pinning_suspected` other hosts of this app were decrypted before this failure, this host never
+                        (whatever the alert: a client pinned to another CA also says `unknown ca`);
     `partly_decrypted`  this host failed but was also decrypted (not pinning; those connections
                         are unseen);
     `undetermined`      other hosts were decrypted only after the failures (the CA may have been
@@ -77,16 +79,23 @@ def _tls_reason(
     host: str, details: list[str], last_failure: float, decrypted: dict[str, float]
 ) -> tuple[str, str]:
     """(reason, why) for one host's refused handshakes, given the app's decrypted HTTPS hosts."""
-    if any(marker in d.lower() for d in details for marker in _UNKNOWN_CA):
-        return "ca_not_trusted", "the client answered with TLS alert 'unknown ca'"
+    unknown_ca = any(marker in d.lower() for d in details for marker in _UNKNOWN_CA)
+    alert = "; the client answered with TLS alert 'unknown ca'" if unknown_ca else ""
     if host in decrypted:
-        return "partly_decrypted", "the same host was also decrypted in this session"
+        return "partly_decrypted", "the same host was also decrypted in this session" + alert
     if not decrypted:
-        return "ca_not_trusted", "no HTTPS host of this app was decrypted in this session"
+        return "ca_not_trusted", "no HTTPS host of this app was decrypted in this session" + alert
     before = sorted(h for h, first in decrypted.items() if first <= last_failure)
     if before:
+        # the app trusted the proxy for those hosts: a refusal of this one is host-specific, whatever
+        # the alert says (a client pinned to another CA also answers 'unknown ca')
         shown = ", ".join(before[:3]) + (f" and {len(before) - 3} more" if len(before) > 3 else "")
-        return "pinning_suspected", f"other hosts of this app were decrypted: {shown}"
+        return "pinning_suspected", f"other hosts of this app were decrypted before: {shown}" + alert
+    if unknown_ca:  # refused as an unknown CA before the app trusted the proxy anywhere: CA installed later
+        return (
+            "ca_not_trusted",
+            "the client answered with TLS alert 'unknown ca' before any host was decrypted",
+        )
     return "undetermined", "other hosts of this app were decrypted only after these failures"
 
 
