@@ -213,7 +213,11 @@ def test_sample_report_tables_and_headline(sample_analysis):
         for line in report.headlines
     )
     cmp = report.comparison
-    sa = cmp[(cmp["host"] == "sa.api.intl.miui.com") & cmp["data_type"].isin(["url", "search_query"])]
+    sa = cmp[
+        (cmp["host"] == "sa.api.intl.miui.com")
+        & cmp["data_type"].isin(["url", "search_query"])
+        & (cmp["mode"] == "incognito")
+    ]
     assert set(sa["data_type"]) == {"url", "search_query"} and (sa["mode_requests"] > 0).all()
     assert (report.linkable["modes"] == "normal, incognito").any()
     assert set(report.coverage["kind"]) <= {"tls_failed", "sni_only", "dns", "tcp"}
