@@ -10,20 +10,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pandas as pd
 from mitmproxy import connection, http
 from mitmproxy.addons.savehar import SaveHar
 
+from phonehome.analysis import redact as redaction
 from phonehome.analysis.records import HttpRecord
-from phonehome.analysis.report import redact as redaction
 
 #: Headers whose whole value is a credential: replaced outright under --redact.
 CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})
-#: Encodings a text search can see through; a sensitive value found under any other (base64,
-#: gzip, protobuf...) cannot be scrubbed in place, so the body is withheld instead.
-TEXTUAL_ENCODINGS = frozenset({"", "form", "json", "multipart", "cookie", "urlencoded"})
 WITHHELD_BODY = b"[request body withheld by phonehome --redact: it carries encoded identifiers]"
 
 
@@ -87,6 +83,9 @@ def records_to_har(records: Iterable[HttpRecord], findings: pd.DataFrame | None 
     flows = [record_to_flow(r) for r in recs]
     har = SaveHar().make_har(flows)
     har["log"]["creator"] = {"name": "phonehome", "version": "1", "comment": "findings in entry comments"}
+    redactor = getattr(records, "redactor", None)
+    if redactor is not None and findings is not None:  # comments from redacted findings only
+        findings = redactor.findings(findings)
     by_flow = {}
     if findings is not None and len(findings):
         by_flow = {k: g for k, g in findings.groupby("flow_id", sort=False)}
@@ -105,61 +104,96 @@ def records_to_har(records: Iterable[HttpRecord], findings: pd.DataFrame | None 
     return har
 
 
-def _scrub_all(text: str, values: list[str]) -> str:
-    """`text` with each value replaced, also where it appears percent-encoded."""
-    for value in values:
-        for form in {value, quote(value, safe=""), quote_plus(value, safe="")}:
-            if form in text:
-                text = text.replace(form, redaction.tag(value))
-    return text
+class RedactedRecords(list):
+    """Records made fit to share by redact_records, carrying the Redactor that made them so that
+    records_to_har builds entry comments and labels from redacted findings too."""
+
+    redactor: redaction.Redactor
 
 
-def redact_records(records: Iterable[HttpRecord], findings: pd.DataFrame) -> list[HttpRecord]:
-    """Copies of `records` fit to share: identifiers, tokens and credentials replaced by tags.
-
-    Values come from the findings (the same ones the reports redact); credential headers are
-    replaced whole; a body whose sensitive values sit under an encoding a text search cannot
-    see through (base64, gzip, protobuf...) is withheld rather than shared half-redacted.
-    """
-    values = redaction.sensitive_values(findings)
-    opaque: set[str] = set()
-    if len(findings):
-        sensitive = findings[redaction.sensitive_mask(findings)]
-        for flow_id, location, encodings in zip(
-            sensitive["flow_id"], sensitive["location"], sensitive["encodings"], strict=True
-        ):
-            if location == "body" and not set(str(encodings).split(">")) <= TEXTUAL_ENCODINGS:
-                opaque.add(str(flow_id))
+def _scrub_headers(
+    headers: Iterable[tuple[str, str]],
+    redactor: redaction.Redactor,
+    opaque: set[str],
+    credentials: frozenset[str],
+) -> tuple[tuple[str, str], ...]:
     out = []
-    for rec in records:
-        headers = tuple(
-            (k, redaction.tag(v) if k.lower() in CREDENTIAL_HEADERS else _scrub_all(v, values))
-            for k, v in rec.request_headers
-        )
-        response_headers = tuple(
-            (k, redaction.tag(v) if k.lower() == "set-cookie" else v) for k, v in rec.response_headers
-        )
-        body = rec.request_body
-        if rec.flow_id in opaque:
-            body = WITHHELD_BODY
-        elif body:
-            try:
-                body = _scrub_all(body.decode("utf-8"), values).encode("utf-8")
-            except UnicodeDecodeError:
-                body = WITHHELD_BODY if values else body
+    for k, v in headers:
+        name = k.lower()
+        if name in credentials:
+            out.append((k, redaction.tag(v)))
+        elif f"header.{name}" in opaque:
+            out.append((k, redaction.WITHHELD))
+        else:
+            out.append((redactor.scrub(k), redactor.scrub(v)))
+    return tuple(out)
+
+
+def _scrub_body(body: bytes, redactor: redaction.Redactor, withheld: bool) -> bytes:
+    if withheld:
+        return WITHHELD_BODY
+    if not body or redactor.empty:
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return WITHHELD_BODY  # binary: whatever it hides cannot be searched for
+    return redactor.scrub(text).encode("utf-8")
+
+
+def redact_records(
+    records: Iterable[HttpRecord], findings: pd.DataFrame, extra_values: Iterable[str] = ()
+) -> RedactedRecords:
+    """Copies of `records` fit to share: every sensitive value, in every form, replaced by its tag.
+
+    Values come from the findings (the same ones the reports redact), from credential-named query
+    and form parameters, and `extra_values`; credential headers (request Cookie, Authorization...,
+    response Set-Cookie) are replaced whole; every other header, request and response, the URL,
+    the host and the labels are scrubbed; a URL part, header or body whose sensitive values sit
+    under an encoding a text search cannot see through (gzip, protobuf, a second base64...) is
+    withheld, as is any binary body once there is something to hide (see analysis.redact).
+    """
+    recs = [r for r in records if isinstance(r, HttpRecord)]
+    texts = [r.path for r in recs] + [
+        r.request_body.decode("utf-8", "replace") for r in recs if b"=" in r.request_body[: 1 << 20]
+    ]
+    redactor = redaction.redactor_for(findings, texts, extra_values=extra_values)
+    out = RedactedRecords()
+    out.redactor = redactor
+    for rec in recs:
+        opaque = redactor.opaque.get(rec.flow_id, set())
+        body = _scrub_body(rec.request_body, redactor, "body" in opaque)
+        headers = _scrub_headers(rec.request_headers, redactor, opaque, CREDENTIAL_HEADERS)
         if body is WITHHELD_BODY:  # it is plain text now, whatever the original was
             headers = tuple(
                 (k, "text/plain" if k.lower() == "content-type" else v)
                 for k, v in headers
                 if k.lower() not in ("content-encoding", "content-length")
             )
+        path = redactor.scrub(rec.path)
+        if opaque & {"query", "url_path"}:
+            path = redactor.withhold_url("http://h" + path, rec.flow_id).removeprefix("http://h")
+        labels = rec.labels
         out.append(
             dataclasses.replace(
                 rec,
-                path=_scrub_all(rec.path, values),
+                flow_id=redactor.scrub(rec.flow_id),
+                host=redactor.scrub(rec.host),
+                sni=redactor.scrub(rec.sni) if rec.sni else rec.sni,
+                path=path,
                 request_headers=headers,
-                response_headers=response_headers,
+                response_headers=_scrub_headers(
+                    rec.response_headers, redactor, set(), frozenset({"set-cookie"})
+                ),
                 request_body=body,
+                labels=dataclasses.replace(
+                    labels,
+                    **{
+                        k: redactor.scrub(getattr(labels, k))
+                        for k in ("session", "app", "mode", "phase")
+                        if isinstance(getattr(labels, k), str)
+                    },
+                ),
             )
         )
     return out
