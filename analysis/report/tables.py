@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from phonehome.analysis.report import redact as redaction
+from phonehome.analysis import redact as redaction
 from phonehome.analysis.verdicts import comparison as comparing
 from phonehome.analysis.verdicts import coverage as covering
 from phonehome.analysis.verdicts.evidence import evidence_ids
