@@ -1,14 +1,20 @@
 """Markdown report for the terminal and for pasting into an issue or article.
 
-Captured strings are neutralised so they cannot break a table or inject markup: pipes, backticks,
-newlines and HTML special characters are escaped.
+It carries the same sections as the HTML page, from the same view (analysis.report.html.build_view).
+Captured text (apps, hosts, URLs, values, fields) is written as inline code, so nothing in it becomes
+a link, emphasis or HTML, and bidi controls are shown as visible escapes; the words the report itself
+writes are plain Markdown.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from phonehome.analysis.report.tables import DETAIL_SECTIONS, FINDING_SECTIONS, ReportData
+from phonehome.analysis.report.provenance import Provenance
+from phonehome.analysis.report.tables import ReportData
+from phonehome.analysis.report.text import md_code, plain_line
 
 _ESCAPES = {
     "\\": "\\\\",
@@ -21,51 +27,132 @@ _ESCAPES = {
     "_": "\\_",
     "[": "\\[",
     "]": "\\]",
+    "@": "\\@",  # no e-mail autolink
 }
 
 
 def md_text(value: object, limit: int = 200) -> str:
-    """One table cell or line of captured text, safe in Markdown: one line, no markup."""
-    text = "" if value is None else str(value)
-    text = " ".join(text.split())  # newlines, tabs, CR
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "".join(_ESCAPES.get(ch, ch) if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    """Text the report writes itself (headings, sentences), safe in Markdown: one line, no markup."""
+    text = plain_line(value, limit)
+    text = "".join(_ESCAPES.get(ch, ch) for ch in text)
+    # no GFM extended autolinks: `http://`, `www.`
+    return text.replace("://", "\\://").replace("www.", "www\\.").replace("WWW.", "WWW\\.")
 
 
-def table_md(frame: pd.DataFrame, empty: str = "None.") -> str:
-    """A GitHub-flavoured Markdown table with every cell escaped."""
-    if frame.empty:
-        return f"_{md_text(empty)}_\n"
-    lines = ["| " + " | ".join(md_text(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(md_text(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+def _cell(cell: Any) -> str:
+    if cell.code:  # a vocabulary word with its code
+        text = f"{md_text(cell.text)} ({md_code(cell.code)})"
+    elif cell.cls == "num":
+        text = md_text(cell.text)
+    else:
+        text = md_code(cell.text)
+    if cell.links:
+        text = (text + " " if text else "") + ", ".join(
+            f"{md_text(link['text'])} {md_code(link['href'].lstrip('#'))}" for link in cell.links
+        )
+    return text
 
 
-def render_markdown(report: ReportData) -> str:
-    """The whole report as Markdown."""
-    s = report.summary
-    out = [f"# {md_text(report.title)}", ""]
-    if report.redacted:
-        out += ["_Identifiers, tokens and cookies are replaced by short stable hashes._", ""]
-    out += (
-        ["## What left the device", ""] + [f"- **{md_text(line, 500)}**" for line in report.headlines] + [""]
-    )
-    out += [
-        "## Summary",
-        "",
-        f"- Apps: {md_text(', '.join(s['apps']) or '(unlabelled)')}",
-        f"- Sessions: {md_text(', '.join(s['sessions']))}",
-        f"- Modes: {md_text(', '.join(s['modes']))}",
-        f"- Requests decrypted: {s['requests']}; hosts contacted: {s['hosts']}; findings: {s['findings']}",
-        f"- Owners: {md_text(', '.join(s['owners']))}",
-        f"- Hosts contacted but not decrypted: {s['not_decrypted']}",
-        "",
-    ]
-    for section in (*FINDING_SECTIONS, *DETAIL_SECTIONS):
-        out += ["#" * section.level + " " + md_text(section.heading), ""]
-        out += [md_text(section.intro, 500), ""] if section.intro else []
-        out.append(table_md(getattr(report, section.attribute), section.empty))
-    if report.warnings:
-        out += ["## Warnings", ""] + [f"- {md_text(w, 500)}" for w in report.warnings] + [""]
+def table_md(view: Any) -> list[str]:
+    """A table view (analysis.report.html.TableView) as a GitHub-flavoured Markdown table."""
+    if not view.rows:
+        return [f"_{md_text(view.empty)}_", ""]
+    lines = []
+    if view.caption:
+        lines += [md_text(view.caption), ""]
+    lines.append("| " + " | ".join(md_text(h.text) for h in view.header) + " |")
+    lines.append("|" + "---|" * len(view.header))
+    lines += ["| " + " | ".join(_cell(c) for c in row["cells"]) + " |" for row in view.rows]
+    if view.more:
+        lines += ["", md_text(view.more, 500)]
+    return [*lines, ""]
+
+
+def frame_md(frame: pd.DataFrame, empty: str = "None.") -> str:
+    """Any DataFrame as a Markdown table with every cell as inline code (for ad-hoc use)."""
+    from phonehome.analysis.report.html import table_view
+
+    return "\n".join(table_md(table_view(frame, empty)))
+
+
+def _example_md(example: dict[str, Any]) -> list[str]:
+    out = ["", f"Worked example: {md_code(example['request'], 500)}", ""]
+    for n, step in enumerate(example["steps"], 1):
+        out.append(f"{n}. {md_text(step['title'], 500)}")
+        body = step.get("body_text")
+        if body:
+            fence = "~" * max(3, max((len(r) for r in body.split("\n") if set(r) == {"~"}), default=0) + 1)
+            out += ["", f"   {fence}"] + [f"   {line}" for line in body.split("\n")] + [f"   {fence}", ""]
+    if example.get("note"):
+        out += ["", md_text(example["note"], 500)]
+    return [*out, ""]
+
+
+def render_markdown(
+    report: ReportData,
+    *,
+    provenance: Provenance | None = None,
+    examples: dict[str, Any] | None = None,
+) -> str:
+    """The whole report as Markdown: the HTML report's sections, in the same order."""
+    from phonehome.analysis.report.html import build_view
+
+    view = build_view(report, plots=False, provenance=provenance, examples=examples)
+    out = [f"# {md_text(view['title'], 300)}", ""]
+    if view["redaction"]:
+        out += [f"> **Redacted report.** {md_text(view['redaction'], 1000)}", ""]
+    out += [md_text(view["lede"], 1000), ""]
+    if view["overview"]:
+        out += ["## Overview: every app", ""]
+        out += [f"- **{md_text(h['text'], 500)}**" for h in view["overview"]["headlines"]]
+        out += table_md(view["overview"]["table"])
+    for app in view["apps"]:
+        out += [f"## {md_text(app['heading'])} {md_code(app['name'])}".replace("##  ", "## "), ""]
+        out += ["### What left the device", ""]
+        for h in app["headlines"]:
+            ids = ", ".join(md_code(link["href"].lstrip("#")) for link in h["links"])
+            out.append(f"- **{md_text(h['text'], 500)}** (evidence: {ids})")
+        out += ["", md_text(app["counts"], 1000), ""]
+        for section in app["sections"]:
+            out += [f"### {md_text(section['heading'])}", ""]
+            if section["intro"]:
+                out += [md_text(section["intro"], 1000), ""]
+            out += table_md(section["table"])
+        out += ["### Evidence", "", md_text(view["evidence_intro"], 1000), ""]
+        for g in app["groups"]:
+            out += [
+                f"#### {md_code(g['id'])}: {md_text(g['mode'])}, {md_code(g['destination'])}, "
+                f"{md_text(g['data_type'])} ({md_code(g['code'])})",
+                "",
+                md_text(g["summary"]),
+                "",
+            ]
+            out += [f"- {md_text(k)}: {md_code(v, 500)}" for k, v in g["facts"]]
+            if g["example"]:
+                out += _example_md(g["example"])
+            out.append("")
+        if app["groups_more"]:
+            out += [md_text(app["groups_more"], 500), ""]
+    for section in view["shared_sections"]:
+        out += [f"## {md_text(section['heading'])}", ""]
+        if section["intro"]:
+            out += [md_text(section["intro"], 1000), ""]
+        out += table_md(section["table"])
+    if view["warnings"]:
+        out += ["## Warnings", ""] + [f"- {md_code(w, 500)}" for w in view["warnings"]] + [""]
+    out += _provenance_md(view)
     return "\n".join(out)
+
+
+def _provenance_md(view: dict[str, Any]) -> list[str]:
+    p = view["provenance"]
+    out = ["## How this report was made", ""]
+    if view["redaction"]:
+        out += [f"**Redacted report.** {md_text(view['redaction'], 1000)}", ""]
+    out += [f"- {md_text(k)}: {md_code(v, 500)}" for k, v in p["facts"]]
+    if p["inputs"]:
+        out += ["", "| input | role | bytes | SHA-256 |", "|---|---|---|---|"]
+        for f in p["inputs"]:
+            cells = (md_code(f["path"], 500), md_text(f["role"]), md_text(f["size"]), md_code(f["sha256"]))
+            out.append("| " + " | ".join(cells) + " |")
+    return [*out, "", f"Generated by phonehome {md_text(p['version'])}.", ""]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+
+from phonehome.analysis.report.evidence import evidence_groups
 from phonehome.analysis.report.html import render_html
 from phonehome.analysis.report.markdown import render_markdown
+from phonehome.analysis.report.provenance import Provenance, from_tables
 from phonehome.analysis.report.tables import ReportData, table_frames
 
 
@@ -26,11 +30,18 @@ def tables_dir_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + "_tables")
 
 
+def report_tables(report: ReportData) -> dict[str, pd.DataFrame]:
+    """Every table of the report by file stem: the tables module's, plus the evidence groups."""
+    frames = dict(table_frames(report))
+    frames.setdefault("evidence_groups", evidence_groups(report.findings, report.flows))
+    return frames
+
+
 def write_report_tables(report: ReportData, out_dir: Path) -> list[Path]:
     """Every table as CSV and Parquet in out_dir."""
     _private_dir(out_dir)
     written = []
-    for name, frame in table_frames(report).items():
+    for name, frame in report_tables(report).items():
         csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
         _write_private(csv_path, frame.to_csv(index=False).encode("utf-8"))
         _write_private(parquet_path, b"")
@@ -62,11 +73,26 @@ def report_format(path: str | os.PathLike[str]) -> str:
     return REPORT_SUFFIXES[suffix]
 
 
-def write_report(report: ReportData, path: str | os.PathLike[str]) -> list[Path]:
-    """The report (format from the suffix: .html/.htm or .md/.markdown) plus its tables; paths written."""
+def render(report: ReportData, path: Path, *, provenance: Provenance | None = None) -> str:
+    """The report's text in the format its path's suffix names (.html/.htm or .md/.markdown)."""
+    markdown = report_format(path) == "markdown"
+    provenance = provenance or from_tables(report.flows, report.contacts, options={"redact": report.redacted})
+    if markdown:
+        return render_markdown(report, provenance=provenance)
+    return render_html(report, provenance=provenance)
+
+
+def write_report(
+    report: ReportData, path: str | os.PathLike[str], *, provenance: Provenance | None = None
+) -> list[Path]:
+    """The report (format from the suffix: .html/.htm or .md/.markdown) plus its tables; paths written.
+
+    provenance: the inputs, versions and options for the footer (the CLI gathers it); without it the
+    inputs named in the tables' `source` column are hashed.
+    """
     target = Path(path)
-    markdown = report_format(target) == "markdown"
+    report_format(target)  # refused before anything is written
     _private_dir(target.parent)
-    text = render_markdown(report) if markdown else render_html(report)
+    text = render(report, target, provenance=provenance)
     _write_private(target, text.encode("utf-8"))
     return [target, *write_report_tables(report, tables_dir_for(target))]
