@@ -51,7 +51,9 @@ def parse_fail_on(text: str) -> frozenset[str]:
         elif word in families():
             selected |= {t for t in DATA_TYPES if t.startswith(word + ".")}
         else:
-            near = difflib.get_close_matches(word.casefold(), valid_words(), n=1, cutoff=0.6)
+            folded = word.casefold()
+            near = [t for t in DATA_TYPES if t.rsplit(".", 1)[-1] == folded]  # imei -> device_id.imei
+            near = near or difflib.get_close_matches(folded, valid_words(), n=1, cutoff=0.6)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise FailOnError(
                 f"--fail-on: unknown data type {word!r}{hint}; valid: {', '.join(valid_words())}"
