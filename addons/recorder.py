@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import os
@@ -31,18 +30,21 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import command, ctx, dns, http, tls, version
+from mitmproxy import command, ctx, dns, exceptions, http, tls, version
 
+from phonehome.addons import markers
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
+from phonehome.addons.sessionfile import SessionFile
 from phonehome.analysis.labels import LABEL_KEY
+from phonehome.analysis.modes import LabelError, clean_label, read_mode
 
 log = logging.getLogger(__name__)
 
-MARKER_HOST = "phonehome.mark"
+MARKER_HOST = markers.MARKER_HOST
 _MARKER_BYTES = MARKER_HOST.encode()
-LABEL_NAMES = ("mode", "app", "phase")
+LABEL_NAMES = markers.LABEL_NAMES
 SCHEMA = 1
 
 
@@ -71,11 +73,24 @@ def is_marker(request: http.Request) -> bool:
 
 
 def parse_marker(path: str) -> tuple[str, str] | None:
-    """`/mode/incognito` -> ("mode", "incognito"); None when the path sets nothing."""
-    parts = [p for p in path.split("?", 1)[0].split("/") if p]
-    if len(parts) >= 2 and parts[0] in LABEL_NAMES:
-        return parts[0], "/".join(parts[1:])
-    return None
+    """`/mode/incognito` -> ("mode", "incognito"); None when the path sets nothing valid."""
+    parsed = markers.parse(path)
+    if parsed.key is None or parsed.value is None:
+        return None
+    return parsed.key, parsed.value
+
+
+def label_value(key: str, raw: str | None) -> tuple[str | None, str | None]:
+    """An option's or command's label value, normalised and bounded: (value, warning).
+
+    Raises LabelError for a value that cannot be a label. Empty means "none" for app and phase.
+    """
+    if key == "mode":
+        reading = read_mode(raw or "normal", where="phonehome_mode")
+        return reading.mode, reading.warning
+    if not raw:
+        return None, None
+    return clean_label(raw, what=key), None
 
 
 def _tool_versions() -> dict[str, str]:
@@ -94,6 +109,7 @@ class Recorder:
         self.dir: Path | None = None
         self.fd: int | None = None  # flows.mitm, opened O_APPEND
         self.session_doc: dict[str, Any] = {}
+        self.session_file: SessionFile | None = None
         self.failed: str | None = None
         self.written = 0
         self.writer: DumpWriter | None = None
@@ -116,10 +132,14 @@ class Recorder:
 
     def configure(self, updated: set[str]) -> None:
         changes = {}
-        if "phonehome_app" in updated:
-            changes["app"] = ctx.options.phonehome_app or None
-        if "phonehome_mode" in updated:
-            changes["mode"] = ctx.options.phonehome_mode or "normal"
+        for key in ("app", "mode"):
+            if f"phonehome_{key}" in updated:
+                try:
+                    changes[key], warning = label_value(key, getattr(ctx.options, f"phonehome_{key}"))
+                except LabelError as exc:
+                    raise exceptions.OptionsError(f"phonehome_{key}: {exc}") from None
+                if warning:
+                    log.warning(f"phonehome: {warning}")
         if "phonehome_dir" in updated or "phonehome_session" in updated or self.dir is None:
             self.labels.update(changes)  # the first phase starts with the options' labels
             self._open(ctx.options.phonehome_dir, ctx.options.phonehome_session or default_session())
@@ -137,7 +157,7 @@ class Recorder:
         if self.session_doc:  # cumulative over restarts: `phonehome record` reports it at the end
             self.session_doc["flows_written"] = self.session_doc.get("flows_written", 0) + self.written
             self.written = 0
-        self._write_session()
+        self._write_session(now=True)
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
@@ -160,6 +180,7 @@ class Recorder:
             return
         self.labels["session"] = session
         self.session_doc = self._read_session(session)
+        self.session_file = SessionFile(self.dir / "session.json", self._session_error)
         self._start_phase()
         log.info(f"phonehome: recording to {self.dir}")
         if self.is_running:
@@ -200,10 +221,13 @@ class Recorder:
         }
 
     # -- labels and phases -----------------------------------------------------------------
-    def set_labels(self, **changes: Any) -> None:
-        """Change labels for the flows that follow; each change starts a phase in session.json."""
+    def set_labels(self, source: str = "", **changes: Any) -> None:
+        """Change labels for the flows that follow; each change starts a phase in session.json and
+        is logged, with where it came from."""
         if all(self.labels.get(k) == v for k, v in changes.items()):
             return
+        what = ", ".join(f"{k} {self.labels.get(k)!r} -> {v!r}" for k, v in changes.items())
+        log.info(f"phonehome: labels changed{f' by {source}' if source else ''}: {what}")
         self._close_phase()
         self.labels.update(changes)
         self._start_phase()
@@ -227,35 +251,46 @@ class Recorder:
     def _close_phase(self) -> None:
         phases = self.session_doc.get("phases") or []
         if phases and phases[-1].get("end") is None:
-            phases[-1]["end"] = time.time()
+            phases[-1] = {**phases[-1], "end": time.time()}  # replaced, not changed: see sessionfile
 
-    def _write_session(self) -> None:
-        if self.dir is None or not self.session_doc or self.failed:
+    def _write_session(self, now: bool = False) -> None:
+        """Have session.json rewritten: off the event loop, or `now` (at shutdown)."""
+        if self.session_file is None or not self.session_doc:
             return
-        target = self.dir / "session.json"
-        tmp = self.dir / "session.json.tmp"
+        if now:
+            self.session_file.flush(self.session_doc)
+        else:
+            self.session_file.update(self.session_doc)
+
+    def _session_error(self, problem: str) -> None:
+        log.error(
+            f"phonehome: {problem}. Flows are still recorded, each with its labels; only the phase list"
+            " in session.json is behind."
+        )
+
+    def _command(self, key: str, raw: str) -> None:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fo:
-                json.dump(self.session_doc, fo, indent=2)
-            os.replace(tmp, target)
-        except OSError as exc:
-            self._fail(f"cannot write {target}: {exc}")
+            value, warning = label_value(key, raw)
+        except LabelError as exc:
+            raise exceptions.CommandError(f"phonehome.{key}: {exc}") from None
+        if warning:
+            log.warning(f"phonehome: {warning}")
+        self.set_labels(f"command phonehome.{key}", **{key: value})
 
     @command.command("phonehome.mode")
     def cmd_mode(self, mode: str) -> None:
         """Set the mode label (e.g. normal, incognito) for the flows that follow."""
-        self.set_labels(mode=mode)
+        self._command("mode", mode)
 
     @command.command("phonehome.app")
     def cmd_app(self, app: str) -> None:
-        """Set the app label (package name) for the flows that follow."""
-        self.set_labels(app=app or None)
+        """Set the app label (package name) for the flows that follow; empty for none."""
+        self._command("app", app)
 
     @command.command("phonehome.phase")
     def cmd_phase(self, phase: str) -> None:
-        """Set the phase label for the flows that follow."""
-        self.set_labels(phase=phase or None)
+        """Set the phase label for the flows that follow; empty for none."""
+        self._command("phase", phase)
 
     # -- flows -------------------------------------------------------------------------------
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -268,18 +303,36 @@ class Recorder:
             flow.metadata[LABEL_KEY] = dict(self.labels)
             return
         flow.metadata["phonehome_marker"] = True
-        change = parse_marker(flow.request.path)
-        if change is not None:
-            key, value = change
-            self.set_labels(**{key: value or None})
-        body = (
-            "<!doctype html><title>phonehome</title><h1>phonehome labels</h1><ul>"
-            + "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in self.labels.items())
-            + "</ul>"
-        )
-        flow.response = http.Response.make(
-            200, body.encode(), {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
-        )
+        flow.response = self.answer_marker(flow)
+
+    def answer_marker(self, flow: http.HTTPFlow) -> http.Response:
+        """Change a label if this is the user's own navigation to a valid marker; the page to show."""
+        parsed = markers.parse(flow.request.path)
+        client = flow.client_conn.peername[0] if flow.client_conn.peername else "?"
+        if parsed.error:
+            log.warning(f"phonehome: marker request from {client} ignored: {parsed.error}")
+            status = 404 if parsed.error == "not a marker path" else 400
+            return markers.response(status, "Not a marker", f"Nothing changed: {parsed.error}.", self.labels)
+        if parsed.key is None:
+            return markers.response(
+                200, "phonehome labels", "Open a marker to label what follows.", self.labels
+            )
+        problem = markers.navigation_problem(flow.request)
+        if problem:
+            log.warning(
+                f"phonehome: marker /{parsed.key}/{parsed.value} from {client} ignored: not the user's own"
+                f" navigation ({problem})"
+            )
+            return markers.response(
+                403,
+                "Labels not changed",
+                f"Open the marker yourself (tap a link below): {problem}.",
+                self.labels,
+            )
+        if parsed.warning:
+            log.warning(f"phonehome: {parsed.warning}")
+        self.set_labels(f"marker from {client}", **{parsed.key: parsed.value})
+        return markers.response(200, "Labels set", f"{parsed.key} is now {parsed.value}.", self.labels)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._save(flow)

@@ -74,6 +74,7 @@ async def test_markers_switch_labels_and_are_not_forwarded(tmp_path: Path) -> No
         marker = tflow.tflow()
         marker.request.host = "phonehome.mark"
         marker.request.path = "/mode/incognito"
+        marker.request.headers["Accept"] = "text/html"  # a page load (markers/navigation_problem)
         r.requestheaders(marker)
         r.request(marker)
         assert marker.response is not None and marker.response.status_code == 200

@@ -20,6 +20,8 @@ from tests.support_proxy import ROOT, children, exited, mitmdump, tls_upstream
 
 RECORDER = ROOT / "addons" / "recorder.py"
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
+# what a browser sends when the user opens a plain-http URL (no fetch metadata over http)
+NAVIGATION = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Upgrade-Insecure-Requests": "1"}
 
 
 def test_record_markers_sigint_and_pinning(tmp_path: Path) -> None:
@@ -42,7 +44,7 @@ def test_record_markers_sigint_and_pinning(tmp_path: Path) -> None:
                 "https://tracker.example.com/a?url=https%3A%2F%2Fnews.example%2Fx", proxies=proxies, verify=ca
             )
             assert r.text.startswith("ok /a")
-            m = s.get("http://phonehome.mark/mode/incognito", proxies=proxies)
+            m = s.get("http://phonehome.mark/mode/incognito", proxies=proxies, headers=NAVIGATION)
             assert "incognito" in m.text
             s.get("https://tracker.example.com/b", proxies=proxies, verify=ca)
         # a client that refuses the proxy's certificate (default trust store does not know our CA)
