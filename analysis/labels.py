@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 
-from phonehome.analysis.modes import LabelError, clean_label, read_mode
+from phonehome.analysis.modes import LabelError, clean_label, normalize_mode, read_mode
 from phonehome.analysis.records import Labels, SourceReport
 
 #: The flow.metadata key under which the recorder stores a flow's labels (DESIGN.md).
@@ -26,15 +26,17 @@ def labels_from(raw: object, defaults: Labels, report: SourceReport | None = Non
     """Labels from a `{"session", "app", "mode", "phase"}` mapping, `defaults` field by field.
 
     A missing, None or empty value takes the default silently; an unusable one takes it with a
-    warning in `report` (said once per input), as does a mode that is not a known one (kept).
+    warning in `report` (said once per input), as does a mode that is neither canonical nor
+    declared by the capture (`report.modes`, from session.json): such a mode is kept.
     """
     if not isinstance(raw, dict):
         return defaults
     values = (raw.get("session"), raw.get("app"), raw.get("mode"), raw.get("phase"))
+    declared = report.modes if report is not None else ()
     try:
-        labels, problems = _read(values, defaults)
+        labels, problems = _read(values, defaults, declared)
     except TypeError:  # an unhashable value (a list, a dict): no cache, same reading
-        labels, problems = _read.__wrapped__(values, defaults)
+        labels, problems = _read.__wrapped__(values, defaults, declared)
     if problems and report is not None:
         for problem in problems:
             report.warn_once(problem)  # Analysis.warnings names the input
@@ -48,13 +50,15 @@ def labels_from_metadata(metadata: object, defaults: Labels, report: SourceRepor
 
 
 @functools.lru_cache(maxsize=1024)  # one dump repeats a handful of label sets over every flow
-def _read(values: tuple[object, ...], defaults: Labels) -> tuple[Labels, tuple[str, ...]]:
+def _read(
+    values: tuple[object, ...], defaults: Labels, declared: tuple[str, ...]
+) -> tuple[Labels, tuple[str, ...]]:
     session, app, mode, phase = values
     problems: list[str] = []
     labels = Labels(
         session=_session(session, defaults.session, problems),
         app=_bounded(app, "app", defaults.app, problems),
-        mode=_mode(mode, defaults.mode, problems),
+        mode=_mode(mode, defaults.mode, declared, problems),
         phase=_bounded(phase, "phase", defaults.phase, problems),
     )
     return labels, tuple(problems)
@@ -83,14 +87,26 @@ def _bounded(value: object, what: str, default: str | None, problems: list[str])
         return default
 
 
-def _mode(value: object, default: str, problems: list[str]) -> str:
+def _mode(value: object, default: str, declared: tuple[str, ...], problems: list[str]) -> str:
     if _absent(value):
         return default
     try:
-        reading = read_mode(value, where="the capture's labels")
+        reading = read_mode(value, _valid(declared), where="the capture's labels")
     except LabelError as exc:
         problems.append(f"label {exc}; used {default!r}")
         return default
     if reading.warning:
         problems.append(reading.warning)
     return reading.mode
+
+
+@functools.lru_cache(maxsize=64)
+def _valid(declared: tuple[str, ...]) -> tuple[str, ...]:
+    """The declared modes that are modes at all (a bad one in session.json is not our concern here)."""
+    valid = []
+    for mode in declared:
+        try:
+            valid.append(normalize_mode(mode))
+        except LabelError:
+            continue
+    return tuple(valid)

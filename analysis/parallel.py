@@ -112,11 +112,14 @@ def _range_collector(settings: RowSettings) -> RowCollector:
 
 
 def analyse_range(
-    path: Path, start: int, end: int, defaults: Labels, settings: RowSettings
+    path: Path, start: int, end: int, defaults: Labels, settings: RowSettings, modes: tuple[str, ...] = ()
 ) -> RangeRows | None:
-    """Rows for the records in [start, end) of a dump; None if the range holds damage."""
+    """Rows for the records in [start, end) of a dump; None if the range holds damage.
+
+    `modes`: the capture's declared modes (SourceReport.modes), so labels are read as in one pass.
+    """
     collector = _range_collector(settings)
-    report = SourceReport(str(path))
+    report = SourceReport(str(path), modes=modes)
     try:
         for record in iter_dump(path, defaults, report, start=start, end=end, stop_on_damage=True):
             collector.add(record)
@@ -125,7 +128,7 @@ def analyse_range(
     return RangeRows(collector.take(), report.records, report.warnings)
 
 
-def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings]) -> RangeRows | None:
+def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings, tuple[str, ...]]) -> RangeRows | None:
     return analyse_range(*task)
 
 
@@ -191,7 +194,7 @@ def collect_ranges(
     range whose worker died (e.g. a script without an `if __name__ == "__main__":` guard) is
     done here too: the result never depends on whether the workers worked.
     """
-    tasks = [(path, start, end, defaults, collector.settings) for start, end in ranges]
+    tasks = [(path, start, end, defaults, collector.settings, report.modes) for start, end in ranges]
     parts: list[RangeRows | None] = [None] * len(tasks)
     records = 0
 

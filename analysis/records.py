@@ -115,6 +115,7 @@ class SourceReport:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. dedup)
     damage: list[str] = field(default_factory=list)  # data that was there but could not be read
+    modes: tuple[str, ...] = ()  # modes the capture declares (session.json): labels in them are expected
 
     def damaged(self, message: str) -> None:
         """Record lost data (a damaged or skipped record): a warning, and exit code 2 at the end."""

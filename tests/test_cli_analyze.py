@@ -252,3 +252,49 @@ def test_a_dump_and_its_har_export_are_counted_once(tmp_path: Path, sample_captu
         pd.read_parquet(alone / "findings.parquet")
     )
     assert "19 request(s) also in another capture of this run, counted once" in err
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if not line.startswith("phonehome: warning:")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    assert errors[0].startswith("phonehome: error: ")
+    return errors[0]
+
+
+def test_an_unwritable_output_is_one_line_naming_it(tmp_path: Path, sample_capture: Path, capsys):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    for argv in (
+        ["analyze", str(sample_capture), "-o", str(blocker / "out"), "-q"],
+        ["export", str(sample_capture), "--har", str(tmp_path / "no" / "such" / "dir.har"), "-q"],
+        ["report", str(sample_capture), "-o", str(blocker / "r.md"), "-q"],
+    ):
+        assert main(argv) == 2, argv
+        line = _one_error_line(capsys)
+        assert str(tmp_path) in line, line
+
+
+@pytest.mark.parametrize("command", ["analyze", "report", "export"])
+def test_every_reading_command_takes_the_same_input_options(tmp_path: Path, dumps_dir: Path, command, capsys):
+    dump = dumps_dir / "flows_diff_data.mitm"
+    out = {"analyze": ["-o", str(tmp_path / "o")], "report": ["-o", str(tmp_path / "r.md")]}
+    out["export"] = ["--har", str(tmp_path / "x.har")]
+    shared = ["--app", "com.x", "--mode", " Private ", "-j", "1", "--endpoints", str(tmp_path / "none.txt")]
+    # a missing endpoint list is bad input for every command alike, before any capture is read
+    assert main([command, str(dump), *shared, *out[command], "-q"]) == 2
+    assert str(tmp_path / "none.txt") in _one_error_line(capsys)
+    assert main([command, str(dump), *shared[:6], *out[command], "-q"]) == 0
+
+
+def test_mode_and_app_options_are_normalised_or_refused(tmp_path: Path, dumps_dir: Path, capsys):
+    dump = str(dumps_dir / "flows_diff_data.mitm")
+    assert main(["analyze", dump, "--mode", "Private%20Tab", "-o", str(tmp_path / "a"), "-q"]) == 0
+    assert set(pd.read_parquet(tmp_path / "a" / "flows.parquet")["mode"]) == {"incognito"}
+    assert main(["analyze", dump, "--mode", "Sleepy", "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert "unknown mode 'sleepy' in --mode" in capsys.readouterr().err
+    for bad in (["--mode", "a/b"], ["--app", "x" * 200]):
+        with pytest.raises(SystemExit) as exc:
+            main(["analyze", dump, *bad, "-o", str(tmp_path / "c")])
+        assert exc.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err

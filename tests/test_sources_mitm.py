@@ -213,7 +213,8 @@ def test_damage_in_the_middle_loses_only_the_damaged_flow(tmp_path: Path, sample
     broken.write_bytes(data[:middle] + b"\x00garbage\xff" * 10 + data[middle + 40 :])
     records, report = read_all(broken)
     assert total - 2 <= len(records) < total
-    assert len(report.warnings) == 1 and "resumed at byte" in report.warnings[0]
+    assert len(report.damage) == 1 and "resumed at byte" in report.damage[0]
+    assert report.damage[0] in report.warnings  # (besides, perhaps, a mode the lone dump does not declare)
     # the flows after the damage are there
     ids = [r.flow_id for r in records if isinstance(r, HttpRecord)]
     shipped = [r.flow_id for r in read_all(sample_capture / "flows.mitm")[0] if isinstance(r, HttpRecord)]
@@ -233,3 +234,22 @@ def test_oversized_record_is_skipped_not_loaded(tmp_path: Path, monkeypatch):
         assert [r.flow_id for r in records] == [small.id, small.id]
         assert "over the 20000 byte limit; skipped" in report.warnings[0]
     assert framing.record_offsets(dump) is None  # so the dump is never split into byte ranges
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_modes_the_session_declares_are_not_warned_about(tmp_path: Path, declared: bool):
+    import json
+
+    from phonehome.analysis.pipeline import analyze
+
+    capture = tmp_path / "study"
+    capture.mkdir()
+    flow = tflow.tflow(resp=True)
+    flow.metadata["phonehome"] = {"session": "study", "mode": "Incognito OptOut"}
+    _write(capture / "flows.mitm", [flow, flow])
+    modes = ["normal", "incognito", "incognito-optout"] if declared else ["normal"]
+    (capture / "session.json").write_text(json.dumps({"schema": 1, "session": "study", "modes": modes}))
+    result = analyze([capture])
+    assert list(result.flows["mode"]) == ["incognito-optout"] * 2
+    assert [w for w in result.warnings if "unknown mode" in w] == ([] if declared else [result.warnings[0]])
+    assert len(result.warnings) == (0 if declared else 1)

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from phonehome.analysis.cli.options import InputOptions, add_input_arguments, damage_exit, run_analysis
+
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    from phonehome.analysis.cli.main import add_input_arguments
-
     add_input_arguments(parser)
     parser.add_argument(
         "-o",
@@ -28,23 +28,23 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build(args: argparse.Namespace):
+def _build(options: InputOptions, *, redact: bool, claims: str | None = None):
     """(analysis, report): the analysis for its damage list, the report to write."""
-    from phonehome.analysis.cli.main import run_analysis
     from phonehome.analysis.cli.plan import add_study_tables
     from phonehome.analysis.report import build_report
 
-    result = run_analysis(args)
-    report = build_report(result, redact=args.redact)
-    add_study_tables(report, result, args.captures, getattr(args, "claims", None))  # claims, canaries
+    result = run_analysis(options)
+    report = build_report(result, redact=redact)
+    add_study_tables(report, result, list(options.captures), claims)  # claims, canaries
     return result, report
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from phonehome.analysis.cli.main import damage_exit
     from phonehome.analysis.report import write_report
+    from phonehome.analysis.report.write import report_format
 
-    result, report = _build(args)
+    report_format(args.output)  # an unknown report suffix is refused before any reading
+    result, report = _build(InputOptions.from_args(args), redact=args.redact, claims=args.claims)
     written = write_report(report, Path(args.output))
     if not args.quiet:
         print(f"report: {written[0]}  tables: {written[1].parent}", file=sys.stderr)
@@ -72,19 +72,9 @@ def run_demo(args: argparse.Namespace) -> int:
     sample = sample_capture()
     if not (sample / "flows.mitm").is_file():
         raise CaptureError(str(sample), "the bundled sample capture is missing from this installation")
-    demo = argparse.Namespace(
-        captures=[str(sample)],
-        profile=None,
-        app=None,
-        mode=None,
-        keylog=None,
-        endpoints=[],
-        jobs=1,
-        quiet=args.quiet,
-        redact=args.redact,
-    )
+    options = InputOptions(captures=(str(sample),), jobs=1, quiet=args.quiet)
     out = Path(args.output)
-    _, report = _build(demo)
+    _, report = _build(options, redact=args.redact)
     html = write_report(report, out / "report.html")
     md = write_report(report, out / "report.md")
     print(f"Demo report on {sample.name}:")

@@ -22,17 +22,27 @@ EVENTS_NAME = "events.jsonl"
 PROFILE_NAME = "profile.json"
 
 
-def session_name(path: Path, report: SourceReport) -> str:
-    """The session's name from session.json, else the directory's name."""
+def read_session(path: Path, report: SourceReport) -> tuple[str, tuple[str, ...]]:
+    """The session's name (session.json's, else the directory's) and the modes it declares.
+
+    Declared modes (`"modes": [...]`, e.g. `incognito-optout`) are the study's own: labels in
+    them are expected, not warned about (analysis.labels).
+    """
     meta_path = path / SESSION_NAME
+    name, modes = path.name, ()
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if isinstance(meta, dict) and meta.get("session"):
-                return str(meta["session"])
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             report.warnings.append(f"{meta_path}: unreadable session.json ({exc}); using the folder name")
-    return path.name
+            return name, modes
+        if isinstance(meta, dict):
+            if meta.get("session"):
+                name = str(meta["session"])
+            declared = meta.get("modes")
+            if isinstance(declared, list):
+                modes = tuple(m for m in declared if isinstance(m, str) and m.strip())
+    return name, modes
 
 
 def read_events(path: Path, defaults: Labels, report: SourceReport) -> Iterator[ContactRecord]:
@@ -84,7 +94,8 @@ def capture_parts(path: Path, defaults: Labels, report: SourceReport) -> Capture
     events = path / EVENTS_NAME
     if not dump.exists() and not events.exists():
         raise CaptureError(path, f"not a capture directory (no {DUMP_NAME} or {EVENTS_NAME} inside)")
-    defaults = replace(defaults, session=defaults.session or session_name(path, report))
+    session, report.modes = read_session(path, report)
+    defaults = replace(defaults, session=defaults.session or session)
     return CaptureParts(defaults, dump if dump.exists() else None, events if events.exists() else None)
 
 
