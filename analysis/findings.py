@@ -52,6 +52,7 @@ FLOWS_COLUMNS: tuple[str, ...] = (
     "fields",
     "decode_truncated",
     "source",
+    "opaque_bytes",  # request body bytes no decoder could open (coverage: payloads sent but opaque)
 )
 
 CONTACTS_COLUMNS: tuple[str, ...] = (

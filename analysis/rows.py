@@ -125,6 +125,7 @@ class RowCollector:
                     len(decoded.fields),
                     decoded.truncated,
                     record.source,
+                    decoded.opaque_bytes,
                 )
             )
         )

@@ -47,8 +47,13 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(slots=True)
 class DecodedRequest:
-    """The fields of one request; `truncated` says a bound was hit (what was decoded is kept)."""
+    """The fields of one request; `truncated` says a bound was hit (what was decoded is kept).
+
+    `opaque_bytes`: bytes of the body no decoder could open (encrypted, compressed in an unknown
+    way, or an unknown binary format), so a report can say what it could not see.
+    """
 
     fields: list[Field] = field(default_factory=list)
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
+    opaque_bytes: int = 0
