@@ -232,3 +232,50 @@ def test_every_headline_and_comparison_row_links_to_its_findings(tmp_path: Path)
         rows = evidence[evidence["evidence_id"].isin(keys)]
         assert set(rows["host"]) == {row.host} and set(rows["data_type"]) == {row.data_type}
         assert rows[rows["mode"] == row.mode]["url"].nunique() <= row.mode_requests or row.mode_requests == 0
+
+
+def encrypted_batch(size: int) -> bytes:
+    """Bytes that look like an SDK's encrypted event batch (deterministic, high entropy)."""
+    import hashlib
+
+    out = b""
+    while len(out) < size:
+        out += hashlib.sha256(len(out).to_bytes(4, "big")).digest()
+    return out[:size]
+
+
+def test_opaque_payloads_and_quic_are_counted_and_gate_the_headline(tmp_path: Path):
+    from mitmproxy.test import tflow
+
+    flows = browsing_flows("com.a", "normal", T0)
+    flows.append(http_flow("https://clinic.example/visit-1", app="com.a", mode="incognito", ts=T0 + 100))
+    for i in range(2):  # the tracker gets the incognito events, but encrypted
+        flows.append(
+            http_flow(
+                "https://sa.tracker.example/log",
+                app="com.a",
+                mode="incognito",
+                ts=T0 + 101 + i,
+                body=encrypted_batch(600),
+                content_type="application/octet-stream",
+            )
+        )
+    quic = tflow.tudpflow()
+    quic.server_conn.address = ("142.250.1.1", 443)
+    quic.client_conn.sni = "quic.example"
+    quic.metadata["phonehome"] = {"session": "run", "app": "com.a", "mode": "incognito", "phase": None}
+    capture = write_capture(tmp_path / "cap", [*flows, quic], profile=PROFILE)
+    text, tables = report_tables(tmp_path, capture)
+    cov = tables["coverage"].set_index("reason")
+    assert cov.loc["opaque_payload", "host"] == "sa.tracker.example"
+    assert cov.loc["opaque_payload", ["count", "bytes"]].tolist() == [2, 1200]
+    assert cov.loc["opaque_payload", "mode"] == "incognito"
+    assert cov.loc["quic_or_udp", "host"] == "quic.example"
+    tracker = tables["comparison"][tables["comparison"]["host"] == "sa.tracker.example"]
+    assert set(tracker["status"]) == {"not seen in incognito"}  # never "not sent": it may be inside
+    assert tracker["caveat"].str.contains("2 opaque payload(s), 1.2 kB", regex=False).all()
+    assert (
+        "In incognito mode, no visited URLs or search terms were found in the 3 decrypted request(s), "
+        "but not everything was seen: 1 UDP/QUIC connection(s) to 1 host(s); "
+        "2 opaque payload(s), 1.2 kB, to sa.tracker.example." in text
+    )
