@@ -1,0 +1,78 @@
+"""analysis.literals.literal_pattern against the flat longest-first alternation it replaces."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from mitmproxy.io import FlowReader
+
+from phonehome.analysis.classify.known import KnownValues
+from phonehome.analysis.decode import decode_request
+from phonehome.analysis.literals import literal_pattern
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.records import Labels
+from phonehome.analysis.sources.mitm import http_record
+
+SAMPLE = Path(__file__).parent.parent / "captures" / "sample-mint-browser"
+
+
+def flat(forms) -> re.Pattern[str]:
+    """The pattern classify/known.py builds today: longest form first."""
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+def spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(text)]
+
+
+def test_same_matches_as_the_flat_alternation_on_random_forms_and_texts():
+    rng = random.Random(20)
+    checked = 0
+    for alphabet in ("ab", "abc", "a%.+*?()[]\\|^$"):
+        for _ in range(300):
+            forms = {"".join(rng.choices(alphabet, k=rng.randint(1, 7))) for _ in range(rng.randint(1, 12))}
+            text = "".join(rng.choices(alphabet + "\x00", k=rng.randint(0, 120)))
+            expected = spans(flat(forms), text)
+            assert spans(literal_pattern(forms), text) == expected, (sorted(forms), text)
+            checked += len(expected)
+    assert checked > 1000, "the random cases do produce matches"
+
+
+def test_same_matches_for_the_sample_profiles_known_value_forms():
+    profile = Profile.load(SAMPLE / "profile.json")
+    matcher = KnownValues(profile)
+    with (SAMPLE / "flows.mitm").open("rb") as fo:
+        flows = [f for f in FlowReader(fo).stream() if f.type == "http"]
+    values = [
+        field.value
+        for f in flows
+        for field in decode_request(http_record(f, "sample", Labels(None, None, "normal", None))).fields
+    ]
+    text = "\x00".join(values)
+    total = 0
+    for forms, source in ((matcher._folded, text.lower()), (matcher._exact, text)):
+        assert len(forms) > 50
+        expected = spans(flat(forms), source)
+        assert spans(literal_pattern(forms), source) == expected
+        total += len(expected)
+    assert total >= 10, "the sample's known values are found in its own traffic"
+
+
+def test_long_forms_and_prefixes_compile_and_match():
+    url = "https://www.example.org/" + "a/b" * 2000
+    forms = [url, url[:100], url[:2500], url.upper()]
+    pattern = literal_pattern(forms)
+    assert pattern is not None
+    text = "x" + url + "y" + url[:150] + "z"
+    assert (
+        spans(pattern, text)
+        == spans(flat(forms), text)
+        == [(1, 1 + len(url), url), (len(url) + 2, len(url) + 102, url[:100])]
+    )
+
+
+def test_no_forms_no_pattern():
+    assert literal_pattern([]) is None
+    assert literal_pattern([""]) is None
