@@ -279,3 +279,16 @@ def test_opaque_payloads_and_quic_are_counted_and_gate_the_headline(tmp_path: Pa
         "but not everything was seen: 1 UDP/QUIC connection(s) to 1 host(s); "
         "2 opaque payload(s), 1.2 kB, to sa.tracker.example." in text
     )
+
+
+def test_modes_declared_in_session_json_are_compared_even_without_traffic(tmp_path: Path):
+    import json
+
+    flows = browsing_flows("com.a", "normal", T0) + browsing_flows("com.a", "incognito", T0 + 100)
+    capture = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    session = {"schema": 1, "session": "run", "modes": ["normal", "incognito", "Incognito OptOut"]}
+    (capture / "session.json").write_text(json.dumps(session))
+    text, tables = report_tables(tmp_path, capture)
+    optout = tables["comparison"][tables["comparison"]["mode"] == "incognito-optout"]
+    assert len(optout) and set(optout["status"]) == {"incognito-optout not tested"}
+    assert "Incognito-optout mode was not tested" in text

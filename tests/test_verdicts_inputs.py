@@ -119,3 +119,15 @@ def test_pcap_without_http_is_warned_about(tmp_path, capsys):
 def test_capture_with_requests_gets_no_empty_warning(tmp_path, capture, capsys):
     assert analyze_cli(tmp_path, str(capture)) == 0
     assert "no HTTP request was read" not in capsys.readouterr().err
+
+
+def test_one_capture_mixing_apps_is_warned_about(tmp_path, capsys):
+    flows = browsing_flows("com.a", "normal", T0) + browsing_flows("com.b", "normal", T0 + 100)
+    mixed = write_capture(tmp_path / "mixed", flows, profile=PROFILE)
+    assert analyze_cli(tmp_path, str(mixed)) == 0
+    err = capsys.readouterr().err
+    assert "phonehome: warning: session run: one capture holds traffic of 2 apps (com.a, com.b)" in err
+    apart = [write_capture(tmp_path / a, browsing_flows(a, "normal", T0)) for a in ("com.a", "com.b")]
+    # one app per capture, the two analysed together (same session name): nothing to warn about
+    assert main(["analyze", *map(str, apart), "-q", "-o", str(tmp_path / "apart")]) == 0
+    assert "holds traffic of" not in capsys.readouterr().err

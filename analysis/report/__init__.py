@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from phonehome.analysis.report.html import render_html
 from phonehome.analysis.report.markdown import render_markdown
-from phonehome.analysis.report.tables import ReportData, build_report, table_frames
+from phonehome.analysis.report.tables import Headline, ReportData, build_report, table_frames
 from phonehome.analysis.report.write import write_report, write_report_tables
 
 __all__ = [
+    "Headline",
     "ReportData",
     "build_report",
     "render_html",

@@ -238,19 +238,31 @@ def evidence(findings: pd.DataFrame) -> pd.DataFrame:
     return ordered[EVIDENCE_COLUMNS].reset_index(drop=True)
 
 
+def declared_modes(analysis) -> tuple[str, ...]:
+    """The modes a study declares: `analysis.declared_modes`, else those of its captures' session.json."""
+    explicit = tuple(getattr(analysis, "declared_modes", ()) or ())
+    if explicit:
+        return explicit
+    found: dict[str, None] = {}
+    for report in getattr(analysis, "sources", ()) or ():
+        found.update(dict.fromkeys(getattr(report, "modes", ()) or ()))
+    return tuple(found)
+
+
 def build_report(
     analysis, *, redact: bool = False, title: str | None = None, modes: tuple[str, ...] = ()
 ) -> ReportData:
     """The report's content from an analysis.pipeline.Analysis (or anything with flows/findings/contacts).
 
     `modes`: modes the study declares beyond normal and incognito (e.g. `incognito-optout`), so a
-    declared mode without traffic is reported "not tested".
+    declared mode without traffic is reported "not tested"; by default the `modes` list of the
+    captures' session.json files.
     """
     findings, flows, contacts = analysis.findings, analysis.flows, analysis.contacts
     if redact:
         findings, flows, contacts = redaction.redact_tables(findings, flows, contacts)
     findings, flows, contacts = normalised(findings), normalised(flows), normalised(contacts)
-    declared = tuple(modes) or tuple(getattr(analysis, "declared_modes", ()) or ())
+    declared = tuple(modes) or declared_modes(analysis)
     apps = apps_of(findings, flows, contacts)
     pairs = comparing.study_pairs(findings, flows, contacts, declared)
     cov = covering.coverage(flows, contacts)

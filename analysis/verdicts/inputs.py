@@ -1,4 +1,4 @@
-"""Warnings about inputs that read fine but hold nothing to judge.
+"""Warnings about inputs that read fine but hold nothing to judge, or mix apps.
 
 An empty HAR export, or a packet capture of TLS without keys, reads without error and used to give
 "0 requests" and exit 0 — a reader could take that for "the app sent nothing". Each input that
@@ -17,6 +17,15 @@ def _belongs(sources: pd.Series, path: str) -> pd.Series:
     prefix = path.rstrip(os.sep) + os.sep
     text = sources.astype(str)
     return (text == path) | text.str.startswith(prefix)
+
+
+def input_warnings(analysis) -> list[str]:
+    """What the command line says about the inputs before any table: empty inputs, mixed apps."""
+    from phonehome.analysis.verdicts.frames import normalised
+    from phonehome.analysis.verdicts.overview import mixed_app_warnings
+
+    flows, contacts = normalised(analysis.flows), normalised(analysis.contacts)
+    return [*empty_input_warnings(analysis), *mixed_app_warnings(flows, contacts)]
 
 
 def empty_input_warnings(analysis) -> list[str]:

@@ -9,6 +9,8 @@ traffic to another — worth a warning.
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
 from phonehome.analysis.modes import BASELINE
@@ -41,13 +43,15 @@ def overview(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def mixed_app_warnings(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[str]:
-    """One warning per capture session whose traffic carries more than one app label."""
-    frames = [f[["session", "app"]] for f in (flows, contacts) if not f.empty]
+    """One warning per capture (session name and folder) whose traffic carries several app labels."""
+    frames = [f[["session", "app", "source"]] for f in (flows, contacts) if not f.empty and "source" in f]
     if not frames:
         return []
-    labels = pd.concat(frames, ignore_index=True).drop_duplicates()
+    labels = pd.concat(frames, ignore_index=True)
+    labels["folder"] = labels["source"].astype(str).map(os.path.dirname)
+    labels = labels.drop(columns="source").drop_duplicates()
     warnings = []
-    for session, group in labels.groupby("session", sort=True):
+    for (session, _), group in labels.groupby(["session", "folder"], sort=True):
         apps = apps_of(group)
         if len(apps) > 1:
             names = ", ".join(a or "(no app label)" for a in apps)
