@@ -115,7 +115,7 @@ def run_analysis(
     """
     from phonehome.analysis.pipeline import analyze
     from phonehome.analysis.profile import Profile
-    from phonehome.analysis.verdicts.inputs import empty_input_warnings
+    from phonehome.analysis.verdicts.inputs import input_warnings
 
     if options.mode is not None:
         warning = read_mode(options.mode, where="--mode").warning
@@ -135,7 +135,7 @@ def run_analysis(
     )
     if progress is not None and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
-    for warning in [*result.warnings, *empty_input_warnings(result)]:
+    for warning in [*result.warnings, *input_warnings(result)]:
         print(f"phonehome: warning: {warning}", file=sys.stderr)
     if not options.quiet:
         for note in result.notes:
