@@ -233,9 +233,26 @@ _ESCAPE = re.compile(
 )
 
 
-def decoded_view(text: str) -> tuple[str, list[int], list[int]] | None:
-    """`text` with escapes undone, plus each decoded character's start and end in `text`;
-    None when `text` holds no escape (the view is `text` itself)."""
+def decoded_view(text: str, passes: int = 3) -> tuple[str, list[int], list[int]] | None:
+    """`text` with escapes undone (repeatedly: `%5Cu0040` is a JSON escape once percent-decoded),
+    plus each decoded character's start and end in `text`; None when `text` holds no escape."""
+    view, starts, ends = text, None, None
+    for _ in range(passes):
+        step = _decode_once(view)
+        if step is None:
+            break
+        view, s2, e2 = step
+        if starts is None or ends is None:
+            starts, ends = s2, e2
+        else:
+            starts, ends = [starts[i] for i in s2], [ends[i - 1] for i in e2]
+    if starts is None or ends is None:
+        return None
+    return view, starts, ends
+
+
+def _decode_once(text: str) -> tuple[str, list[int], list[int]] | None:
+    """One pass of decoded_view: each escape undone once."""
     if "%" not in text and "\\" not in text and "&" not in text:
         return None
     chars: list[str] = []
