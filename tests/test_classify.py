@@ -181,6 +181,7 @@ def test_every_data_type_is_in_the_vocabulary():
             assert finding.data_type in DATA_TYPES
             assert set(finding.evidence.split("+")) <= {
                 "known-value",
+                "schema",
                 "key-name",
                 "value-shape",
                 "persistence",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from phonehome.analysis.classify import shapes
 from phonehome.analysis.decode import Field
@@ -41,7 +42,8 @@ AD_ID_KEYS = _keys(
     "gaid", "adid", "advertising_id", "advertiserid", "advertiser_id", "gps_adid", "google_ad_id",
     "googleadid",
     "idfa", "aaid", "ad_id", "adidentifier", "advertisingid", "gadid", "ifa", "google_aid", "adv_id",
-    "google_advertising_id", "advertising_identifier", "gaid_md5",
+    "google_advertising_id", "advertising_identifier", "gaid_md5", "advertisingTrackingId", "aifa", "rdid",
+    "gpid", "device_aaid", "ads_id", "adsid", "advertisingIdentifier", "googleAdId", "ad_tracking_id",
 )  # fmt: skip
 OAID_KEYS = _keys("oaid", "oaid_md5", "msa_oaid")
 SERIAL_KEYS = _keys(
@@ -83,7 +85,9 @@ DEVICE_ID_KEYS = _keys(
     "identity_id", "client_id", "clientid", "cid", "vaid", "aaid_hash", "guid", "dev_id", "devid", "did",
     "device_uuid", "deviceuuid", "appsflyer_id", "appsflyerid", "af_id", "adjust_id", "adjustid", "mid",
     "visitor_id", "visitorid", "tracking_id", "trackingid", "persistent_id", "user_pseudo_id", "utdid",
-    "android_uuid", "androiduuid", "deviceuid", "device_uid", "af_uid", "afuid",
+    "android_uuid", "androiduuid", "deviceuid", "device_uid", "af_uid", "afuid", "fid",
+    "firebase_instance_id", "firebase_installation_id", "instance_uuid", "install_uuid", "device_guid",
+    "anonymization_id",
 )  # fmt: skip
 URL_KEYS = _keys(
     "url", "$url", "page_url", "pageurl", "current_url", "currenturl", "referrer", "$referrer", "referer",
@@ -93,7 +97,7 @@ URL_KEYS = _keys(
 SEARCH_KEYS = _keys(
     "q", "query", "keyword", "keywords", "search_word", "searchword", "search_term", "searchterm", "search",
     "search_query", "searchquery", "wd", "kw", "search_key", "searchkey", "query_text", "querytext", "term",
-    "search_text", "searchtext",
+    "search_text", "searchtext", "oq",
 )  # fmt: skip
 MODEL_KEYS = _keys(
     "model", "$model", "device_model", "devicemodel", "phone_model", "phonemodel", "md", "ro_product_model",
@@ -102,11 +106,14 @@ MODEL_KEYS = _keys(
 OS_VERSION_KEYS = _keys(
     "os_version", "osversion", "$os_version", "android_version", "androidversion", "osv", "os_ver", "sdk_int",
     "sdkint", "api_level", "apilevel", "system_version", "miui_version", "rom_version", "romversion",
-    "device_os", "deviceos", "platform_version",
+    "device_os", "deviceos", "platform_version", "androidApiLevel", "os_version_android",
+    "os_display_version", "os_build_version", "device_os_version", "device_api_level", "os_api_level",
 )  # fmt: skip
 APP_ID_KEYS = _keys(
     "package", "package_name", "packagename", "pkg", "pkg_name", "pkgname", "bundle_id", "bundleid",
     "app_package", "apppackage", "application_id", "applicationid", "app_id_pkg", "app_id", "appid", "pn",
+    "application_package_name", "android_package", "bundle_identifier", "package_id", "app_package_name",
+    "process_name", "processName",
 )  # fmt: skip
 INSTALLED_KEYS = _keys(
     "installed_apps", "installedapps", "apps", "app_list", "applist", "pkg_list", "pkglist", "packages",
@@ -120,6 +127,58 @@ NOISE_KEYS = _keys(
     "etag", "trace_id", "traceid", "span_id", "spanid", "batch_id", "batchid", "message_id", "messageid",
 )  # fmt: skip
 
+
+# Known keys of any kind: a vendor-prefixed key (x-crashlytics-installation-id, wrvUserID) is read by its
+# longest known suffix of at least two words, or one of these unambiguous single words.
+ALL_KEYS = (
+    IMEI_KEYS
+    | ANDROID_ID_KEYS
+    | AD_ID_KEYS
+    | OAID_KEYS
+    | SERIAL_KEYS
+    | MAC_KEYS
+    | WIFI_KEYS
+    | IMSI_KEYS
+    | ICCID_KEYS
+    | PHONE_KEYS
+    | EMAIL_KEYS
+    | IP_KEYS
+    | TOKEN_KEYS
+    | USER_KEYS
+    | DEVICE_ID_KEYS
+    | URL_KEYS
+    | MODEL_KEYS
+    | OS_VERSION_KEYS
+    | APP_ID_KEYS
+)
+SINGLE_WORD_SUFFIXES = _keys(
+    "imei", "oaid", "idfa", "gaid", "aaid", "imsi", "iccid", "msisdn", "email", "bssid"
+)
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# A bare `model` key is a device model only outside product/catalogue data.
+_PRODUCT_CONTEXT = re.compile(
+    r"product|item|car\b|vehicle|offer|cart|sku|catalog|goods|listing", re.IGNORECASE
+)
+_DEVICE_WORDS = re.compile(r"imei|meid|device|dev|hardware|hwid|udid|did\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8192)
+def suffix_key(key: str) -> str:
+    """The longest known key that `key` ends with, word-wise (`x-crashlytics-device-model` ->
+    `devicemodel`, `ssb_instance_id` -> `instanceid`), or "" when none."""
+    words = [w.lower() for w in _WORDS.findall(key)]
+    for start in range(1, len(words)):
+        tail = words[start:]
+        candidate = "".join(tail)
+        if (len(tail) >= 2 or candidate in SINGLE_WORD_SUFFIXES) and candidate in ALL_KEYS:
+            return candidate
+    return ""
+
+
+# Keys under which 16 hex digits are the Android ID (elsewhere, e.g. a web analytics id, they are not).
+ANDROID_SHAPED_KEYS = _keys(
+    "device_id", "deviceid", "$device_id", "did", "dev_id", "devid", "udid", "deviceid2", "hardware_id"
+)
 
 # Generic keys that only say something together with their parent: device.id, user.id.
 GENERIC_KEYS = frozenset({"id", "uuid", "value", "identifier"})
@@ -145,6 +204,14 @@ def classify_field(field: Field) -> Verdict | None:
     key = effective_key(field)
     if key in NOISE_KEYS:
         return None
+    if key not in ALL_KEYS and field.key:
+        key = suffix_key(field.key) or key
+
+    # shapes that name what they are
+    if shapes.is_fcm_token(value) or shapes.is_prefixed_token(value):
+        return Verdict("token", "high", "value-shape")
+    if shapes.GA_COOKIE.match(value):
+        return Verdict("device_id.other", "high", "value-shape")
 
     # unambiguous shapes first
     if shapes.is_jwt(value):
@@ -182,8 +249,9 @@ def classify_field(field: Field) -> Verdict | None:
         return Verdict("contact.phone", "high", "key-name+value-shape")
     if shapes.is_mac(value):
         return Verdict("device_id.mac", "medium", "value-shape")
-    if shapes.is_plausible_imei(value):
-        return Verdict("device_id.imei", "medium", "value-shape")
+    if shapes.is_plausible_imei(value) and (key in DEVICE_ID_KEYS or _DEVICE_WORDS.search(field.key)):
+        # context before shape: 15 Luhn-valid digits alone are as often a pixel or order id
+        return Verdict("device_id.imei", "medium", "key-name+value-shape")
     if (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
         return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
     if shapes.local_ip(value):
@@ -197,17 +265,24 @@ def classify_field(field: Field) -> Verdict | None:
     searchable = not shapes.is_url(value) and not value.replace(".", "").isdigit()
     if key in SEARCH_KEYS and searchable and value.lower() not in ("true", "false", "null", "none"):
         return Verdict("search_query", "medium", "key-name")
-    if key in MODEL_KEYS and 2 <= len(value) <= 64 and not value.isdigit():
+    if (
+        key in MODEL_KEYS
+        and 2 <= len(value) <= 64
+        and not value.isdigit()
+        and not _PRODUCT_CONTEXT.search(field.path)
+    ):
         return Verdict("device.model", "medium", "key-name")
     if key in OS_VERSION_KEYS and len(value) <= 32:
         return Verdict("device.os_version", "medium", "key-name")
-    if key in APP_ID_KEYS and shapes.is_package(value):
+    if key in APP_ID_KEYS and shapes.is_package_loose(value):
         return Verdict("app.id", "medium", "key-name+value-shape")
     if key in USER_KEYS and shapes.is_user_id_like(value):
         return Verdict("user_id", "medium", "key-name+value-shape")
     if key in DEVICE_ID_KEYS:
-        if shapes.is_android_id(value):
+        if shapes.is_android_id(value) and key in ANDROID_SHAPED_KEYS:
             return Verdict("device_id.android_id", "medium", "key-name+value-shape")
+        if key == "fid" and shapes.FIREBASE_FID.match(value):
+            return Verdict("device_id.other", "medium", "key-name+value-shape")
         if shapes.is_identifier_like(value):
             return Verdict("device_id.other", "low", "key-name+value-shape")
     if key in AD_ID_KEYS and shapes.is_identifier_like(value):

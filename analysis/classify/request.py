@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from phonehome.analysis.classify.endpoints import Endpoint, site_of
 from phonehome.analysis.classify.fields import (
@@ -21,7 +22,8 @@ from phonehome.analysis.classify.fields import (
     normalise_key,
 )
 from phonehome.analysis.classify.known import KnownValues
-from phonehome.analysis.classify.shapes import coordinate, is_package
+from phonehome.analysis.classify.schemas import field_types, refuted_types, scanned, schemas_for
+from phonehome.analysis.classify.shapes import coordinate, gps_pair, is_package, is_url
 from phonehome.analysis.decode import DecodedRequest, Field
 from phonehome.analysis.findings import Finding
 from phonehome.analysis.profile import Profile
@@ -29,7 +31,23 @@ from phonehome.analysis.records import HttpRecord
 
 NAVIGATION_TYPES = frozenset({"url", "search_query"})
 CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1}
-EVIDENCE_ORDER = ("known-value", "key-name", "value-shape", "persistence")
+EVIDENCE_ORDER = ("known-value", "schema", "key-name", "value-shape", "persistence")
+# Types that name a person or device: a field is one of them, not several.
+IDENTIFIER_TYPES = ("device_id.", "user_id", "token")
+STRONG_EVIDENCE = ("known-value", "schema")
+# `key=value` / `key: value` pairs inside free text (log lines, messages, breadcrumbs)
+_INNER_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_])([A-Za-z_$][A-Za-z0-9_$.-]{1,40})\s*[=:]\s*([^\s,;&)\]}\"']{4,200})"
+)
+_EMAIL_IN_TEXT = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
+)
+INNER_TYPES = ("device_id.", "user_id", "contact.", "token", "network.local_ip")
+MAX_URL_DEPTH = 3
+# objects in which an SDK describes itself (name, version, homepage)
+_SDK_PARENT = re.compile(
+    r"(?:^|\.)(?:notifier|sdk|library|lib|agent|framework|client_info|sdk_info)\.[^.]+$", re.I
+)
 _INDEX = re.compile(r"\[\d+\]$")
 
 _matchers: dict[int, tuple[Profile, KnownValues]] = {}
@@ -76,7 +94,20 @@ def _not_a_leak(record: HttpRecord, field: Field, data_type: str, navigation: bo
     if field.location == "header" and normalise_key(field.key) in ("referer", "origin"):
         referred = site_of(_host_of(value))
         return not referred or referred == site_of(record.host)
-    return False
+    # an SDK naming its own homepage (Bugsnag's notifier.url) is no visited page
+    return (
+        data_type == "url"
+        and _SDK_PARENT.search(field.path) is not None
+        and _is_own_homepage(value, record.host)
+    )
+
+
+def _is_own_homepage(value: str, host: str) -> bool:
+    """A bare origin URL (no path, no query) on the request's own site."""
+    if not is_url(value):
+        return False
+    parts = urlsplit(value)
+    return parts.path in ("", "/") and not parts.query and site_of(parts.hostname or "") == site_of(host)
 
 
 def _host_of(url: str) -> str:
@@ -99,6 +130,8 @@ def classify_request(
     matcher = known_values_for(profile)
     navigation = is_navigation(record)
     best: dict[tuple[str, str], tuple[Field, Verdict, str]] = {}
+    schemas = schemas_for(record.host, record.url_path)
+    refuted: dict[str, frozenset[str]] = {}
 
     def offer(field: Field, verdict: Verdict, value: str | None = None) -> None:
         if _not_a_leak(record, field, verdict.data_type, navigation):
@@ -117,10 +150,27 @@ def classify_request(
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
     known = matcher.find_all([f.value for f in decoded.fields]) if matcher is not None else None
+    keys_known = None
+    if matcher is not None:
+        keys_known = matcher.find_all([f.key if len(f.key) >= 6 else "" for f in decoded.fields])
     for index, field in enumerate(decoded.fields):
         verdict = classify_field(field)
         if verdict is not None:
             offer(field, verdict)
+        if schemas:
+            for data_type in field_types(schemas, field.path, field.value.strip()):
+                offer(field, Verdict(data_type, "high", "schema"))
+            for data_type, text in scanned(schemas, field.path, field.value):
+                offer(field, Verdict(data_type, "high", "schema"), text)
+            not_types = refuted_types(schemas, field.path)
+            if not_types:
+                refuted[field.path] = not_types
+        if len(field.value) >= 12 and field.location != "url_path":
+            for inner_field, inner in _inner_verdicts(record, field, navigation):
+                offer(field, inner, inner_field.value)
+        if keys_known is not None:
+            for match in keys_known[index]:  # an identifier used as a JSON key
+                offer(field, Verdict(match.data_type, "high", "known-value"), match.text)
         if known is not None:
             for match in known[index]:
                 # inside a binary or very long value, show the identifier itself, not the blob
@@ -152,14 +202,18 @@ def classify_request(
         for field in decoded.fields:
             if field.key and normalise_key(field.key) in LAT_KEYS | LON_KEYS:
                 continue
-            from phonehome.analysis.classify.shapes import gps_pair
-
             pair_value = gps_pair(field.value)
             if pair_value and matcher.near_location(*pair_value):
                 offer(field, Verdict("location.gps", "high", "known-value"))
 
     labels = record.labels
     findings = []
+    by_path: dict[str, list[str]] = defaultdict(list)
+    for path, dtype in best:
+        by_path[path].append(dtype)
+    for path, dtypes in by_path.items():
+        for dtype in _dropped(path, dtypes, best, refuted.get(path, frozenset())):
+            del best[(path, dtype)]
     for field, verdict, value in best.values():
         findings.append(
             Finding(
@@ -185,3 +239,73 @@ def classify_request(
             )
         )
     return findings
+
+
+def _inner_verdicts(record: HttpRecord, field: Field, navigation: bool, depth: int = 0):
+    """Findings inside one value: a URL's own query parameters (recursively, through repeated
+    percent-encoding), `key=value` pairs and e-mail addresses in free text."""
+    value = field.value.strip()
+    if len(value) > 8192:
+        return
+    if is_url(value):
+        if depth >= MAX_URL_DEPTH or _not_a_leak(record, field, "url", navigation):
+            return
+        query = urlsplit(value).query
+        for key, inner_value in parse_qsl(query, keep_blank_values=False)[:200]:
+            if "%" in inner_value:
+                inner_value = unquote(inner_value)
+            inner = Field(field.location, field.path, key, field.encodings, inner_value)
+            verdict = classify_field(inner)
+            if verdict is not None and verdict.data_type != "url":
+                yield inner, Verdict(verdict.data_type, verdict.confidence, verdict.evidence)
+            if is_url(inner_value.strip()):
+                yield from _inner_verdicts(record, inner, navigation, depth + 1)
+        return
+    if " " not in value and "\n" not in value:
+        return
+    for match in _EMAIL_IN_TEXT.finditer(value):
+        email = match.group(0)
+        yield (
+            Field(field.location, field.path, "", field.encodings, email),
+            Verdict("contact.email", "medium", "value-shape"),
+        )
+    for match in _INNER_PAIR.finditer(value):
+        key, inner_value = match.group(1), match.group(2)
+        inner = Field(field.location, field.path, key.rsplit(".", 1)[-1], field.encodings, inner_value)
+        verdict = classify_field(inner)
+        if (
+            verdict is not None
+            and verdict.data_type.startswith(INNER_TYPES)
+            and verdict.data_type != "contact.email"
+        ):
+            yield inner, verdict
+
+
+def _evidence_of(slot: tuple[Field, Verdict, str]) -> set[str]:
+    return set(slot[1].evidence.split("+"))
+
+
+def _dropped(path: str, dtypes: list[str], best: dict, refuted: frozenset[str]) -> list[str]:
+    """Types to drop on one field: what its schema refutes, and all but one identifier type.
+
+    A field is one identifier. A known value decides its type; else the schema's type, unless the
+    schema only says "some device id" (device_id.other) and the value's own shape and key say which
+    (a Branch hardware_id that is the Android ID); else every heuristic guess stands.
+    """
+    drop = [t for t in dtypes if t in refuted and "known-value" not in _evidence_of(best[(path, t)])]
+    ids = [t for t in dtypes if t.startswith(IDENTIFIER_TYPES) and t not in drop]
+    if len(ids) < 2:
+        return drop
+    known = [t for t in ids if "known-value" in _evidence_of(best[(path, t)])]
+    schema = [t for t in ids if "schema" in _evidence_of(best[(path, t)])]
+    if known:
+        keep = set(known)
+    elif schema == ["device_id.other"] and any(
+        t.startswith("device_id.") and t != "device_id.other" for t in ids
+    ):
+        keep = {t for t in ids if t.startswith("device_id.") and t != "device_id.other"}
+    elif schema:
+        keep = set(schema)
+    else:
+        keep = set(ids)
+    return drop + [t for t in ids if t not in keep]

@@ -24,6 +24,19 @@ PACKAGE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+){1,8}$")
 VERSION = re.compile(r"^v?\d+(?:\.\d+){1,4}(?:[-+._][0-9A-Za-z.]+)?$")
 GA_CLIENT_ID = re.compile(r"^\d{6,12}\.\d{9,10}$")  # random.first-seen-time, as Google Analytics
 TOKENISH = re.compile(r"^[A-Za-z0-9_\-+/=.:]{16,}$")
+# Firebase Cloud Messaging registration token: "<instance id>:APA91b<base64url>"
+FCM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{11,}:APA91b[A-Za-z0-9_-]{60,}$")
+# Google Analytics client id cookie (_ga): GA1.<domain depth>.<random>.<first visit, epoch seconds>
+GA_COOKIE = re.compile(r"^GA1\.\d\.\d{6,12}\.\d{9,10}$")
+# Firebase installation id: 22 characters of base64url, the first a 0111 nibble (c, d, e or f)
+FIREBASE_FID = re.compile(r"^[cdef][A-Za-z0-9_-]{21}$")
+# an id made of a millisecond timestamp and a random number (AppsFlyer uid: 1550877338208-2569651653562673536)
+TIMESTAMP_RANDOM_ID = re.compile(r"^1\d{12}-\d{6,20}$")
+# bearer credentials whose prefix says what they are (Google OAuth, Slack, Facebook user tokens, GitHub)
+TOKEN_PREFIXES = re.compile(
+    r"^(?:ya29\.[A-Za-z0-9_.-]{20,}|xox[abdeoprs]-[A-Za-z0-9-]{10,}|EAA[A-Za-z0-9]{80,}|gh[pousr]_[A-Za-z0-9]{30,})"
+)
+PACKAGE_LOOSE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z][a-zA-Z0-9_]*){1,8}$")
 IMEI_TACS = ("01", "35", "86", "99", "30", "33", "44", "45", "49", "50", "51", "52", "53", "54", "91", "98")
 _TLDS_THAT_LOOK_LIKE_CODE = {"java", "kt", "js", "py", "json", "xml", "html", "png", "jpg", "so"}
 
@@ -143,6 +156,22 @@ def is_package(value: str) -> bool:
     )  # fmt: skip
 
 
+def is_package_loose(value: str) -> bool:
+    """Reverse-domain shaped (`tld.sample.app`): only trusted where a key or schema says app id."""
+    if not PACKAGE_LOOSE.match(value) or len(value) > 150:
+        return False
+    last = value.rsplit(".", 1)[1].lower()
+    return last not in _TLDS_THAT_LOOK_LIKE_CODE and not value.lower().startswith(("www.", "http"))
+
+
+def is_fcm_token(value: str) -> bool:
+    return len(value) < 400 and bool(FCM_TOKEN.match(value))
+
+
+def is_prefixed_token(value: str) -> bool:
+    return len(value) < 4096 and bool(TOKEN_PREFIXES.match(value))
+
+
 def is_version(value: str) -> bool:
     return bool(VERSION.match(value))
 
@@ -159,7 +188,7 @@ def is_identifier_like(value: str) -> bool:
         return True
     if value.isdigit():
         return 10 <= len(value) <= 24 and not value.startswith(("16", "17", "18"))  # not epoch times
-    if GA_CLIENT_ID.match(value):
+    if TIMESTAMP_RANDOM_ID.match(value):
         return True
     if not TOKENISH.match(value):
         return False

@@ -115,7 +115,9 @@ def cases() -> list[Case]:
                     "application_tracking_enabled": "1", "advertiser_tracking_enabled": "1", "extinfo": extinfo,
                     "custom_events": custom, "format": "json", "sdk": "android", "sdk_version": "16.0.0"})
     add(Case("facebook", _record(3, "POST", "https://graph.facebook.com/v16.0/1234567890123456/activities", form_h, fb.encode()), {
-        ("device_id.advertising_id", AAID), ("device_id.other", f"XZ{INSTALL_UUID}"), ("device.model", MODEL)}))
+        ("device_id.advertising_id", AAID), ("device_id.other", f"XZ{INSTALL_UUID}"), ("device.model", MODEL),
+        # extinfo positions 1 and 4 (facebook-android-sdk Utility.setAppEventExtendedDeviceInfoParameters)
+        ("app.id", "com.example.app"), ("device.os_version", "13")}))
 
     # Branch: POST /v1/open (TrackHAR branch adapter)
     br = {"hardware_id": ANDROID_ID, "is_hardware_id_real": True, "brand": "google", "model": MODEL,
@@ -126,7 +128,8 @@ def cases() -> list[Case]:
           "screen_dpi": 420, "ui_mode": "UI_MODE_TYPE_NORMAL", "cd": {"mv": "-1", "pn": "com.example.app"}}
     add(Case("branch", _record(4, "POST", "https://api2.branch.io/v1/open", json_h, json.dumps(br).encode()), {
         ("device_id.android_id", ANDROID_ID), ("device.model", MODEL), ("device.os_version", "33"),
-        ("device_id.advertising_id", AAID), ("device_id.other", "1234567890123456789"),
+        # identity_id is Branch's id of the user identity (Defines.Jsonkey.IdentityID), not the device's
+        ("device_id.advertising_id", AAID), ("user_id", "1234567890123456789"),
         ("device_id.other", "1234567890123456780"), ("network.local_ip", "192.168.178.24"),
         ("app.id", "com.example.app")}))
 
