@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,149 @@ def test_missing_keylog_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError) as exc:
         read_all(PCAP / "scapy" / "tls_nss_example.pcap", keylog=tmp_path / "nope.txt")
     assert "nope.txt" in str(exc.value)
+
+
+# --- issue 15: reassembly with scapy's TCPSession + h11, damage named with the packet ----------
+
+
+def _tcp_packets(segments: list[tuple[int, bytes]], dport: int = 8080, sport: int = 40000) -> list:
+    """Client-to-server packets carrying `segments` ((relative seq, payload)), after a handshake."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.l2 import Ether
+    base = 1000
+    ip = Ether() / IP(src="10.0.0.2", dst="10.0.0.9")
+    pkts = [ip / TCP(sport=sport, dport=dport, flags="S", seq=base - 1)]
+    for i, (offset, data) in enumerate(segments):
+        p = ip / TCP(sport=sport, dport=dport, flags="PA", seq=base + offset) / data
+        p.time = 1_700_000_000 + i
+        pkts.append(p)
+    return pkts
+
+
+def _write(path: Path, pkts: list) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from scapy.utils import wrpcap
+    wrpcap(str(path), pkts)
+    return path
+
+
+def test_chunked_body_is_dechunked_across_segments(tmp_path: Path) -> None:
+    from phonehome.analysis.decode import decode_request
+
+    head = b"POST /collect HTTP/1.1\r\nHost: t.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b'9\r\n{"a":"b"}\r\n0\r\n\r\n'
+    req2 = b"GET /next?x=1 HTTP/1.1\r\nHost: t.example.com\r\n\r\n"
+    stream = head + body + req2
+    cuts = [0, 30, len(head) + 4, len(head) + len(body) + 5, len(stream)]
+    segments = [(a, stream[a:b]) for a, b in itertools.pairwise(cuts)]
+    segments.insert(2, segments[1])  # a retransmission must not duplicate bytes
+    records, report = read_all(_write(tmp_path / "chunked.pcap", _tcp_packets(segments)))
+    http = [r for r in records if isinstance(r, HttpRecord)]
+    assert [(r.method, r.path) for r in http] == [("POST", "/collect"), ("GET", "/next?x=1")]
+    assert http[0].request_body == b'{"a":"b"}' and http[0].host == "t.example.com" and http[0].port == 8080
+    fields = {f.path: f.value for f in decode_request(http[0]).fields}
+    assert fields.get("body.a") == "b"
+    assert report.damage == []
+
+
+def test_client_hello_split_over_two_segments_gives_sni(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from scapy.layers.inet import TCP
+        from scapy.utils import rdpcap
+    hello = next(
+        bytes(p[TCP].payload)
+        for p in rdpcap(str(PCAP / "illustrated_tls13" / "capture.pcap"))
+        if p.haslayer(TCP) and bytes(p[TCP].payload)[:1] == b"\x16" and bytes(p[TCP].payload)[5:6] == b"\x01"
+    )
+    assert client_hello_sni(hello) == "example.ulfheim.net"
+    assert client_hello_sni(hello[:60]) is None  # the first segment alone has no name
+    pkts = _tcp_packets([(0, hello[:60]), (60, hello[60:])], dport=443)
+    records, _ = read_all(_write(tmp_path / "split.pcap", pkts))
+    contacts = [r for r in records if isinstance(r, ContactRecord) and r.kind == "sni_only"]
+    assert [c.host for c in contacts] == ["example.ulfheim.net"]
+
+
+def test_incomplete_request_at_the_end_is_kept_with_a_warning(tmp_path: Path) -> None:
+    stream = b"POST /u HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\n\r\n" + b"x" * 40
+    records, report = read_all(_write(tmp_path / "cut.pcap", _tcp_packets([(0, stream)])))
+    http = [r for r in records if isinstance(r, HttpRecord)]
+    assert len(http) == 1 and http[0].request_body == b"x" * 40
+    assert any("incomplete at the end of the capture" in w for w in report.warnings)
+
+
+def test_not_http_stream_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    stream = b"GET / HTTP/1.1\r\nbad header line without colon\r\n\r\n"
+    records, report = read_all(_write(tmp_path / "bad.pcap", _tcp_packets([(0, stream)])))
+    assert not [r for r in records if isinstance(r, HttpRecord)]
+    assert any("not valid HTTP/1" in w and "packet 2" in w for w in report.warnings)
+
+
+def _packet_ends(data: bytes) -> set[int]:
+    """Offsets in a classic pcap where a record ends (a cut there is a clean, shorter capture)."""
+    import struct
+
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    ends, pos = {24}, 24
+    while pos + 16 <= len(data):
+        caplen = struct.unpack(endian + "I", data[pos + 8 : pos + 12])[0]
+        pos += 16 + caplen
+        ends.add(pos)
+    return ends
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        PCAP / "scapy" / "http_content_length.pcap",
+        PCAP / "tcpdump_tests" / "dns_udp.pcap",
+        PCAP / "illustrated_tls13" / "capture.pcap",
+    ],
+    ids=lambda p: p.name,
+)
+def test_every_cut_inside_a_packet_is_named_damage(tmp_path: Path, seed: Path) -> None:
+    data = seed.read_bytes()
+    ends = _packet_ends(data)
+    full, _ = read_all(seed)
+    checked = 0
+    for cut in range(25, len(data), max(1, len(data) // 60)):
+        path = tmp_path / "cut.pcap"
+        path.write_bytes(data[:cut])
+        records, report = read_all(path)
+        if cut in ends:
+            assert report.damage == []
+            continue
+        checked += 1
+        assert report.damage, cut
+        assert all(d.startswith("packet ") for d in report.damage)
+        assert len(records) <= len(full)
+    assert checked >= 20
+
+
+def test_garbage_after_the_last_packet_is_damage(tmp_path: Path) -> None:
+    seed = PCAP / "tcpdump_tests" / "dns_udp.pcap"
+    path = tmp_path / "tail.pcap"
+    path.write_bytes(seed.read_bytes() + b"\x01\x02\x03")
+    records, report = read_all(path)
+    assert len(records) == 2 and report.damage and "packet 3" in report.damage[0]
+
+
+def test_cli_exits_2_naming_file_and_packet(tmp_path: Path, capsys) -> None:
+    from phonehome.analysis.cli.main import main
+
+    data = (PCAP / "scapy" / "http_content_length.pcap").read_bytes()
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:-10])
+    assert main(["analyze", str(path), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "packet 18" in err
+    assert "has been truncated" not in err.replace("packet has been truncated (", "")  # said by us, once
