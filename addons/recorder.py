@@ -32,7 +32,7 @@ from typing import Any
 
 from mitmproxy import command, ctx, dns, exceptions, http, tls, version
 
-from phonehome.addons import markers
+from phonehome.addons import capturedir, markers
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
@@ -46,6 +46,7 @@ MARKER_HOST = markers.MARKER_HOST
 _MARKER_BYTES = MARKER_HOST.encode()
 LABEL_NAMES = markers.LABEL_NAMES
 SCHEMA = 1
+CHECK_EVERY = 0.5  # seconds between checks that flows.mitm is still where it belongs
 
 
 def default_session() -> str:
@@ -115,6 +116,14 @@ class Recorder:
         self.writer: DumpWriter | None = None
         self.queued: list = []  # finished flows waiting for the next event-loop turn
         self.is_running = False  # the proxy is up: a writer process may be started
+        self.lock: capturedir.SessionLock | None = None
+        self.checked_size = 0  # flows.mitm's size at the last check that found it in place
+        self.lost: str | None = None  # why flows.mitm is gone; recording resumes when it can
+        self.unwritable_warned = False
+        self.watch: asyncio.TimerHandle | None = None
+        self.recovered = b""
+        self.event_error: str | None = None
+        self.dropped = 0  # finished flows not recorded because recording had stopped
 
     # -- options and lifecycle -------------------------------------------------------------
     def load(self, loader) -> None:
@@ -149,10 +158,110 @@ class Recorder:
     def running(self) -> None:
         self.is_running = True
         self._start_writer()
+        self._schedule_check()
+
+    def _schedule_check(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.watch = loop.call_later(CHECK_EVERY, self._periodic_check)
+
+    def _periodic_check(self) -> None:
+        try:
+            self.check_capture()
+        except Exception as exc:  # the watch must go on, and never break traffic
+            log.error(f"phonehome: checking the capture directory failed: {type(exc).__name__}: {exc}")
+        self._schedule_check()
+
+    def check_capture(self) -> None:
+        """Notice at once when flows.mitm stops being where the analysis will look for it
+        (directory deleted, file moved or replaced): say RECORDING STOPPED, recover what went
+        into the lost file since the last check, and resume in a recreated directory."""
+        if self.dir is None:
+            return
+        if self.lost:
+            self._resume()
+            return
+        if self.fd is None:
+            return
+        path = self.dir / "flows.mitm"
+        problem = capturedir.dump_problem(self.fd, path)
+        if problem:
+            self._lose(problem)
+            return
+        self.checked_size = os.fstat(self.fd).st_size
+        writable = os.access(self.dir, os.W_OK | os.X_OK)
+        if not writable and not self.unwritable_warned:
+            log.error(
+                f"phonehome: the capture directory {self.dir} is not writable any more: flows still go to"
+                " flows.mitm (it is open), but session.json and events.jsonl cannot be updated"
+            )
+        self.unwritable_warned = not writable
+
+    def _say_dropped(self) -> None:
+        if self.dropped:
+            log.error(
+                f"phonehome: {self.dropped} finished flows were NOT recorded while recording was stopped"
+            )
+            self.dropped = 0
+
+    def _lose(self, problem: str) -> None:
+        """flows.mitm is gone: stop, keep what the lost file received since the last check."""
+        self.lost = problem
+        self._write_queued()
+        self._stop_writer()  # it drains into the lost file, which is read back below
+        assert self.fd is not None
+        self.recovered = capturedir.read_back(self.fd, self.checked_size)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
+        log.error(f"phonehome: RECORDING STOPPED: {problem}. Recreating it to go on recording.")
+        self._resume()
+
+    def _resume(self) -> None:
+        """Recreate the capture directory and a fresh flows.mitm; write back the recovered flows."""
+        assert self.dir is not None
+        try:
+            capturedir.make_private_dirs(self.dir)
+            self.fd = os.open(self.dir / "flows.mitm", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            if self.lost and not self.failed:
+                self.failed = f"{self.lost}; cannot recreate it: {exc}"
+                log.error(f"phonehome: RECORDING STOPPED: {self.failed}. Retrying every {CHECK_EVERY} s.")
+            return
+        recovered, self.recovered = self.recovered, b""
+        try:
+            if recovered:
+                append_record(self.fd, recovered)
+        except OSError as exc:
+            log.error(f"phonehome: {len(recovered)} bytes of flows could not be written back: {exc}")
+        if self.lock is None or not (self.dir / capturedir.LOCK_NAME).exists():
+            with contextlib.suppress(OSError, capturedir.SessionLocked):
+                if self.lock is not None:
+                    self.lock.release()
+                self.lock = capturedir.SessionLock(self.dir)
+        self.checked_size = os.fstat(self.fd).st_size
+        problem, self.lost, self.failed = self.lost, None, None
+        self._say_dropped()
+        self._write_session(now=True)
+        self._start_writer()
+        log.error(
+            f"phonehome: RECORDING RESUMED in {self.dir / 'flows.mitm'} after: {problem}"
+            f" ({len(recovered)} bytes written since the last check were recovered into it)."
+        )
 
     def done(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
+        if self.fd is not None and self.dir is not None and not self.lost:
+            with contextlib.suppress(OSError):
+                if capturedir.dump_problem(self.fd, self.dir / "flows.mitm"):
+                    self.check_capture()  # the last flows must not go into a lost file either
         self._write_queued()
         self._stop_writer()
+        self._say_dropped()
         self._close_phase()
         if self.session_doc:  # cumulative over restarts: `phonehome record` reports it at the end
             self.session_doc["flows_written"] = self.session_doc.get("flows_written", 0) + self.written
@@ -162,6 +271,9 @@ class Recorder:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _open(self, base: str, session: str) -> None:
         if self.fd is not None:
@@ -169,12 +281,23 @@ class Recorder:
         session = safe_name(session)
         self.dir = Path(base).expanduser() / session
         self.failed = None
+        self.lost, self.recovered = None, b""
         try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.dir, 0o700)
+            capturedir.make_private_dirs(self.dir)
+            self.lock = capturedir.SessionLock(self.dir)
+        except capturedir.SessionLocked as exc:
+            # an error logged at startup makes mitmproxy exit (its errorcheck addon), without a traceback
+            self.failed = str(exc)
+            log.error(f"phonehome: NOT RECORDING: {exc}")
+            return
+        except OSError as exc:
+            self._fail(f"cannot open capture directory {self.dir}: {exc}")
+            return
+        try:
             path = self.dir / "flows.mitm"
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.chmod(path, 0o600)
+            self.checked_size = os.fstat(self.fd).st_size
         except OSError as exc:
             self._fail(f"cannot open capture directory {self.dir}: {exc}")
             return
@@ -352,7 +475,10 @@ class Recorder:
     def _save(self, flow) -> None:
         """Queue a finished flow to be written right after the proxy has passed it on: serialising
         it then overlaps with the phone reading the response instead of delaying the response."""
-        if flow.metadata.get("phonehome_marker") or self.fd is None or self.failed:
+        if flow.metadata.get("phonehome_marker"):
+            return
+        if self.fd is None or self.failed:
+            self.dropped += 1  # counted, and said when recording resumes or ends
             return
         flow.metadata.setdefault(LABEL_KEY, dict(self.labels))
         self.queued.append(flow)
@@ -421,8 +547,11 @@ class Recorder:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a") as fo:
                 fo.write(json.dumps(event) + "\n")
-        except OSError as exc:
-            self._fail(f"cannot write {path}: {exc}")
+        except OSError as exc:  # flows are still recorded: say so, once per kind of failure
+            message = f"cannot write {path}: {exc}"
+            if message != self.event_error:
+                self.event_error = message
+                log.error(f"phonehome: {message}. Flows are still recorded; this event is lost.")
 
     def _fail(self, problem: str) -> None:
         """Stop recording loudly (disk full, permissions) but keep proxying the phone's traffic."""

@@ -169,11 +169,16 @@ async def test_disk_full_stops_recording_but_not_traffic(tmp_path: Path, caplog,
 
 @pytest.mark.parametrize("writer_process", [False, True], ids=["in-proxy", "writer-process"])
 @run_async
-async def test_real_full_device_stops_recording(tmp_path: Path, caplog, writer_process: bool) -> None:
+async def test_real_full_device_stops_recording(
+    tmp_path: Path, caplog, writer_process: bool, monkeypatch
+) -> None:
     """ENOSPC stops recording loudly, whether the proxy writes or the writer process does (its
     error comes back with the next flow handed over)."""
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
+    # the dump's descriptor is swapped for /dev/full below; the watch would (rightly) take that for
+    # a replaced flows.mitm and resume in a fresh one
+    monkeypatch.setattr(recorder_mod, "CHECK_EVERY", 3600)
     r = recorder_mod.Recorder()
     with taddons.context(r) as tctx:
         tctx.configure(r, phonehome_dir=str(tmp_path), phonehome_session="devfull")

@@ -310,15 +310,16 @@ def _flows_saved(target: Path) -> int | None:
     return None
 
 
-def summary(target: Path, existed_before: bool) -> str:
-    """What the run left on disk and what to do next; removes a session dir it created empty."""
+def summary(target: Path, existed_before: bool, claim: bool = True) -> str:
+    """What the run left on disk and what to do next; removes a session dir it created empty.
+    `claim=False` (mitmproxy failed): only the clean-up, no count (the dump may be another run's)."""
     dump = target / "flows.mitm"
     size = dump.stat().st_size if dump.exists() else 0
     if size == 0 and not existed_before and target.is_dir() and not (target / "events.jsonl").exists():
         shutil.rmtree(target, ignore_errors=True)
         return f"phonehome record: no flows were recorded; removed the empty session directory {target}"
-    if size == 0:
-        return f"phonehome record: no flows were recorded in {dump}"
+    if size == 0 or not claim:
+        return f"phonehome record: no flows were recorded in {dump}" if size == 0 else ""
     count = _flows_saved(target)
     saved = "flows" if count is None else f"{count} flow" + ("" if count == 1 else "s")
     return f"phonehome record: {saved} saved in {dump} ({size:,} bytes).\nNext: phonehome analyze {target}"
@@ -357,5 +358,10 @@ def run(args: argparse.Namespace) -> int:
             code = proc.wait()
         except KeyboardInterrupt:  # the terminal's Ctrl+C reached mitmproxy too: let it finish
             continue
-    print(summary(target, existed_before))
-    return 0 if code in (0, -2, 130) else code
+    stopped_by_user = code in (0, -2, 130)
+    if not stopped_by_user:
+        print(f"phonehome record: {Path(cmd[0]).name} ended with exit code {code} (see its messages above)")
+    text = summary(target, existed_before, claim=stopped_by_user)
+    if text:
+        print(text)
+    return 0 if stopped_by_user else code
