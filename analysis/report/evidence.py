@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
 try:  # the one definition, in the verdicts package (issue 16)
@@ -85,75 +86,82 @@ def phases_of(findings: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
     if flows.empty or "phase" not in flows.columns or findings.empty:
         return pd.Series([""] * len(findings), index=findings.index, dtype=object)
     by_flow = dict(zip(flows["flow_id"], flows["phase"].fillna("").astype(str), strict=True))
-    return findings["flow_id"].map(lambda f: by_flow.get(f, "")).astype(object)
+    codes, flow_ids = pd.factorize(findings["flow_id"])  # a flow's findings share one lookup
+    phases = np.array([by_flow.get(f, "") for f in flow_ids], dtype=object)
+    return pd.Series(phases[codes] if len(phases) else [], index=findings.index, dtype=object)
 
 
-def _joined(values: pd.Series, limit: int = _MAX_LISTED) -> str:
-    distinct = sorted({str(v) for v in values if str(v)})
-    more = len(distinct) - limit
-    return ", ".join(distinct[:limit]) + (f", … ({more} more)" if more > 0 else "")
+def _listing(frame: pd.DataFrame, column: str, limit: int = _MAX_LISTED) -> pd.Series:
+    """Per group (`gid_`), its distinct values of `column`, sorted, the first `limit` joined by ', '."""
+    distinct = frame[["gid_", column]].drop_duplicates()
+    distinct = distinct[distinct[column].astype(str) != ""]
+
+    def joined(values: pd.Series) -> str:
+        items = sorted(str(v) for v in values)
+        more = len(items) - limit
+        return ", ".join(items[:limit]) + (f", … ({more} more)" if more > 0 else "")
+
+    return distinct.groupby("gid_", sort=True)[column].agg(joined)
 
 
 def evidence_groups(findings: pd.DataFrame, flows: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (app, mode, host, data type): counts, and the example a reader should look at.
 
     The example is the group's most confident finding, earliest first: the request a worked example
-    re-decodes step by step.
+    re-decodes step by step. Vectorised (one pass per column), as 30,000 flows make 250,000 findings.
     """
     flows = flows if flows is not None else pd.DataFrame()
     if findings.empty:
         return pd.DataFrame(columns=list(GROUP_COLUMNS))
+    keys = list(GROUP_KEYS)
     frame = findings.assign(
         phase_=phases_of(findings, flows),
         app=findings["app"].fillna("").astype(str) if "app" in findings.columns else "",
-        rank_=findings["confidence"].map(lambda c: _CONFIDENCE_RANK.get(str(c), 3)),
+        rank_=findings["confidence"].map(_CONFIDENCE_RANK).fillna(3).astype(int),
     )
-    rows = []
-    for key, group in frame.groupby(list(GROUP_KEYS), sort=False):
-        app, mode, host, data_type = (str(k) for k in key)
-        example = group.sort_values(["rank_", "timestamp"], kind="stable").iloc[0]
-        evidence_kinds = sorted({part for e in group["evidence"] for part in str(e).split("+") if part})
-        rows.append(
-            (
-                evidence_id(app, mode, host, data_type),
-                app,
-                mode,
-                host,
-                str(example["owner"] or ""),
-                str(example["category"] or ""),
-                data_type,
-                len(group),
-                group["flow_id"].nunique(),
-                group["value"].nunique(),
-                _joined(group["phase_"]),
-                float(group["timestamp"].min()),
-                float(group["timestamp"].max()),
-                _joined(group["field"]),
-                _joined(group["encodings"]),
-                "+".join(evidence_kinds),
-                min(group["confidence"], key=lambda c: _CONFIDENCE_RANK.get(str(c), 3)),
-                str(example["flow_id"]),
-                str(example["field"]),
-                str(example["value"]),
-                str(example["url"]),
-                str(example["method"]),
-                str(example["location"]),
-                str(example["encodings"]),
-                float(example["timestamp"]),
-                str(example["phase_"]),
-            )
+    frame["gid_"] = frame.groupby(keys, sort=False).ngroup()
+    grouped = frame.groupby("gid_", sort=True)
+    out = grouped.agg(
+        findings=("flow_id", "size"),
+        requests=("flow_id", "nunique"),
+        values=("value", "nunique"),
+        first_seen=("timestamp", "min"),
+        last_seen=("timestamp", "max"),
+        best=("rank_", "min"),
+    )
+    examples = (
+        frame.sort_values(["rank_", "timestamp"], kind="stable").drop_duplicates("gid_").set_index("gid_")
+    )
+    out["phases"] = _listing(frame, "phase_")
+    out["fields"] = _listing(frame, "field")
+    out["encodings"] = _listing(frame, "encodings")
+    kinds = frame[["gid_", "evidence"]].drop_duplicates().groupby("gid_", sort=True)["evidence"]
+    out["evidence"] = kinds.agg(lambda e: "+".join(sorted({p for v in e for p in str(v).split("+") if p})))
+    names = {rank: name for name, rank in _CONFIDENCE_RANK.items()}
+    out["confidence"] = out["best"].map(lambda r: names.get(r, ""))
+    ex = examples.reindex(out.index)
+    for column in ("owner", "category", *keys):
+        out[column] = ex[column].fillna("").astype(str)
+    for column in ("flow_id", "field", "value", "url", "method", "location", "encodings", "timestamp"):
+        out["example_" + column] = ex[column]
+    out["example_phase"] = ex["phase_"]
+    out = out.reset_index(drop=True)
+    out["evidence_id"] = [
+        evidence_id(*(str(k) for k in key)) for key in zip(*(out[k] for k in keys), strict=True)
+    ]
+    for column in ("phases", "fields", "encodings"):
+        out[column] = out[column].fillna("")
+    groups = out[list(GROUP_COLUMNS)]
+    sort_keys = [
+        (app == "", app, mode_rank(mode), type_rank(data_type), data_type, -n, host)
+        for app, mode, data_type, n, host in zip(
+            groups["app"],
+            groups["mode"],
+            groups["data_type"],
+            groups["findings"],
+            groups["host"],
+            strict=True,
         )
-    groups = pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
-    order = sorted(
-        range(len(groups)),
-        key=lambda i: (
-            groups.at[i, "app"] == "",
-            groups.at[i, "app"],
-            mode_rank(groups.at[i, "mode"]),
-            type_rank(groups.at[i, "data_type"]),
-            groups.at[i, "data_type"],
-            -groups.at[i, "findings"],
-            groups.at[i, "host"],
-        ),
-    )
+    ]
+    order = sorted(range(len(groups)), key=sort_keys.__getitem__)
     return groups.iloc[order].reset_index(drop=True)

@@ -441,18 +441,22 @@ def build_view(
     plots: bool = True,
     provenance: Provenance | None = None,
     examples: dict[str, Any] | None = None,
+    groups: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, as plain data."""
+    """Everything the template shows, as plain data (groups and examples: when already computed)."""
     from phonehome.analysis.report.provenance import from_tables
 
     apps = apps_of(report)
-    groups = evidence_groups(report.findings, report.flows)
+    groups = evidence_groups(report.findings, report.flows) if groups is None else groups
     anchors = anchor_labels(groups, report.coverage)
     modes = set(report.findings["mode"]) | set(report.flows["mode"]) if not report.flows.empty else set()
     headlines = headlines_of(report)
     sections = sections_of(report)
     multi = len(apps) > 1
-    examples = examples or {}
+    if examples is None:
+        from phonehome.analysis.report.worked import worked_examples
+
+        examples = worked_examples(groups, report.flows, redacted=report.redacted, per_app=MAX_EXAMPLES)
     app_views = []
     shared = []
     for section in sections:
@@ -640,7 +644,8 @@ def render_html(
     plots: bool = True,
     provenance: Provenance | None = None,
     examples: dict[str, Any] | None = None,
+    groups: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one HTML document."""
-    view = build_view(report, plots=plots, provenance=provenance, examples=examples)
+    view = build_view(report, plots=plots, provenance=provenance, examples=examples, groups=groups)
     return environment().get_template("report.html.j2").render(**view)

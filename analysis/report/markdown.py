@@ -75,16 +75,18 @@ def frame_md(frame: pd.DataFrame, empty: str = "None.") -> str:
     return "\n".join(table_md(table_view(frame, empty)))
 
 
-def _example_md(example: dict[str, Any]) -> list[str]:
-    out = ["", f"Worked example: {md_code(example['request'], 500)}", ""]
-    for n, step in enumerate(example["steps"], 1):
-        out.append(f"{n}. {md_text(step['title'], 500)}")
-        body = step.get("body_text")
+def _example_md(example: Any) -> list[str]:
+    out = ["", f"Worked example: {md_code(example.request, 500)}", ""]
+    for n, step in enumerate(example.steps, 1):
+        out.append(f"{n}. {md_text(step.title, 500)}")
+        body = step.body_text
         if body:
-            fence = "~" * max(3, max((len(r) for r in body.split("\n") if set(r) == {"~"}), default=0) + 1)
+            fence = "~" * max(
+                3, max((len(r.strip()) for r in body.split("\n") if set(r.strip()) == {"~"}), default=0) + 1
+            )
             out += ["", f"   {fence}"] + [f"   {line}" for line in body.split("\n")] + [f"   {fence}", ""]
-    if example.get("note"):
-        out += ["", md_text(example["note"], 500)]
+    if example.note:
+        out += ["", md_text(example.note, 500)]
     return [*out, ""]
 
 
@@ -93,11 +95,12 @@ def render_markdown(
     *,
     provenance: Provenance | None = None,
     examples: dict[str, Any] | None = None,
+    groups: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as Markdown: the HTML report's sections, in the same order."""
     from phonehome.analysis.report.html import build_view
 
-    view = build_view(report, plots=False, provenance=provenance, examples=examples)
+    view = build_view(report, plots=False, provenance=provenance, examples=examples, groups=groups)
     out = [f"# {md_text(view['title'], 300)}", ""]
     if view["redaction"]:
         out += [f"> **Redacted report.** {md_text(view['redaction'], 1000)}", ""]

@@ -30,18 +30,23 @@ def tables_dir_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + "_tables")
 
 
-def report_tables(report: ReportData) -> dict[str, pd.DataFrame]:
+def report_tables(report: ReportData, groups: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Every table of the report by file stem: the tables module's, plus the evidence groups."""
     frames = dict(table_frames(report))
-    frames.setdefault("evidence_groups", evidence_groups(report.findings, report.flows))
+    if "evidence_groups" not in frames:
+        frames["evidence_groups"] = (
+            evidence_groups(report.findings, report.flows) if groups is None else groups
+        )
     return frames
 
 
-def write_report_tables(report: ReportData, out_dir: Path) -> list[Path]:
+def write_report_tables(
+    report: ReportData, out_dir: Path, *, groups: pd.DataFrame | None = None
+) -> list[Path]:
     """Every table as CSV and Parquet in out_dir."""
     _private_dir(out_dir)
     written = []
-    for name, frame in report_tables(report).items():
+    for name, frame in report_tables(report, groups).items():
         csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
         _write_private(csv_path, frame.to_csv(index=False).encode("utf-8"))
         _write_private(parquet_path, b"")
@@ -73,13 +78,19 @@ def report_format(path: str | os.PathLike[str]) -> str:
     return REPORT_SUFFIXES[suffix]
 
 
-def render(report: ReportData, path: Path, *, provenance: Provenance | None = None) -> str:
+def render(
+    report: ReportData,
+    path: Path,
+    *,
+    provenance: Provenance | None = None,
+    groups: pd.DataFrame | None = None,
+) -> str:
     """The report's text in the format its path's suffix names (.html/.htm or .md/.markdown)."""
     markdown = report_format(path) == "markdown"
     provenance = provenance or from_tables(report.flows, report.contacts, options={"redact": report.redacted})
     if markdown:
-        return render_markdown(report, provenance=provenance)
-    return render_html(report, provenance=provenance)
+        return render_markdown(report, provenance=provenance, groups=groups)
+    return render_html(report, provenance=provenance, groups=groups)
 
 
 def write_report(
@@ -93,6 +104,7 @@ def write_report(
     target = Path(path)
     report_format(target)  # refused before anything is written
     _private_dir(target.parent)
-    text = render(report, target, provenance=provenance)
+    groups = evidence_groups(report.findings, report.flows)  # once, for the page and its table
+    text = render(report, target, provenance=provenance, groups=groups)
     _write_private(target, text.encode("utf-8"))
-    return [target, *write_report_tables(report, tables_dir_for(target))]
+    return [target, *write_report_tables(report, tables_dir_for(target), groups=groups)]
