@@ -8,6 +8,7 @@ file. Run with `-s` to see how many inputs were tried.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -85,6 +86,81 @@ def test_random_bytes(tmp_path: Path, data: bytes, suffix: str) -> None:
     path = tmp_path / f"random{suffix}"
     path.write_bytes(data)
     read_mutant(path)
+
+
+# any JSON type where HAR expects a string, a number, a list or an object (issue 15)
+_LEAF = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False), st.text(max_size=20)
+)
+_ANY = st.recursive(
+    _LEAF,
+    lambda ch: st.one_of(st.lists(ch, max_size=3), st.dictionaries(st.text(max_size=8), ch, max_size=3)),
+    max_leaves=8,
+)
+
+
+def _maybe(s):
+    return st.one_of(s, _ANY)
+
+
+_HEADER = st.fixed_dictionaries({"name": _maybe(st.text(max_size=10)), "value": _maybe(st.text(max_size=10))})
+_ENTRY = st.fixed_dictionaries(
+    {
+        "startedDateTime": _maybe(st.just("2024-01-01T00:00:00Z")),
+        "time": _maybe(st.floats(0, 10)),
+        "request": _maybe(
+            st.fixed_dictionaries(
+                {
+                    "method": _maybe(st.sampled_from(["GET", "POST"])),
+                    "url": _maybe(st.just("https://a.example/x?y=1")),
+                    "httpVersion": _maybe(st.just("HTTP/1.1")),
+                    "headers": _maybe(st.lists(_HEADER, max_size=3)),
+                    "postData": _maybe(
+                        st.fixed_dictionaries(
+                            {
+                                "text": _maybe(st.text(max_size=20)),
+                                "encoding": _maybe(st.just("base64")),
+                                "params": _maybe(st.lists(_HEADER, max_size=2)),
+                            }
+                        )
+                    ),
+                }
+            )
+        ),
+        "response": _maybe(
+            st.fixed_dictionaries(
+                {
+                    "status": _maybe(st.integers(0, 999)),
+                    "headers": _maybe(st.lists(_HEADER, max_size=2)),
+                    "content": _maybe(st.fixed_dictionaries({"text": _maybe(st.text(max_size=10))})),
+                }
+            )
+        ),
+        "_phonehome": _maybe(st.fixed_dictionaries({"app": _ANY, "mode": _ANY})),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(_ENTRY, max_size=3))
+def test_har_fields_of_any_json_type(tmp_path: Path, entries: list) -> None:
+    path = tmp_path / "types.har"
+    path.write_text(json.dumps({"log": {"entries": entries}}))
+    records, report = read_mutant(path)
+    assert report.records == len(records) <= len(entries)
+
+
+def test_integers_beyond_python_s_digit_limit(tmp_path: Path) -> None:
+    huge = "9" * 5000
+    text = (
+        '{"log": {"entries": [{"startedDateTime": "2024-01-01T00:00:00Z", "time": ' + huge + ", "
+        '"request": {"method": "GET", "url": "https://a.example/?n=1", "headers": []}, '
+        '"response": {"status": ' + huge + ', "headers": [], "content": {}}}]}}'
+    )
+    path = tmp_path / "huge.har"
+    path.write_text(text)
+    records, report = read_mutant(path)
+    assert len(records) == 1 and records[0].status is None and report.damage == []
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*")), ids=lambda p: p.name)
