@@ -141,6 +141,12 @@ def print_fields(title: str, with_profile: bool, mistakes: bool) -> None:
     score = score_fields(with_profile=with_profile)
     precision, recall = score.overall()
     print(f"\n{title}: precision {precision:.3f}, recall {recall:.3f} (field level)")
+    datasets, _ = load()
+    held = [name for name, d in datasets.items() if d.held_out]
+    if held:
+        for label, names in (("development", [n for n in datasets if n not in held]), ("held out", held)):
+            p, r = score_fields(names, with_profile=with_profile).overall()
+            print(f"  {label} datasets ({', '.join(names)}): precision {p:.3f}, recall {r:.3f}")
     print(f"  {'data type':26} {'P':>5} {'R':>5} {'tp':>3} {'fp':>3} {'fn':>3}")
     for dtype, row in score.table().items():
         counts = f"{row['tp']:3} {row['fp']:3} {row['fn']:3}"

@@ -10,20 +10,30 @@ import json
 
 import pytest
 
-from tests.corpus.real_eval import REAL, load, score_fields
+from tests.corpus.real_eval import REAL, findings, found_pairs, load, required_pairs, score_fields
 
-# overall field-level (precision, recall) floors
-OVERALL = {False: (0.96, 0.65), True: (0.96, 0.66)}
-# per data type recall floors (no profile, with profile)
+# Floors at what the classifier achieves (benchmarks/bench_real.py prints the figures). Before issue 17
+# it reached precision 0.967 and recall 0.652/0.663 (no profile/profile) on the development datasets.
+# overall field-level (precision, recall), no profile and with profile
+OVERALL = {False: (1.0, 0.938), True: (1.0, 0.938)}
+# the development datasets the rules were written against, and the held-out one they never saw
+DEVELOPMENT = {False: (1.0, 1.0), True: (1.0, 1.0)}
+HELD_OUT = {False: (1.0, 0.72), True: (1.0, 0.72)}
+# per data type recall floors (no profile, with profile); precision is 1.0 for every type
 RECALL = {
-    "device_id.advertising_id": (1.0, 1.0),
-    "network.local_ip": (1.0, 1.0),
-    "url": (1.0, 1.0),
+    "app.id": (1.0, 1.0),
     "contact.email": (1.0, 1.0),
-    "device_id.other": (0.8, 0.8),
-    "user_id": (0.8, 0.8),
+    "device.model": (1.0, 1.0),
+    "device.os_version": (1.0, 1.0),
+    "device_id.advertising_id": (1.0, 1.0),
+    "device_id.android_id": (1.0, 1.0),
+    "device_id.other": (0.758, 0.758),
+    "network.local_ip": (1.0, 1.0),
+    "search_query": (1.0, 1.0),
+    "token": (1.0, 1.0),
+    "url": (1.0, 1.0),
+    "user_id": (1.0, 1.0),
 }
-PRECISION = {"device_id.advertising_id": 1.0, "device_id.other": 1.0, "user_id": 1.0, "url": 0.85}
 
 
 def test_corpus_is_small_and_has_provenance():
@@ -57,10 +67,39 @@ def test_real_corpus_floors(with_profile):
     precision, recall = score.overall()
     floor_p, floor_r = OVERALL[with_profile]
     assert precision >= floor_p, score.mistakes
-    assert recall >= floor_r, score.mistakes
+    assert recall >= floor_r - 1e-9, score.mistakes
     table = score.table()
     column = 1 if with_profile else 0
     for dtype, floors in RECALL.items():
-        assert table[dtype]["recall"] >= floors[column], (dtype, score.mistakes)
-    for dtype, floor in PRECISION.items():
-        assert table[dtype]["precision"] >= floor, (dtype, score.mistakes)
+        assert table[dtype]["recall"] >= floors[column] - 1e-9, (dtype, score.mistakes)
+        assert table[dtype]["precision"] == 1.0, (dtype, score.mistakes)
+
+
+@pytest.mark.parametrize("with_profile", [False, True], ids=["no-profile", "profile"])
+def test_development_and_held_out_floors(with_profile):
+    datasets, _ = load()
+    held = [name for name, d in datasets.items() if d.held_out]
+    development = [name for name in datasets if name not in held]
+    assert held and development
+    for names, floors in ((development, DEVELOPMENT), (held, HELD_OUT)):
+        score = score_fields(names, with_profile=with_profile)
+        precision, recall = score.overall()
+        assert precision >= floors[with_profile][0], score.mistakes
+        assert recall >= floors[with_profile][1] - 1e-9, score.mistakes
+
+
+def test_request_level_recall_covers_every_labelled_pair():
+    """Per (request, data type), the granularity of the TrackHAR comparison: all but the held-out
+    LinkedIn browser-id cookies (no telling key, no schema) are found; request 22 counts as found
+    through its _ga cookie."""
+    datasets, _ = load()
+    missed = []
+    for name, dataset in datasets.items():
+        wanted = set(required_pairs(name))
+        found = found_pairs(name, findings(dataset, False))
+        missed += [(name, pair) for pair in sorted(wanted - found)]
+    assert missed == [
+        ("linkedin-web", (10, "device_id")),
+        ("linkedin-web", (13, "device_id")),
+        ("linkedin-web", (14, "device_id")),
+    ], missed

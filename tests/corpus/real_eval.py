@@ -57,12 +57,15 @@ class Dataset:
     path: Path
     what: str
     profile: dict
+    held_out: bool = False
 
 
 def load() -> tuple[dict[str, Dataset], list[Label]]:
     raw = json.loads((REAL / "labels.json").read_text("utf-8"))
     datasets = {
-        name: Dataset(name, REAL / info["file"], info["what"], info.get("profile") or {})
+        name: Dataset(
+            name, REAL / info["file"], info["what"], info.get("profile") or {}, bool(info.get("held_out"))
+        )
         for name, info in raw["datasets"].items()
     }
     labels = [
