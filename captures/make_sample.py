@@ -4,12 +4,16 @@ SYNTHETIC DATA. Nothing here was captured from a real phone or a real Xiaomi ser
 imitate, from public descriptions (W. Palant, "Are Xiaomi browsers spyware? Yes, they are...",
 2020; the Sensors Analytics Android SDK's documented event format; Xiaomi mistat/tracking SDK
 endpoints seen in decompiled code), what a Mint-Browser-like app sends while a tester browses in
-normal mode and then in incognito mode. Identifiers belong to no real device.
+normal mode and then in incognito mode; with `--optout`, then also in incognito mode with the
+vendor's "aggregated data collection" switch turned off (mode `incognito-optout`, the switch
+Xiaomi shipped in May 2020; not in the shipped sample yet, whose counts other tests pin).
+Identifiers belong to no real device. Each connection carries the TLS version and cipher it
+negotiated (TLS 1.2 for the vendor's hosts, as reported in 2020; TLS 1.3 elsewhere).
 
 The flows are written with mitmproxy's own FlowWriter, labelled in flow.metadata["phonehome"] as
 DESIGN.md says, so the file opens in `mitmweb -r` and reads with `mitmproxy.io.FlowReader`.
 
-Usage: python captures/make_sample.py [OUT_DIR]   (default: captures/sample-mint-browser)
+Usage: python captures/make_sample.py [--optout] [OUT_DIR]   (default: captures/sample-mint-browser)
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ PROFILE = {
     ],
     "search_terms": ["flu symptoms", "divorce lawyer near me"],
 }
+# opened and searched with the collection switched off (incognito-optout; profile values with --optout)
+OPTOUT_URL = "https://www.example.org/private/second-opinion"
+OPTOUT_SEARCH = "second opinion oncology"
+MODES = ("normal", "incognito")
+OPTOUT_MODE = "incognito-optout"
 DISTINCT_ID = "5d3b8f0e-2c7a-4e91-b6d4-0a9f8e7c6b5a"  # Sensors Analytics distinct_id: survives incognito
 DEVICE = {"model": "M2007J20CG", "manufacturer": "Xiaomi", "android": "10", "note": "synthetic device"}
 
@@ -89,8 +98,15 @@ def _conn_id(kind: str, ts: float) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"phonehome-sample/{kind}/{ts:.3f}"))
 
 
+# Negotiated TLS: the vendor's servers spoke TLS 1.2 in 2020 (as reported in press coverage of the
+# research); other hosts TLS 1.3. The phone's side to the proxy is TLS 1.3 (Android 10 and mitmproxy).
+TLS12 = ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
+TLS13 = ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+VENDOR_SUFFIXES = (".miui.com", ".xiaomi.com")
+
+
 def _client(ts: float, sni: str | None) -> connection.Client:
-    return connection.Client(
+    client = connection.Client(
         id=_conn_id("client", ts),
         peername=("192.168.1.23", 40000 + int(ts) % 20000),
         sockname=("192.168.1.10", 8080),
@@ -98,6 +114,10 @@ def _client(ts: float, sni: str | None) -> connection.Client:
         sni=sni,
         proxy_mode=ProxyMode.parse("regular"),
     )
+    if sni:
+        client.tls_version, client.cipher = TLS13
+        client.timestamp_tls_setup = ts - 0.01
+    return client
 
 
 def _server(host: str, ts: float, ip: str) -> connection.Server:
@@ -107,6 +127,7 @@ def _server(host: str, ts: float, ip: str) -> connection.Server:
     server.timestamp_tcp_setup = ts - 0.03
     server.timestamp_tls_setup = ts - 0.02
     server.sni = host
+    server.tls_version, server.cipher = TLS12 if host.endswith(VENDOR_SUFFIXES) else TLS13
     return server
 
 
@@ -223,7 +244,7 @@ def sa_event(builder: SampleBuilder, event: str, props: dict) -> dict:
         "$network_type": "WIFI",
         "$device_id": PROFILE["android_id"],
         "imei_md5": hashlib.md5(PROFILE["imei"][0].encode()).hexdigest(),
-        "is_incognito": builder.mode == "incognito",
+        "is_incognito": builder.mode != "normal",
     }
     base.update(props)
     return {
@@ -283,9 +304,20 @@ def firebase_measurement(builder: SampleBuilder) -> bytes:
     return pb_field(1, bundle)
 
 
-def build() -> SampleBuilder:
+def profile(optout: bool = False) -> dict:
+    """The synthetic phone's known values (with the opt-out phase's URL and search when it has one)."""
+    if not optout:
+        return PROFILE
+    return {
+        **PROFILE,
+        "urls": [*PROFILE["urls"], OPTOUT_URL],
+        "search_terms": [*PROFILE["search_terms"], OPTOUT_SEARCH],
+    }
+
+
+def build(optout: bool = False) -> SampleBuilder:
     b = SampleBuilder()
-    url_health, url_news, url_private = PROFILE["urls"]
+    url_health, url_news, url_private = PROFILE["urls"][:3]
     nav = {
         "Accept": "text/html,application/xhtml+xml",
         "Sec-Fetch-Mode": "navigate",
@@ -509,12 +541,50 @@ def build() -> SampleBuilder:
         response_body=b"/* site script */",
         server_ip="198.51.100.30",
     )
+
+    if optout:
+        add_optout_phase(b)
     b.phases[-1]["end"] = b.clock.tick(2)
     return b
 
 
-def write(out_dir: Path) -> None:
-    b = build()
+def add_optout_phase(b: SampleBuilder) -> None:
+    """Incognito with the vendor's collection switch off (synthetic: no page views or searches are
+    batched any more, but the SDK still reports the end of the session with its identifiers)."""
+    nav = {
+        "Accept": "text/html,application/xhtml+xml",
+        "Sec-Fetch-Mode": "navigate",
+        "Sec-Fetch-Dest": "document",
+    }
+    html = b"<!doctype html><title>page</title>"
+    b.start_phase(OPTOUT_MODE, "incognito-optout-browsing")
+    b.add(
+        "GET",
+        OPTOUT_URL,
+        headers=nav,
+        response_type="text/html",
+        response_body=html,
+        server_ip="198.51.100.40",
+    )
+    b.add(
+        "GET",
+        "https://www.bing.com/search?" + urlencode({"q": OPTOUT_SEARCH}),
+        headers=nav,
+        response_type="text/html",
+        response_body=html,
+        server_ip="204.79.197.200",
+    )
+    b.add(
+        "POST",
+        "https://sa.api.intl.miui.com/sa?project=global_browser_mini",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=sensors_batch([sa_event(b, "$AppEnd", {"event_duration": 42.5})]),
+        server_ip="203.0.113.11",
+    )
+
+
+def write(out_dir: Path, optout: bool = False) -> None:
+    b = build(optout)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "flows.mitm").open("wb") as fo:
         writer = FlowWriter(fo)
@@ -526,11 +596,12 @@ def write(out_dir: Path) -> None:
         "created": START,
         "synthetic": True,
         "device": DEVICE,
+        "modes": [*MODES, OPTOUT_MODE] if optout else list(MODES),  # the study's modes, declared
         "phases": b.phases,
         "tool": {"phonehome": "sample generator (captures/make_sample.py)"},
     }
     (out_dir / "session.json").write_text(json.dumps(session, indent=2) + "\n")
-    (out_dir / "profile.json").write_text(json.dumps(PROFILE, indent=2) + "\n")
+    (out_dir / "profile.json").write_text(json.dumps(profile(optout), indent=2) + "\n")
     pinned = {
         "type": "tls_failed",
         "timestamp": START + 3.0,
@@ -545,6 +616,7 @@ def write(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / SESSION
-    write(target)
+    args = [a for a in sys.argv[1:] if a != "--optout"]
+    target = Path(args[0]) if args else Path(__file__).parent / SESSION
+    write(target, optout="--optout" in sys.argv[1:])
     print(f"wrote {target}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -111,7 +112,7 @@ paraphrase = "p"
             ("no_contact", "incognito", 'owner = "Google"'),
             ("no_upload", "incognito", 'data_types = ["contact"]'),
             ("no_upload", "normal", 'data_types = ["contact.phone"]'),
-            ("no_contact", "incognito-optout", 'owner = "Facebook"'),
+            ("no_contact", "guest", 'owner = "Facebook"'),
         )
     )
     a = sample_analysis
@@ -196,11 +197,56 @@ def test_a_malformed_claims_file_is_one_line_naming_file_and_line(
 def test_report_puts_claims_first_and_demo_shows_them(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "-q"]) == 0
     markdown = (tmp_path / "report.md").read_text()
-    assert markdown.index("## Claims vs observations") < markdown.index("## Normal vs")
-    section = markdown.split("## Claims vs observations", 1)[1].split("\n## ", 1)[0]
-    assert section.count("| contradicted |") >= 5 and "| inconclusive |" in section
+    assert markdown.index("# Claims vs observations") < markdown.index("# Normal vs")
+    section = markdown.split("# Claims vs observations", 1)[1].split("# Normal vs", 1)[0]
+    cells = re.findall(r"\|\s*`?(contradicted|consistent|inconclusive)`?\s*\|", section)
+    assert cells.count("contradicted") >= 5 and "inconclusive" in cells
     assert "sa.api.intl.miui.com" in section and "blog.mi.com" in section
     html = (tmp_path / "report.html").read_text()
-    assert "Claims vs observations" in html and "contradicted" in html
+    claims_html = html[html.rindex("Claims vs observations") :].split("Normal vs", 1)[0]
+    assert "contradicted" in claims_html
+    links = set(re.findall(r'href="#(ev-[0-9a-f]{12})"', claims_html))  # each verdict links its evidence
+    assert links and links <= set(re.findall(r'id="(ev-[0-9a-f]{12})"', html))
     tables = sorted(p.name for p in (tmp_path / "report_tables").glob("claims.*"))
     assert tables and claims_table([]).columns.tolist()[0] == "app"
+
+
+@pytest.fixture(scope="module")
+def optout_sample(tmp_path_factory, sample_capture):
+    """The sample with its incognito-optout phase (make_sample.py --optout) and the same claims."""
+    import shutil
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("optout") / "sample-mint-browser"
+    script = sample_capture.parent / "make_sample.py"
+    subprocess.run([sys.executable, str(script), "--optout", str(out)], check=True, timeout=60)
+    shutil.copy(sample_capture / "claims.toml", out / "claims.toml")
+    from phonehome.analysis.pipeline import analyze
+
+    return out, analyze([out])
+
+
+def test_opt_out_is_not_tested_without_its_mode(sample_analysis, sample_capture):
+    verdict = _verdicts(sample_analysis, sample_capture)["incognito-optout"]
+    assert (verdict.verdict, verdict.reason) == (INCONCLUSIVE, "mode not tested")
+
+
+def test_opt_out_compares_the_opted_out_mode_with_the_mode_it_silences(optout_sample):
+    capture, analysis = optout_sample
+    verdict = _verdicts(analysis, capture)["incognito-optout"]
+    assert verdict.verdict == CONSISTENT, verdict.why  # no URL or search left with the switch off
+    assert "3 (destination, data type) pairs sent in incognito" in verdict.why
+    everything = parse_claims(
+        f'[[claim]]\ntype = "opt_out_effective"\nmode = "incognito-optout"\nparaphrase = "p"\n{SOURCE}\n'
+    )
+    a = analysis
+    (strict,) = judge_claims([everything], a.findings, a.flows, a.contacts)
+    assert strict.verdict == CONTRADICTED  # the synthetic SDK still reports its identifiers
+    ids = a.findings["flow_id"].astype(str).add("#").add(a.findings["field"])
+    rows = a.findings[ids.isin(strict.finding_ids)]
+    assert set(rows["mode"]) == {"incognito-optout"} and "device_id.android_id" in set(rows["data_type"])
+    # the vendor's claims keep their verdicts with the extra mode
+    verdicts = _verdicts(analysis, capture)
+    for claim_id in ("incognito-no-upload", "incognito-unlinkable", "anonymous-statistics", "random-token"):
+        assert verdicts[claim_id].verdict == CONTRADICTED, claim_id

@@ -30,8 +30,9 @@ from tests.support_proxy import ROOT, mitmdump, tls_upstream
 
 RECORDER = ROOT / "addons" / "recorder.py"
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
-NAV = {
+NAV = {  # a typed address: the user's own navigation (markers refuse anything else)
     "Accept": "text/html,application/xhtml+xml",
+    "Sec-Fetch-Site": "none",
     "Sec-Fetch-Mode": "navigate",
     "Sec-Fetch-Dest": "document",
 }

@@ -25,10 +25,11 @@ def test_sample_is_a_labelled_mitmproxy_dump(sample_capture: Path):
     assert {label["mode"] for label in labels} == {"normal", "incognito"}
     assert {label["app"] for label in labels} == {"com.mi.globalbrowser.mini"}
     modes = [label["mode"] for label in labels]
-    assert modes == sorted(modes, key=["normal", "incognito"].index), "normal first, then incognito"
+    order = ["normal", "incognito"]
+    assert modes == sorted(modes, key=order.index), "normal first, then incognito"
     session = json.loads((sample_capture / "session.json").read_text())
     assert session["schema"] == 1 and session["synthetic"] is True
-    assert [p["mode"] for p in session["phases"]] == ["normal", "incognito"]
+    assert [p["mode"] for p in session["phases"]] == order
     profile = json.loads((sample_capture / "profile.json").read_text())
     assert profile["android_id"] and profile["urls"] and profile["search_terms"]
 
@@ -53,6 +54,38 @@ def test_regenerating_gives_the_same_flows(tmp_path: Path, sample_capture: Path)
     assert len(shipped) == 21
     assert regenerated == shipped
     assert (out / "profile.json").read_text() == (sample_capture / "profile.json").read_text()
+
+
+def test_optout_phase_adds_the_collection_off_mode(tmp_path: Path):
+    """`make_sample.py --optout` adds incognito with the vendor's switch off after the two modes."""
+    out = tmp_path / "optout"
+    subprocess.run(
+        [sys.executable, str(REPO / "captures" / "make_sample.py"), "--optout", str(out)],
+        check=True,
+        timeout=60,
+    )
+    with (out / "flows.mitm").open("rb") as fo:
+        modes = [f.metadata["phonehome"]["mode"] for f in FlowReader(fo).stream()]
+    assert modes[-3:] == ["incognito-optout"] * 3 and modes[:-3] == [
+        m for m in modes[:-3] if m != "incognito-optout"
+    ]
+    session = json.loads((out / "session.json").read_text())
+    assert (
+        session["modes"]
+        == [p["mode"] for p in session["phases"]]
+        == ["normal", "incognito", "incognito-optout"]
+    )
+    assert "second opinion oncology" in json.loads((out / "profile.json").read_text())["search_terms"]
+
+
+def test_sample_records_negotiated_tls(sample_capture: Path):
+    """The vendor's hosts spoke TLS 1.2, the others TLS 1.3 (the tls_min claim needs it)."""
+    with (sample_capture / "flows.mitm").open("rb") as fo:
+        flows = [f for f in FlowReader(fo).stream() if isinstance(f, http.HTTPFlow)]
+    versions = {(f.request.pretty_host, f.server_conn.tls_version) for f in flows}
+    assert {v for h, v in versions if h.endswith((".miui.com", ".xiaomi.com"))} == {"TLSv1.2"}
+    assert {v for h, v in versions if not h.endswith((".miui.com", ".xiaomi.com"))} == {"TLSv1.3"}
+    assert all(f.server_conn.cipher and f.client_conn.tls_version == "TLSv1.3" for f in flows)
 
 
 def _comparable(path: Path) -> list[dict]:

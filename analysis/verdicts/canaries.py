@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from phonehome.analysis.plan import Canary, Plan
+from phonehome.analysis.verdicts.evidence import evidence_ids, join_ids
 
 COLUMNS: tuple[str, ...] = (
     "app",
@@ -31,6 +32,7 @@ COLUMNS: tuple[str, ...] = (
     "not_seen",
     "finding_ids",
     "summary",
+    "evidence_ids",
 )
 KIND_WORDS = {
     "url": ("canary URL", "canary URLs", "opened"),
@@ -114,7 +116,9 @@ def _rows(
             f"{who}{mode} mode not tested: no traffic in {mode} mode, so none of the {len(planned)} "
             f"{noun} {verb} in it can be judged."
         )
-        return [(app, mode, many, ANY_DESTINATION, 0, len(planned), "", "", _names(missing), "", sentence)]
+        return [
+            (app, mode, many, ANY_DESTINATION, 0, len(planned), "", "", _names(missing), "", sentence, "")
+        ]
     all_hits = pd.concat([hits[c.id] for c in left]) if left else findings.iloc[0:0]
     destinations = []
     for (host, owner), group in all_hits.groupby(["host", "owner"], sort=True):
@@ -148,6 +152,7 @@ def _rows(
             _names(missing),
             "; ".join(finding_ids(all_hits)),
             sentence,
+            join_ids(list(evidence_ids(all_hits))),
         )
     ]
     for host, owner, group, seen_here in destinations:
@@ -169,6 +174,7 @@ def _rows(
                 _names(absent),
                 "; ".join(finding_ids(group)),
                 line,
+                join_ids(list(evidence_ids(group))),
             )
         )
     return out

@@ -54,6 +54,7 @@ import pandas as pd
 from phonehome.analysis.claims import Claim, ClaimsFile, expand_data_types
 from phonehome.analysis.findings import DATA_TYPES
 from phonehome.analysis.verdicts.canaries import finding_ids
+from phonehome.analysis.verdicts.evidence import evidence_ids, join_ids
 
 COLUMNS: tuple[str, ...] = (
     "app",
@@ -65,6 +66,7 @@ COLUMNS: tuple[str, ...] = (
     "reason",
     "why",
     "finding_ids",
+    "evidence_ids",
 )
 CONTRADICTED, CONSISTENT, INCONCLUSIVE = "contradicted", "consistent", "inconclusive"
 MAX_IDS = 40  # in the table; `ClaimVerdict.finding_ids` keeps them all
@@ -90,6 +92,7 @@ class ClaimVerdict:
     reason: str
     why: str
     finding_ids: list[str] = field(default_factory=list)
+    evidence_ids: str = ""  # the evidence groups (analysis.verdicts.evidence) the findings belong to
 
     def row(self) -> tuple:
         ids = self.finding_ids[:MAX_IDS]
@@ -104,6 +107,7 @@ class ClaimVerdict:
             self.reason,
             self.why,
             "; ".join(ids) + (f"; (+{more} more)" if more > 0 else ""),
+            self.evidence_ids,
         )
 
 
@@ -668,7 +672,17 @@ def judge_claims(
                     app, mine(findings), mine(flows), mine(contacts), claims_file.claimant_sites, known or {}
                 )
                 verdicts.append(CHECKS[claim.type](claim, obs))
+    groups = _evidence_of(findings)
+    for verdict in verdicts:
+        verdict.evidence_ids = join_ids([groups.get(i, "") for i in verdict.finding_ids])
     return verdicts
+
+
+def _evidence_of(findings: pd.DataFrame) -> dict[str, str]:
+    """finding id -> evidence id, so the report links each verdict to its evidence groups."""
+    if findings.empty:
+        return {}
+    return dict(zip(finding_ids(findings), evidence_ids(findings), strict=True))
 
 
 def claims_table(verdicts: Sequence[ClaimVerdict]) -> pd.DataFrame:
