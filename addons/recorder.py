@@ -30,7 +30,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import command, ctx, dns, exceptions, http, tls, version
+from mitmproxy import command, ctx, dns, exceptions, http, tcp, tls, udp, version
 
 from phonehome.addons import capturedir, markers
 from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
@@ -458,9 +458,34 @@ class Recorder:
         return markers.response(200, "Labels set", f"{parsed.key} is now {parsed.value}.", self.labels)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._save(flow)
+        if flow.websocket is None:  # a WebSocket is saved when it ends, with its messages
+            self._save(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is None:
+            self._save(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self._save(flow)
+
+    # raw TCP and UDP (e.g. QUIC not decrypted, other protocols): labelled at their start, saved
+    # at their end, messages included, as mitmproxy's own save addon does
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        flow.metadata[LABEL_KEY] = dict(self.labels)
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._save(flow)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self._save(flow)
+
+    def udp_start(self, flow: udp.UDPFlow) -> None:
+        flow.metadata[LABEL_KEY] = dict(self.labels)
+
+    def udp_end(self, flow: udp.UDPFlow) -> None:
+        self._save(flow)
+
+    def udp_error(self, flow: udp.UDPFlow) -> None:
         self._save(flow)
 
     def dns_request(self, flow: dns.DNSFlow) -> None:
