@@ -2,8 +2,10 @@
 
 Inputs: random bytes under every content type and Content-Encoding, real sample bodies mutated
 (bit flips, truncation, splices) and re-wrapped in random layers (gzip/zlib/zstd/brotli/base64/
-hex/json/msgpack/protobuf), plus decompression bombs. For every input it checks the decoder's
-invariants (no internal error, bounded fields and values) and times it. It prints how many inputs
+hex/json/msgpack/protobuf, multi-member gzip, concatenated zstd frames, flushed brotli), plus
+decompression bombs (also issue 15's: empty gzip members, brotli meta-blocks, empty zstd
+frames). For every input it checks the decoder's invariants (no internal error, bounded fields
+and values) and times it. It prints how many inputs
 were tried, failures, the slowest input and the process's peak memory; `--save N` writes the N
 slowest inputs (and every failing one) to tests/data/decode/corpus/ for the test suite to replay.
 
@@ -46,7 +48,13 @@ CONTENT_TYPES = [
     "application/octet-stream",
     "text/plain",
 ]
-CODINGS = {None: None, "gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress}
+CODINGS = {
+    None: None,
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda d: zstandard.ZstdCompressor().compress(d),
+}
 WRAPPERS = {
     "gzip": gzip.compress,
     "zlib": zlib.compress,
@@ -58,7 +66,19 @@ WRAPPERS = {
     "form": lambda d: b"a=1&data=" + base64.b64encode(d).replace(b"+", b"%2B"),
     "msgpack": lambda d: msgpack.packb({"k": d, "s": "x"}),
     "protobuf": lambda d: b"\x0a" + bytes([min(len(d), 127)]) + d[:127],
+    # issue 15: multi-member gzip, concatenated zstd frames, brotli in cut-up meta-blocks
+    "gzip-members": lambda d: b"".join(gzip.compress(d[i : i + 97]) for i in range(0, max(len(d), 1), 97)),
+    "zstd-frames": lambda d: b"".join(
+        zstandard.ZstdCompressor().compress(d[i : i + 97]) for i in range(0, max(len(d), 1), 97)
+    ),
+    "brotli-flushed": lambda d: _brotli_flushed(d),
 }
+
+
+def _brotli_flushed(data: bytes) -> bytes:
+    comp = brotli.Compressor(quality=1)
+    out = [comp.process(data[i : i + 97]) + comp.flush() for i in range(0, len(data), 97)]
+    return b"".join(out) + comp.finish()
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
@@ -109,6 +129,14 @@ def bombs() -> list[tuple[dict[str, str], bytes, str]]:
         ({}, zstandard.ZstdCompressor(level=3).compress(zeros), "bomb:zstd"),
         ({"Content-Encoding": "br"}, brotli.compress(zeros, quality=5), "bomb:brotli"),
         ({}, json.dumps({"x": base64.b64encode(zlib.compress(zeros, 9)).decode()}).encode(), "bomb:zlib-b64"),
+        # issue 15: 8 MB of empty gzip members (quadratic before), brotli bomb in many meta-blocks
+        ({"Content-Encoding": "gzip"}, gzip.compress(b"", mtime=0) * 400_000, "bomb:gzip-members"),
+        ({"Content-Encoding": "br"}, _brotli_flushed(zeros[: 8 << 20]), "bomb:brotli-flushed"),
+        (
+            {"Content-Encoding": "zstd"},
+            zstandard.ZstdCompressor().compress(b"") * 500_000,
+            "bomb:zstd-empty-frames",
+        ),
     ]
 
 

@@ -24,7 +24,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phonehome.analysis.decode import DEFAULT_LIMITS, Limits, decode_request, decode_value
+from phonehome.analysis.decode import DEFAULT_LIMITS, Limits, codecs, decode_request, decode_value
 from tests.support_decode import pb_string, record, varint
 
 CORPUS = Path(__file__).parent / "data" / "decode" / "corpus"
@@ -214,3 +214,53 @@ def test_corpus_replays_cleanly(path):
     check(decoded)
     for expected in case.get("expect_values", []):
         assert any(f.value == expected for f in decoded.fields), expected
+
+
+# --- issue 15: the streamed codecs, against their reference compressors -----------------------
+
+
+def _gzip_members(data: bytes, cut: int) -> bytes:
+    return b"".join(gzip.compress(data[i : i + cut], mtime=0) for i in range(0, max(len(data), 1), cut))
+
+
+def _zstd_frames(data: bytes, cut: int) -> bytes:
+    comp = zstandard.ZstdCompressor()
+    return b"".join(comp.compress(data[i : i + cut]) for i in range(0, max(len(data), 1), cut))
+
+
+def _brotli_flushed(data: bytes, cut: int) -> bytes:
+    comp = brotli.Compressor(quality=1)
+    return (
+        b"".join(comp.process(data[i : i + cut]) + comp.flush() for i in range(0, len(data), cut))
+        + comp.finish()
+    )
+
+
+_STREAMS = {"gzip": _gzip_members, "zstd": _zstd_frames, "brotli": _brotli_flushed}
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=40_000)
+    | st.builds(lambda n, b: b * n, st.integers(1, 60_000), st.binary(min_size=1, max_size=3)),
+    kind=st.sampled_from(sorted(_STREAMS)),
+    cut=st.integers(1, 70_000),
+    bound=st.integers(0, 80_000),
+)
+def test_streamed_codecs_give_the_prefix_up_to_the_bound(data, kind, cut, bound):
+    TRIED["codec stream"] += 1
+    res = codecs.decompress(kind, _STREAMS[kind](data, cut), bound)
+    assert res is not None
+    assert res.data == data[:bound]
+    assert res.truncated == (len(data) > bound)
+
+
+@FUZZ
+@given(data=st.binary(min_size=1, max_size=5_000), kind=st.sampled_from(sorted(_STREAMS)), at=st.floats(0, 1))
+def test_cut_or_damaged_codec_streams_never_raise(data, kind, at):
+    TRIED["codec damaged"] += 1
+    stream = bytearray(_STREAMS[kind](data, 300))
+    pos = int(at * (len(stream) - 1))
+    for damaged in (bytes(stream[:pos]), bytes(stream[:pos]) + b"\xff" + bytes(stream[pos + 1 :])):
+        res = codecs.decompress(kind, damaged, 1 << 20)
+        assert res is None or len(res.data) <= 1 << 20
