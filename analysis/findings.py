@@ -53,6 +53,8 @@ FLOWS_COLUMNS: tuple[str, ...] = (
     "decode_truncated",
     "source",
     "opaque_bytes",  # request body bytes no decoder could open (coverage: payloads sent but opaque)
+    "tls_version",  # negotiated with the destination ("TLSv1.2"), empty when unknown or plain HTTP
+    "tls_cipher",
 )
 
 CONTACTS_COLUMNS: tuple[str, ...] = (

@@ -54,6 +54,9 @@ class HttpRecord:
     response_size: int | None = None
     server_ip: str | None = None
     sni: str | None = None
+    # TLS the destination negotiated (the proxy's connection to the server), e.g. "TLSv1.2"
+    tls_version: str | None = None
+    tls_cipher: str | None = None
 
     @property
     def url(self) -> str:

@@ -126,6 +126,8 @@ class RowCollector:
                     decoded.truncated,
                     record.source,
                     decoded.opaque_bytes,
+                    record.tls_version or "",
+                    record.tls_cipher or "",
                 )
             )
         )

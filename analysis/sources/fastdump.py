@@ -245,6 +245,8 @@ def http_record_from_record(
     server = _spans(buf, *top[b"server_conn"])
     sni = _get(buf, client, b"sni")
     peer = _get(buf, server, b"peername")
+    tls_version = _get(buf, server, b"tls_version") if b"tls_version" in server else None
+    tls_cipher = _get(buf, server, b"cipher") if b"cipher" in server else None
 
     if http_version in _HTTP2_VERSIONS:
         host_header = _authority(authority) or _host_header(fields)
@@ -295,6 +297,8 @@ def http_record_from_record(
         response_size=response_size,
         server_ip=server_ip,
         sni=sni,
+        tls_version=tls_version,
+        tls_cipher=tls_cipher,
     )
 
 

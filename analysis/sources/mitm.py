@@ -63,6 +63,8 @@ def http_record(
         response_size=len(resp.raw_content or b"") if resp else None,
         server_ip=server_ip,
         sni=sni,
+        tls_version=f.server_conn.tls_version if f.server_conn else None,
+        tls_cipher=f.server_conn.cipher if f.server_conn else None,
     )
 
 
