@@ -238,3 +238,30 @@ def test_gzip_body_still_reaches_the_schema():
 def test_known_values_compile_once_per_profile():
     profile = Profile.from_dict({"android_id": ANDROID_ID})
     assert KnownValues(profile).find(f"x{ANDROID_ID}y")
+
+
+# -- known values: hash chains, truncations, joined identifiers ---------------------------------------
+
+
+def test_known_value_hash_chains_truncations_and_joins():
+    import base64
+    import hashlib
+
+    imei, mac, email = "356938035643809", "3c:5a:b4:12:9e:7d", "jane@example.org"
+    known = KnownValues(Profile.from_dict({"imei": [imei], "mac": [mac], "email": email}))
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    def forms(value: str) -> set[tuple[str, str]]:
+        return {(m.profile_key, m.form) for m in known.find_all(["noise", f"v={value}&x=1"])[1]}
+
+    assert forms(hashlib.sha256(md5(email).encode()).hexdigest()) == {("email", "sha256-of-md5-hex")}
+    truncated = base64.urlsafe_b64encode(hashlib.sha1(imei.encode()).digest()).decode()[:16]
+    assert forms(truncated) == {("imei", "sha1-base64-truncated")}
+    assert forms(md5(imei)[:16]) == {("imei", "md5-hex-truncated")}
+    joined = md5(imei + "_" + mac.upper())
+    assert forms(joined) == {("imei", "joined-hash-hex"), ("mac", "joined-hash-hex")}
+    # a digest of something else is nothing
+    assert forms(md5(imei + "_x")) == set()
+    assert forms(hashlib.sha256(b"other").hexdigest()) == set()

@@ -2,8 +2,11 @@
 
 Every profile value is expanded once into the forms an SDK might send it in — plain, URL-encoded,
 hex, base64 (at all three byte alignments, so it is found inside a longer base64 string), and
-md5/sha1/sha256 in hex or base64; a MAC with or without separators. Matching a field is then a
-single pass of two compiled regexes (one case-insensitive, one case-sensitive for base64).
+md5/sha1/sha256 in hex or base64; a MAC with or without separators; hash chains of the hex
+digests (sha256(md5(x)) and the like), the first 16 characters of a hex or base64url digest
+(truncated hashes), and digests of two device identifiers joined (md5(IMEI + "_" + MAC)), which
+name both. Matching a field is then a single pass of two compiled regexes (one case-insensitive,
+one case-sensitive for base64).
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ PROFILE_TYPES = {
     "search_terms": "search_query",
 }
 MIN_KNOWN_LENGTH = 6  # shorter values match by accident
+HASHES = ("md5", "sha1", "sha256")
+TRUNCATED = 16  # characters kept of a truncated digest: 64 bits of hex, 96 of base64
+# identifiers SDKs join before hashing (one device fingerprint from several ids)
+JOINABLE = ("imei", "android_id", "mac", "serial", "advertising_id", "oaid", "imsi")
+JOINERS = ("", "_", "-", ":", "|")
+_HEX_RUN = re.compile(r"[0-9a-f]{16,}")
+MAX_HEX_RUN = 512  # longer hex runs (hex-encoded blobs) are looked up at their start only
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +87,45 @@ def _variants(key: str, value: str) -> tuple[dict[str, str], dict[str, str]]:
             folded.setdefault(quote(variant, safe="").lower(), "urlencoded")
             folded.setdefault(quote_plus(variant).lower(), "urlencoded")
             folded.setdefault(variant.encode().hex(), "hex")
-            for name in ("md5", "sha1", "sha256"):
+            for name in HASHES:
                 digest = hashlib.new(name, variant.encode()).digest()
                 folded.setdefault(digest.hex(), f"{name}-hex")
                 exact.setdefault(base64.b64encode(digest).decode().rstrip("="), f"{name}-base64")
+                folded.setdefault(digest.hex()[:TRUNCATED], f"{name}-hex-truncated")
+                exact.setdefault(
+                    base64.urlsafe_b64encode(digest).decode()[:TRUNCATED], f"{name}-base64-truncated"
+                )
+                for outer in HASHES:  # hash chains over the hex digest: sha256(md5(x))
+                    chained = hashlib.new(outer, digest.hex().encode()).hexdigest()
+                    folded.setdefault(chained, f"{outer}-of-{name}-hex")
         for form in _b64_forms(raw):
             exact.setdefault(form, "base64")
     return ({k: v for k, v in folded.items() if len(k) >= MIN_KNOWN_LENGTH},
             {k: v for k, v in exact.items() if len(k) >= MIN_KNOWN_LENGTH})  # fmt: skip
+
+
+def _joined(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Digests of two device identifiers joined: hex form -> "key1|key2"."""
+    ids = []
+    for key, value in pairs:
+        if key in JOINABLE and len(value) >= MIN_KNOWN_LENGTH:
+            forms = {value, value.lower(), value.upper()}
+            if key == "mac":
+                bare = re.sub(r"[^0-9a-fA-F]", "", value)
+                forms |= {bare.lower(), bare.upper()}
+            ids.extend((key, form) for form in sorted(forms))
+    ids = ids[:24]
+    out: dict[str, str] = {}
+    for i, (key_a, a) in enumerate(ids):
+        for key_b, b in ids[i + 1 :]:
+            if key_a == key_b:
+                continue
+            for first, second in ((a, b), (b, a)):
+                for joiner in JOINERS:
+                    text = f"{first}{joiner}{second}".encode()
+                    for name in HASHES:
+                        out.setdefault(hashlib.new(name, text).hexdigest(), f"{key_a}|{key_b}")
+    return out
 
 
 class KnownValues:
@@ -103,6 +144,15 @@ class KnownValues:
                 self._folded.setdefault(form, (key, how))
             for form, how in exact.items():
                 self._exact.setdefault(form, (key, how))
+        # derived digests (chains, truncations, joined ids) are many and all hex: looked up per hex run
+        # instead of joining the alternation, which would slow every field down
+        self._hex: dict[str, tuple[str, str]] = {}
+        for form, (_key, how) in list(self._folded.items()):
+            if how.endswith("-truncated") or "-of-" in how:
+                self._hex[form] = self._folded.pop(form)
+        for form, keys in _joined(profile.known_values()).items():
+            self._hex.setdefault(form, (keys, "joined-hash-hex"))
+        self._hex_lengths = sorted({len(form) for form in self._hex})
         # folded forms are lower case: match them against the lowered value (faster than IGNORECASE)
         self._folded_re = _alternation(self._folded, 0)
         self._exact_re = _alternation(self._exact, 0)
@@ -117,14 +167,31 @@ class KnownValues:
         if self._folded_re is not None:
             lowered = value.lower()
             for match in self._folded_re.finditer(lowered):
-                key, how = self._folded[match.group(0)]
+                keys, how = self._folded[match.group(0)]
                 text = value[match.start() : match.end()] if len(lowered) == len(value) else match.group(0)
-                found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
+                for key in keys.split("|"):
+                    found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         if self._exact_re is not None:
             for match in self._exact_re.finditer(value):
                 key, how = self._exact[match.group(0)]
                 found.setdefault(key, KnownMatch(key, _type_of(key), how, match.group(0)))
+        for _, text, keys, how in self._hex_matches(value.lower()):
+            for key in keys.split("|"):
+                found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         return list(found.values())
+
+    def _hex_matches(self, lowered: str):
+        """(position, text, keys, how) of derived digests inside the hex runs of `lowered`."""
+        if not self._hex:
+            return
+        for run in _HEX_RUN.finditer(lowered):
+            text = run.group(0)
+            starts = range(len(text)) if len(text) <= MAX_HEX_RUN else (0,)
+            for start in starts:
+                for length in self._hex_lengths:
+                    hit = self._hex.get(text[start : start + length])
+                    if hit is not None:
+                        yield run.start() + start, text[start : start + length], hit[0], hit[1]
 
     def find_all(self, values: list[str]) -> list[list[KnownMatch]]:
         """find() for many values in one regex pass per matcher (fields of one request)."""
@@ -149,12 +216,19 @@ class KnownValues:
                 return [self.find(v) for v in values]
             for match in regex.finditer(source):
                 index = bisect_right(starts, match.start()) - 1
-                key, how = table[match.group(0)]
-                if (index, key) in seen:
-                    continue
-                seen.add((index, key))
+                keys, how = table[match.group(0)]
                 text = joined[match.start() : match.end()]
-                results[index].append(KnownMatch(key, _type_of(key), how, text))
+                for key in keys.split("|"):
+                    if (index, key) in seen:
+                        continue
+                    seen.add((index, key))
+                    results[index].append(KnownMatch(key, _type_of(key), how, text))
+        for position, text, keys, how in self._hex_matches(joined.lower()):
+            index = bisect_right(starts, position) - 1
+            for key in keys.split("|"):
+                if (index, key) not in seen:
+                    seen.add((index, key))
+                    results[index].append(KnownMatch(key, _type_of(key), how, text))
         return results
 
     def near_location(self, lat: float, lon: float, tolerance: float = 0.01) -> bool:
