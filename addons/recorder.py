@@ -424,9 +424,24 @@ class Recorder:
         """Label every request; answer markers ourselves so they never leave the laptop."""
         if not flow.metadata.get("phonehome_marker") and not is_marker(flow.request):
             flow.metadata[LABEL_KEY] = dict(self.labels)
+            if flow.response is not None:  # answered on the laptop: not the app's traffic
+                kind = self._internal_kind(flow)
+                if kind:
+                    flow.metadata[LABEL_KEY].update(kind=kind, internal=True)
             return
         flow.metadata["phonehome_marker"] = True
+        flow.metadata[LABEL_KEY] = {**self.labels, "kind": "marker", "internal": True}
         flow.response = self.answer_marker(flow)
+
+    @staticmethod
+    def _internal_kind(flow: http.HTTPFlow) -> str | None:
+        """`onboarding` (mitm.it, the CA download), `refused` (by the guard), or None."""
+        if flow.metadata.get("phonehome_refused"):
+            return "refused"
+        host = ctx.options.onboarding_host if "onboarding_host" in ctx.options else ""
+        if host and ctx.options.onboarding and flow.request.pretty_host.lower() == host.lower():
+            return "onboarding"
+        return None
 
     def answer_marker(self, flow: http.HTTPFlow) -> http.Response:
         """Change a label if this is the user's own navigation to a valid marker; the page to show."""
