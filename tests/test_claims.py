@@ -250,3 +250,28 @@ def test_opt_out_compares_the_opted_out_mode_with_the_mode_it_silences(optout_sa
     verdicts = _verdicts(analysis, capture)
     for claim_id in ("incognito-no-upload", "incognito-unlinkable", "anonymous-statistics", "random-token"):
         assert verdicts[claim_id].verdict == CONTRADICTED, claim_id
+
+
+def test_tls_min_uses_each_flows_negotiated_version(sample_analysis, sample_capture):
+    assert "tls_version" in sample_analysis.flows.columns  # recorded per flow in flows.parquet
+    verdict = _verdicts(sample_analysis, sample_capture)["tls-1.2"]
+    assert verdict.verdict == CONSISTENT and "TLSv1.2" in verdict.why
+    a = sample_analysis
+    vendor_wide = parse_claims(
+        f'[[claim]]\ntype = "tls_min"\nversion = "1.2"\ndestination = "miui.com"\n'
+        f'paraphrase = "p"\n{SOURCE}\n'
+    )
+    (verdict,) = judge_claims([vendor_wide], a.findings, a.flows, a.contacts)  # the pinned host is miui.com
+    assert (verdict.verdict, verdict.reason) == (INCONCLUSIVE, "hosts not decrypted")
+    assert "api.sec.intl.miui.com" in verdict.why
+    stricter = parse_claims(
+        f'[[claim]]\ntype = "tls_min"\nversion = "TLSv1.3"\ndestination = "miui.com"\n'
+        f'paraphrase = "p"\n{SOURCE}\n'
+    )
+    (verdict,) = judge_claims([stricter], a.findings, a.flows, a.contacts)
+    vendor = a.flows[a.flows["host"].str.endswith(".miui.com")]
+    assert verdict.verdict == CONTRADICTED and "TLSv1.2" in verdict.why
+    assert set(verdict.finding_ids) == {f"flow:{f}" for f in vendor["flow_id"]}
+    unknown = a.flows.assign(tls_version="")  # e.g. a HAR: no TLS version recorded
+    (verdict,) = judge_claims([stricter], a.findings, unknown, a.contacts)
+    assert verdict.verdict == INCONCLUSIVE and "no negotiated TLS version" in verdict.why

@@ -185,5 +185,7 @@ def test_canary_recall_through_a_real_mitmdump(tmp_path: Path) -> None:
     # the decoy token from no plan counts nowhere; the canary pages' own loads are navigation
     assert "zzzzzzzzzz" not in " ".join(recall["finding_ids"]) + " ".join(recall["summary"])
     assert not any(h.startswith("example.") for h in recall["destination"])
+    # each flow carries the TLS version it negotiated upstream (the loopback server: TLS 1.2 or 1.3)
+    assert set(analysis.flows["tls_version"]) <= {"TLSv1.2", "TLSv1.3"} and len(analysis.flows) >= 10
     # the canaries reached the classifier as known values (merged from plan.json)
     assert analysis.profile is not None and set(urls["normal"]) <= set(analysis.profile.values["urls"])

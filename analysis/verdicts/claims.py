@@ -488,7 +488,7 @@ def _tls_min(claim: Claim, obs: Observed) -> ClaimVerdict:
             f"{len(unknown)} of {len(flows)} request(s) carry no negotiated TLS version.",
         )
     seen = ", ".join(sorted({str(v) for v in flows["tls_version"]}))
-    return _blind(claim, obs, f"Every decrypted request used {seen}") or _consistent(
+    return _blind(claim, obs, f"Every request negotiated {seen}") or _consistent(
         claim, obs, f"All {len(flows)} request(s){_where(claim)} negotiated {seen}."
     )
 
