@@ -292,3 +292,25 @@ def test_modes_declared_in_session_json_are_compared_even_without_traffic(tmp_pa
     optout = tables["comparison"][tables["comparison"]["mode"] == "incognito-optout"]
     assert len(optout) and set(optout["status"]) == {"incognito-optout not tested"}
     assert "Incognito-optout mode was not tested" in text
+
+
+def test_referer_only_destinations_are_one_headline_not_one_each(tmp_path: Path):
+    flows = browsing_flows("com.a", "incognito", T0)
+    for i in range(12):  # the visited page loads its parts from 12 hosts, each told the page (Referer)
+        part = http_flow(f"https://cdn{i}.example/app.js", app="com.a", mode="incognito", ts=T0 + 50 + i)
+        part.request.headers["Referer"] = PROFILE["urls"][0]
+        flows.append(part)
+    capture = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    report = build_report(analyze([capture]))
+    browsing = [h for h in report.headlines if h.kind == "browsing" and h.mode == "incognito"]
+    assert [h.text.split(" left the device to ")[-1] for h in browsing[:1]] == [
+        "sa.tracker.example, json-encoded."
+    ]
+    assert len(browsing) == 2
+    assert browsing[1].text.startswith(
+        "In incognito mode, visited URLs were also sent in Referer headers to 12 host(s)"
+    )
+    assert "and 6 more" in browsing[1].text and len(browsing[1].evidence_ids) == 6
+    assert set(
+        report.evidence.loc[report.evidence["evidence_id"].isin(browsing[1].evidence_ids), "field"]
+    ) == {"header.Referer"}

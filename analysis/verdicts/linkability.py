@@ -34,6 +34,7 @@ def linkable(findings: pd.DataFrame) -> pd.DataFrame:
     """Persistence-marked values per app: modes, hosts, requests, other apps, evidence ids."""
     if findings.empty:
         return pd.DataFrame(columns=COLUMNS)
+    findings = findings[["app", "mode", "host", "flow_id", "data_type", "value", "evidence"]]
     candidates = findings[
         ~findings["data_type"].isin(_NOT_IDENTIFIERS)
         & (findings["value"] != "")
