@@ -26,7 +26,7 @@ import pandas as pd
 from phonehome.analysis.report import tables as report_tables
 from phonehome.analysis.report import vocabulary
 from phonehome.analysis.report.evidence import evidence_groups, evidence_id
-from phonehome.analysis.report.provenance import Provenance
+from phonehome.analysis.report.provenance import Provenance, shown_path
 from phonehome.analysis.report.tables import ReportData, Section
 from phonehome.analysis.report.text import bidi_visible, count, plain_line, plural, readable_time
 
@@ -524,7 +524,9 @@ def build_view(
     if report.warnings:
         toc.append({"id": "warnings", "text": "Warnings", "children": []})
     toc.append({"id": "provenance", "text": "How this report was made", "children": []})
-    provenance = provenance or from_tables(report.flows, report.contacts, options={"redact": report.redacted})
+    provenance = provenance or from_tables(
+        report.flows, report.contacts, options={"--redact": "yes" if report.redacted else "no"}
+    )
     return {
         "csp": CSP,
         "title": report.title,
@@ -542,7 +544,7 @@ def build_view(
             "open a worked example to follow one request from its raw bytes to the value. Every single "
             "finding is in evidence.csv / findings.csv next to this report."
         ),
-        "provenance": provenance_view(provenance),
+        "provenance": provenance_view(provenance, redacted=report.redacted),
     }
 
 
@@ -622,7 +624,7 @@ def redaction_notice() -> str:
         )
 
 
-def provenance_view(p: Provenance) -> dict[str, Any]:
+def provenance_view(p: Provenance, *, redacted: bool = False) -> dict[str, Any]:
     """The footer's facts and input table."""
     facts = [
         ("Built", readable_time(p.created)),
@@ -632,7 +634,12 @@ def provenance_view(p: Provenance) -> dict[str, Any]:
     ]
     facts += [(f"Option {k}", v) for k, v in sorted(p.options.items())]
     inputs = [
-        {"path": f.path, "role": f.role, "size": count(f.size) if f.size >= 0 else "?", "sha256": f.sha256}
+        {
+            "path": shown_path(f.path, redacted),
+            "role": f.role,
+            "size": count(f.size) if f.size >= 0 else "?",
+            "sha256": f.sha256,
+        }
         for f in p.inputs
     ]
     return {"facts": facts, "inputs": inputs, "version": p.phonehome}

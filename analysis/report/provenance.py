@@ -142,3 +142,31 @@ def from_tables(*frames, options: Mapping[str, object] | None = None) -> Provena
         if frame is not None and not frame.empty and "source" in frame.columns:
             sources += [str(s) for s in frame["source"].unique() if s]
     return collect(sorted(dict.fromkeys(sources)), options=options)
+
+
+def for_run(options, *, redact: bool = False, claims: str | None = None) -> Provenance:
+    """The provenance of a `phonehome report`/`demo` run from its input options (InputOptions:
+    captures, profile, keylog, endpoints, app, mode) and report options."""
+    extra: dict[str, str | os.PathLike[str] | None] = {"keylog": getattr(options, "keylog", None)}
+    for n, path in enumerate(getattr(options, "endpoints", ()) or ()):
+        extra[f"endpoints {n + 1}"] = path
+    return collect(
+        getattr(options, "captures", ()),
+        profile=getattr(options, "profile", None),
+        claims=claims,
+        extra=extra,
+        options={
+            "--app": getattr(options, "app", None),
+            "--mode": getattr(options, "mode", None),
+            "--redact": "yes" if redact else "no",
+        },
+    )
+
+
+def shown_path(path: str, redacted: bool) -> str:
+    """A path as the footer shows it: whole, or in a redacted report only its last two parts (a home
+    directory's name is often a person's)."""
+    if not redacted:
+        return path
+    parts = Path(path).parts
+    return str(Path(*parts[-2:])) if len(parts) >= 2 else path

@@ -87,7 +87,9 @@ def render(
 ) -> str:
     """The report's text in the format its path's suffix names (.html/.htm or .md/.markdown)."""
     markdown = report_format(path) == "markdown"
-    provenance = provenance or from_tables(report.flows, report.contacts, options={"redact": report.redacted})
+    provenance = provenance or from_tables(
+        report.flows, report.contacts, options={"--redact": "yes" if report.redacted else "no"}
+    )
     if markdown:
         return render_markdown(report, provenance=provenance, groups=groups)
     return render_html(report, provenance=provenance, groups=groups)
