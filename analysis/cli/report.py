@@ -41,11 +41,14 @@ def _build(options: InputOptions, *, redact: bool, claims: str | None = None):
 
 def run_report(args: argparse.Namespace) -> int:
     from phonehome.analysis.report import write_report
+    from phonehome.analysis.report.provenance import for_run
     from phonehome.analysis.report.write import report_format
 
     report_format(args.output)  # an unknown report suffix is refused before any reading
-    result, report = _build(InputOptions.from_args(args), redact=args.redact, claims=args.claims)
-    written = write_report(report, Path(args.output))
+    options = InputOptions.from_args(args)
+    result, report = _build(options, redact=args.redact, claims=args.claims)
+    provenance = for_run(options, redact=args.redact, claims=args.claims)  # the footer: inputs, hashes
+    written = write_report(report, Path(args.output), provenance=provenance)
     if not args.quiet:
         print(f"report: {written[0]}  tables: {written[1].parent}", file=sys.stderr)
     print(written[0])
@@ -67,6 +70,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from phonehome.analysis.installed import sample_capture
     from phonehome.analysis.report import write_report
+    from phonehome.analysis.report.provenance import for_run
     from phonehome.analysis.sources import CaptureError
 
     sample = sample_capture()
@@ -75,8 +79,9 @@ def run_demo(args: argparse.Namespace) -> int:
     options = InputOptions(captures=(str(sample),), jobs=1, quiet=args.quiet)
     out = Path(args.output)
     _, report = _build(options, redact=args.redact)
-    html = write_report(report, out / "report.html")
-    md = write_report(report, out / "report.md")
+    provenance = for_run(options, redact=args.redact)
+    html = write_report(report, out / "report.html", provenance=provenance)
+    md = write_report(report, out / "report.md", provenance=provenance)
     print(f"Demo report on {sample.name}:")
     print(f"  HTML:     {html[0].resolve()}")
     print(f"  Markdown: {md[0].resolve()}")
