@@ -37,6 +37,7 @@ from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, p
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
 from phonehome.addons.sessionfile import SessionFile
+from phonehome.addons.wgqr import WireGuardQR
 from phonehome.analysis.labels import LABEL_KEY
 from phonehome.analysis.modes import LabelError, clean_label, read_mode
 
@@ -599,4 +600,4 @@ class Recorder:
         log.error(f"phonehome: RECORDING STOPPED: {problem}. Traffic is still proxied but not saved.")
 
 
-addons = [Guard(), Inspector(), Recorder()]  # the guard first: refused flows go no further
+addons = [Guard(), Inspector(), Recorder(), WireGuardQR()]  # the guard first: refused flows go no further
