@@ -296,12 +296,23 @@ def load_claims(path: str | Path) -> ClaimsFile:
     return parse_claims(text, str(path))
 
 
+OTHER_FORMATS: tuple[str, ...] = ("claims.yaml", "claims.yml", "claims.json")
+
+
 def find_claims(paths: list[str | Path]) -> list[Path]:
-    """claims.toml files inside the given capture directories (or beside a dump), each once."""
+    """claims.toml files inside the given capture directories (or beside a dump), each once.
+
+    A claims file in another format is refused rather than silently skipped: a reader would
+    otherwise take the missing section for "no claims"."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         folder = path if path.is_dir() else path.parent
+        for name in OTHER_FORMATS:
+            if (folder / name).is_file():
+                raise ClaimsError(
+                    f"{folder / name}: claims files are TOML; save it as claims.toml (docs/claims.md)"
+                )
         for name in CLAIMS_NAMES:
             candidate = folder / name
             if candidate.is_file() and candidate.resolve() not in {f.resolve() for f in found}:

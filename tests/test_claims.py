@@ -275,3 +275,31 @@ def test_tls_min_uses_each_flows_negotiated_version(sample_analysis, sample_capt
     unknown = a.flows.assign(tls_version="")  # e.g. a HAR: no TLS version recorded
     (verdict,) = judge_claims([stricter], a.findings, unknown, a.contacts)
     assert verdict.verdict == INCONCLUSIVE and "no negotiated TLS version" in verdict.why
+
+
+def test_a_claims_file_in_another_format_is_refused_not_ignored(tmp_path, capsys, sample_capture):
+    import shutil
+
+    capture = tmp_path / "cap"
+    shutil.copytree(sample_capture, capture)
+    (capture / "claims.toml").unlink()
+    (capture / "claims.yaml").write_text("claims: []\n")
+    assert main(["report", str(capture), "-o", str(tmp_path / "r.md"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"phonehome: error: {capture / 'claims.yaml'}: claims files are TOML"
+    )
+
+
+def test_every_type_in_the_docs_parses_and_is_judged(sample_analysis):
+    """docs/claims.md gives one example per claim type: each parses and gets a verdict."""
+    from phonehome.analysis.claims import CLAIM_TYPES
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "claims.md").read_text()
+    examples = re.findall(r"```toml\n(\[\[claim\]\].*?)```", docs, flags=re.S)
+    claims = parse_claims("\n".join(examples), "docs/claims.md")
+    assert sorted({c.type for c in claims.claims}) == sorted(CLAIM_TYPES)
+    a = sample_analysis
+    verdicts = judge_claims([claims], a.findings, a.flows, a.contacts)
+    assert {v.verdict for v in verdicts} <= {CONTRADICTED, CONSISTENT, INCONCLUSIVE} and len(verdicts) == 11
+    assert all(v.why and v.reason for v in verdicts)
