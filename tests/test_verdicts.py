@@ -313,4 +313,4 @@ def test_referer_only_destinations_are_one_headline_not_one_each(tmp_path: Path)
     assert "and 6 more" in browsing[1].text and len(browsing[1].evidence_ids) == 6
     assert set(
         report.evidence.loc[report.evidence["evidence_id"].isin(browsing[1].evidence_ids), "field"]
-    ) == {"header.Referer"}
+    ) == {"header.referer"}
