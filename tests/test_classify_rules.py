@@ -265,3 +265,92 @@ def test_known_value_hash_chains_truncations_and_joins():
     # a digest of something else is nothing
     assert forms(md5(imei + "_x")) == set()
     assert forms(hashlib.sha256(b"other").hexdigest()) == set()
+
+
+# -- Sensors Analytics ----------------------------------------------------------------------------
+
+
+def _sensors_body(events: list, crc: str | None = None, mode: str = "1") -> bytes:
+    import base64
+
+    packed = base64.b64encode(gzip.compress(json.dumps(events).encode(), mtime=0)).decode()
+    from phonehome.analysis.classify.sensors import java_string_hash
+
+    return urlencode(
+        {"crc": crc or str(java_string_hash(packed)), "gzip": mode, "data_list": packed}
+    ).encode()
+
+
+def test_java_string_hash_matches_java():
+    from phonehome.analysis.classify.sensors import java_string_hash
+
+    assert java_string_hash("") == 0
+    assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java
+    assert java_string_hash("Hello, World") == -505841268
+
+
+def test_sensors_crc_verified_keeps_high_confidence_and_a_wrong_crc_lowers_it():
+    from phonehome.analysis.classify.sensors import read_batch
+
+    events = [{"type": "track", "distinct_id": "7b0e4c2a-91d3-4f6e-a8b5-3c2d1e0f9a87",
+               "properties": {"$model": "Pixel 7", "$url": "https://www.example.com/clinic"}}]  # fmt: skip
+    url = "https://sa.api.intl.miui.com/sa?project=global"
+    good = record(url, FORM, _sensors_body(events))
+    bad = record(url, FORM, _sensors_body(events, crc="12345"))
+    assert read_batch(good).crc_ok is True and read_batch(bad).crc_ok is False
+    confidence = {
+        name: {
+            f.data_type: f.confidence
+            for f in classify_request(r, decode_request(r), classify_endpoint(r.host))
+        }
+        for name, r in (("good", good), ("bad", bad))
+    }
+    assert confidence["good"]["device.model"] == "high"
+    assert confidence["bad"]["device.model"] == "medium"
+
+
+def test_sensors_track_signup_links_anonymous_id_to_login():
+    events = [{"type": "track_signup", "event": "$SignUp", "distinct_id": "user-8812",
+               "original_id": "7b0e4c2a-91d3-4f6e-a8b5-3c2d1e0f9a87", "properties": {}}]  # fmt: skip
+    got = found(record("https://sa.api.intl.miui.com/sa?project=global", FORM, _sensors_body(events)))
+    assert got[("body.data_list[0].distinct_id", "user_id")][0] == "user-8812"
+    assert ("body.data_list[0].distinct_id", "device_id.other") not in got
+    assert ("body.data_list[0].original_id", "device_id.other") in got
+
+
+def test_sensors_encrypted_batch_ekey_is_a_pseudonym():
+    from phonehome.analysis.classify.sensors import read_batch
+
+    data = json.dumps(
+        [{"ekey": "kq3ZbPg9w0aXn1TQ8nTzYkJ2cVx4Y2FbZ0h1RmJqZQ==", "pkv": 3, "payloads": ["dGVzdA=="]}]
+    )
+    rec = record(
+        "https://sa.api.intl.miui.com/sa?project=global",
+        FORM,
+        urlencode({"gzip": "9", "data_list": data}).encode(),
+    )
+    batch = read_batch(rec)
+    assert batch.encrypted and batch.ekey.startswith("kq3Z")
+    got = found(rec)
+    assert any(t == "device_id.other" and v[0] == batch.ekey for (_, t), v in got.items()), got
+
+
+def test_xiaomi_tracking_base64url_value_and_onetrack_headers():
+    import base64
+    import hashlib
+
+    imei, mac = "356938035643809", "3c:5a:b4:12:9e:7d"
+    inner = {"header": {"imei_md5": hashlib.md5(imei.encode()).hexdigest(),
+                        "mac_md5": hashlib.md5(mac.encode()).hexdigest(), "model": "Redmi Note 8",
+                        "package": "com.mi.globalbrowser"},
+             "events": [{"url": "https://www.example.com/clinic"}]}  # fmt: skip
+    value = base64.urlsafe_b64encode(json.dumps(inner).encode()).decode().rstrip("=")
+    headers = {**FORM, "OT_sender": "com.mi.globalbrowser", "OT_SID": "8f14e45fceea167a"}
+    rec = record("https://tracking.intl.miui.com/track/v4", headers, urlencode({"value": value}).encode())
+    got = {(field.rsplit(".", 1)[-1], t) for field, t in found(rec)}
+    assert {("imei_md5", "device_id.imei"), ("mac_md5", "device_id.mac"), ("model", "device.model"),
+            ("package", "app.id"), ("ot_sender", "app.id"), ("url", "url")} <= got, got  # fmt: skip
+    # with the profile, the md5s are the phone's own IMEI and MAC
+    profile = Profile.from_dict({"imei": [imei], "mac": [mac]})
+    evidence = {t: v[1] for (field, t), v in found(rec, profile).items() if field.endswith("_md5")}
+    assert "known-value" in evidence["device_id.imei"] and "known-value" in evidence["device_id.mac"]

@@ -23,6 +23,7 @@ from phonehome.analysis.classify.fields import (
 )
 from phonehome.analysis.classify.known import KnownValues
 from phonehome.analysis.classify.schemas import field_types, refuted_types, scanned, schemas_for
+from phonehome.analysis.classify.sensors import read_batch, signup_events
 from phonehome.analysis.classify.shapes import coordinate, gps_pair, is_package, is_url
 from phonehome.analysis.decode import DecodedRequest, Field
 from phonehome.analysis.findings import Finding
@@ -132,6 +133,8 @@ def classify_request(
     best: dict[tuple[str, str], tuple[Field, Verdict, str]] = {}
     schemas = schemas_for(record.host, record.url_path)
     refuted: dict[str, frozenset[str]] = {}
+    batch = read_batch(record) if any(s.id == "sensorsdata" for s in schemas) else None
+    signups = signup_events([(f.path, f.value) for f in decoded.fields]) if batch is not None else set()
 
     def offer(field: Field, verdict: Verdict, value: str | None = None) -> None:
         if _not_a_leak(record, field, verdict.data_type, navigation):
@@ -159,7 +162,10 @@ def classify_request(
             offer(field, verdict)
         if schemas:
             for data_type in field_types(schemas, field.path, field.value.strip()):
-                offer(field, Verdict(data_type, "high", "schema"))
+                if signups and field.path.endswith(".distinct_id") and field.path[:-12] in signups:
+                    data_type = "user_id"  # track_signup: distinct_id is now the login id
+                confidence = "medium" if batch is not None and batch.crc_ok is False else "high"
+                offer(field, Verdict(data_type, confidence, "schema"))
             for data_type, text in scanned(schemas, field.path, field.value):
                 offer(field, Verdict(data_type, "high", "schema"), text)
             not_types = refuted_types(schemas, field.path)
