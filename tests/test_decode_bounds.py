@@ -163,3 +163,13 @@ def test_zhar_within_the_limit_still_reads(tmp_path):
     path = tmp_path / "ok.zhar"
     path.write_bytes(zlib.compress(json.dumps(har_doc).encode()))
     assert len(list(read_har(path, Labels(), SourceReport(str(path))))) == 50
+
+
+def test_huge_json_integer_does_not_hide_the_body():
+    body = ('{"n": ' + "9" * 5000 + ', "imei": "867530912345673"}').encode()
+    fields = {
+        f.path: f.value
+        for f in decode_request(record(headers={"Content-Type": "application/json"}, body=body)).fields
+    }
+    assert fields["body.imei"] == "867530912345673"
+    assert fields["body.n"] == "9" * 5000

@@ -43,9 +43,18 @@ class Stop(Exception):
     """Raised when max_fields is reached: unwinds the walk, keeping what was emitted."""
 
 
+def _int_or_text(digits: str) -> int | str:
+    """JSON integers as int, except those Python refuses (over 4,300 digits): kept as their text,
+    so one huge number cannot hide the rest of a body from the decoder."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
+
+
 def _json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_int_or_text)
     except (ValueError, RecursionError):
         return None
 
