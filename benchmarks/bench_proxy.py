@@ -113,7 +113,15 @@ def main() -> None:
     parser.add_argument(
         "--recorder", type=Path, default=RECORDER, help="recorder addon to load (to compare against a copy)"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="a second recorder file (e.g. `git show OLD:addons/recorder.py > /tmp/old.py`), run with"
+        " its inspector as a fourth proxy in the same interleaved rounds",
+    )
     args = parser.parse_args()
+    configs = CONFIGS + (("compare",) if args.compare else ())
 
     with tempfile.TemporaryDirectory() as d, ExitStack() as stack:
         tmp = Path(d)
@@ -127,8 +135,10 @@ def main() -> None:
                 [*rec, "--set", "phonehome_session=rec", "--set", "phonehome_inspect=false"],
             ),
         }
+        if args.compare:
+            setups["compare"] = ([args.compare, REDIRECT], [*rec, "--set", "phonehome_session=compare"])
         sessions, pids = {}, {}
-        for name in CONFIGS:
+        for name in configs:
             confdir = tmp / "conf"  # shared: one CA for all three
             addons, extra = setups[name]
             port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
@@ -141,18 +151,19 @@ def main() -> None:
                 clients.append(s)
             sessions[name], pids[name] = clients, proc.pid
         seq = itertools.count()
-        for name in CONFIGS:
+        for name in configs:
             load(sessions[name], args.warmup, seq)
         time.sleep(3)  # let the inspector's worker process finish starting (imports) and catch up
 
-        rps: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        p50: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        p99: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        cpu: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        tree: dict[str, list[float]] = {c: [] for c in CONFIGS}
-        has_worker = {c: bool(children(pids[c])) for c in CONFIGS}
+        rps: dict[str, list[float]] = {c: [] for c in configs}
+        p50: dict[str, list[float]] = {c: [] for c in configs}
+        p99: dict[str, list[float]] = {c: [] for c in configs}
+        cpu: dict[str, list[float]] = {c: [] for c in configs}
+        tree: dict[str, list[float]] = {c: [] for c in configs}
+        has_worker = {c: bool(children(pids[c])) for c in configs}
         for i in range(args.rounds):
-            order = CONFIGS[i % 3 :] + CONFIGS[: i % 3]
+            k = i % len(configs)
+            order = configs[k:] + configs[:k]
             for name in order:
                 before, tree_before = proc_cpu(pids[name]), tree_cpu(pids[name])
                 r, lat = load(sessions[name], args.requests, seq)
@@ -166,7 +177,7 @@ def main() -> None:
                     tree[name].append((tree_after - tree_before) / len(lat) * 1000)
             print(
                 f"round {i + 1}/{args.rounds}: "
-                + "  ".join(f"{c} {rps[c][-1]:.0f}/s" for c in CONFIGS)
+                + "  ".join(f"{c} {rps[c][-1]:.0f}/s" for c in configs)
                 + f"  ratio {rps['addons'][-1] / rps['bare'][-1]:.1%}",
                 flush=True,
             )
@@ -178,8 +189,13 @@ def main() -> None:
     add99 = [a - b for a, b in zip(p99["addons"], p99["bare"], strict=True)]
     how = "sequential," if args.clients == 1 else f"over {args.clients} concurrent connections,"
     print(f"\n{args.rounds} interleaved rounds x {args.requests} HTTPS GETs {how} medians over rounds")
-    labels = {"bare": "bare mitmdump", "addons": "with phonehome addons", "recorder": "recorder, no inspect"}
-    for c in CONFIGS:
+    labels = {
+        "bare": "bare mitmdump",
+        "addons": "with phonehome addons",
+        "recorder": "recorder, no inspect",
+        "compare": "--compare addons",
+    }
+    for c in configs:
         cpu_text = f"  CPU/flow: proxy {med(cpu[c]):.2f} ms" if cpu[c] else ""
         if tree[c] and has_worker[c]:
             cpu_text += f", with worker {med(tree[c]):.2f} ms"
@@ -191,6 +207,12 @@ def main() -> None:
     print(
         f"ratio, recorder/bare:  {med(ratio_rec):.1%}  (rounds: {min(ratio_rec):.1%} .. {max(ratio_rec):.1%})"
     )
+    if args.compare:
+        ratio_cmp = [a / b for a, b in zip(rps["compare"], rps["bare"], strict=True)]
+        spread = f"(rounds: {min(ratio_cmp):.1%} .. {max(ratio_cmp):.1%})"
+        print(f"ratio, compare/bare:   {med(ratio_cmp):.1%}  {spread}")
+        vs = [a / b for a, b in zip(rps["addons"], rps["compare"], strict=True)]
+        print(f"ratio, addons/compare: {med(vs):.1%}  (same rounds)")
     print(
         "added latency per flow (addons - bare, same round):"
         f" p50 {med(add50):.2f} ms  p99 {med(add99):.2f} ms"
