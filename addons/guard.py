@@ -192,7 +192,7 @@ class Guard:
             "phonehome_allow_client",
             Sequence[str],
             [],
-            "Client addresses or networks allowed to use the proxy (the phone). Empty: loopback,"
+            "Client addresses or networks allowed to use the proxy (the phone). Empty: this laptop,"
             " WireGuard peers, and clients that pass proxyauth.",
         )
 
@@ -207,11 +207,13 @@ class Guard:
             if not (ip is not None and ip.is_loopback) and ctx.options.web_host != "localhost":
                 message = f"mitmweb's UI listens on {ctx.options.web_host}, not loopback only"
                 if not web_has_token():
-                    raise exceptions.OptionsError(
-                        f"{message}: on mitmproxy {version.VERSION} its API has no token"
-                        " (CVE-2025-23217); use web_host=127.0.0.1"
+                    # an error logged at startup makes mitmproxy exit (its errorcheck addon)
+                    log.error(
+                        f"phonehome: {message}: on mitmproxy {version.VERSION} its API has no token"
+                        " (CVE-2025-23217), so anyone who reaches it gets the capture; use web_host=127.0.0.1"
                     )
-                log.warning(f"phonehome: {message}")
+                else:
+                    log.warning(f"phonehome: {message}")
 
     def running(self) -> None:
         log.info(f"phonehome: {protection_summary(ctx.options.phonehome_allow_local)}")
@@ -225,8 +227,10 @@ class Guard:
             return False
         if self.networks:
             return any(ip in net for net in self.networks if net.version == ip.version)
-        if ip.is_loopback or isinstance(client.proxy_mode, mode_specs.WireGuardMode):
-            return True
+        if isinstance(client.proxy_mode, mode_specs.WireGuardMode | mode_specs.LocalMode):
+            return True  # the tunnel's key / this machine's own processes
+        if self.local.ip_is_local(ip):
+            return True  # this laptop itself
         # mitmproxy then asks every client for credentials
         return "proxyauth" in ctx.options and bool(ctx.options.proxyauth)
 

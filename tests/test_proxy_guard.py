@@ -186,18 +186,30 @@ def client(address: str, mode: str = "regular"):
 def test_default_allow_list_admits_loopback_wireguard_and_authenticated_clients() -> None:
     g = guard_mod.Guard()
     with taddons.context(ProxyAuth(), g) as tctx:
-        stranger = client("192.168.1.50")
+        stranger = client("192.0.2.50")
         g.client_connected(stranger)
-        assert stranger.error and "192.168.1.50" in stranger.error
-        for ok in (client("127.0.0.1"), client("::1"), client("10.0.0.1", "wireguard")):
+        assert stranger.error and "192.0.2.50" in stranger.error
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # this laptop's own address
+            try:
+                probe.connect(("192.0.2.1", 9))
+                own = probe.getsockname()[0]
+            except OSError:
+                own = "127.0.0.1"
+        for ok in (
+            client("127.0.0.1"),
+            client("::1"),
+            client(own),
+            client("10.0.0.1", "wireguard"),
+            client("192.0.2.9", "local"),
+        ):
             g.client_connected(ok)
             assert not ok.error
         tctx.options.proxyauth = "user:secret"
-        authenticated = client("192.168.1.50")
+        authenticated = client("192.0.2.50")
         g.client_connected(authenticated)
         assert not authenticated.error  # mitmproxy asks it for the password
-        tctx.configure(g, phonehome_allow_client=["192.168.1.23", "10.1.0.0/16"])
-        for address, allowed in (("192.168.1.23", True), ("10.1.2.3", True), ("192.168.1.24", False)):
+        tctx.configure(g, phonehome_allow_client=["192.0.2.23", "198.51.100.0/24"])
+        for address, allowed in (("192.0.2.23", True), ("198.51.100.7", True), ("192.0.2.24", False)):
             c = client(address)
             g.client_connected(c)
             assert (c.error is None) is allowed, address
