@@ -7,13 +7,18 @@ appends. The response hook only queues the flow: it is handed on at the event lo
 after the response has gone back to the phone, to a writer process (addons/dumpwriter.py) as one
 pickled datagram; option `phonehome_record_worker=false` writes in the proxy instead. So a killed
 proxy loses the flows in flight and, if killed in the microseconds between a response and that
-turn, the flow just answered (README, "Decisions"). Requests to host
-`phonehome.mark` are answered by the proxy and change the labels of the flows that follow; they are
-never forwarded and never written to flows.mitm (they are not the phone's traffic). session.json is
-rewritten only when the labels change. TLS handshakes the client refuses are written to
+turn, the flow just answered (README, "Decisions"). WebSocket flows are saved when they end, with
+their messages; raw TCP and UDP flows likewise. Requests to host `phonehome.mark` are answered by
+the proxy (addons/markers.py: only the user's own navigation changes labels); they are never
+forwarded and never written to flows.mitm. session.json is rewritten, off the event loop, only
+when the labels change (addons/sessionfile.py). TLS handshakes the client refuses are written to
 events.jsonl. Recording errors (e.g. a full disk) stop recording loudly but never stop proxying; a
-flow cut short by one is cut off again, so the dump stays readable. The live inspector
-(addons/inspector.py) is registered here too; its annotations arrive after the flow was written.
+flow cut short by one is cut off again, so the dump stays readable. A capture directory deleted
+while recording is noticed within CHECK_EVERY seconds, reported, recreated and recording resumes
+(addons/capturedir.py); a second proxy on the same session is refused. Registered here too: the
+guard (addons/guard.py: no proxied access to the laptop, clients limited to the phone), the live
+inspector (addons/inspector.py; its annotations arrive after the flow was written) and the
+WireGuard QR code (addons/wgqr.py).
 """
 
 from __future__ import annotations
