@@ -550,12 +550,20 @@ def redact_frame(frame: pd.DataFrame, values: list[str], columns: tuple[str, ...
     return Redactor(values).frame(frame)
 
 
+def tables_redactor(
+    findings: pd.DataFrame, flows: pd.DataFrame, extra_values: Iterable[str] = ()
+) -> Redactor:
+    """The Redactor redact_tables uses, for scrubbing anything else a redacted output shows from the
+    same analysis (reader warnings, titles): `tables_redactor(f, fl).scrub(text)`."""
+    urls = [*findings.get("url", []), *flows.get("url", [])]
+    return redactor_for(findings, urls, extra_values=extra_values)
+
+
 def redact_tables(
     findings: pd.DataFrame, flows: pd.DataFrame, contacts: pd.DataFrame, extra_values: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The three tables with every sensitive value, in every form, replaced by its tag."""
-    urls = [*findings.get("url", []), *flows.get("url", [])]
-    redactor = redactor_for(findings, urls, extra_values=extra_values)
+    redactor = tables_redactor(findings, flows, extra_values)
     return redactor.findings(findings), redactor.frame(flows), redactor.frame(contacts)
 
 

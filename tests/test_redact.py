@@ -198,3 +198,11 @@ def test_har_export_does_not_import_matplotlib():
     code = "import sys, phonehome.analysis.export; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tables_redactor_scrubs_other_texts_of_the_same_analysis():
+    flows = pd.DataFrame({"flow_id": ["f#1"], "url": ["https://t.example.com/?api_key=AIzaSyA1b2C3d4E5f6"]})
+    redactor = redact.tables_redactor(FINDINGS, flows)
+    warning = f"entry 3 skipped: ValueError: bad URL https://x/?id={IMEI.encode().hex()}&k=AIzaSyA1b2C3d4E5f6"
+    out = redactor.scrub(warning)
+    assert not leaks(out, IMEI) and "AIzaSyA1b2C3d4E5f6" not in out and out.startswith("entry 3 skipped")

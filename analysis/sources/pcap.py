@@ -373,8 +373,9 @@ class _HttpStream:
                     raise _Drop(None)
         except h11.RemoteProtocolError as exc:
             src, sport, dst, dport = self.key
+            why = str(exc).split(":", 1)[0][:80]  # h11 quotes the offending bytes after a colon: not repeated
             raise _Drop(
-                f"packet {count}: stream {src}:{sport} -> {dst}:{dport} is not valid HTTP/1: {exc}"
+                f"packet {count}: stream {src}:{sport} -> {dst}:{dport} is not valid HTTP/1 ({why})"
             ) from None
 
     def record(self, count: int) -> HttpRecord:
