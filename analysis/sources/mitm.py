@@ -91,7 +91,15 @@ def contact_records(
                 float(f.timestamp_created or 0.0),
                 host,
                 f.type,
-                str(f.error.msg) if f.error else "",
+                # the port tells QUIC (UDP 443) apart for the coverage verdict
+                "; ".join(
+                    d
+                    for d in (
+                        f"port {peer[1]}" if peer and len(peer) > 1 else "",
+                        str(f.error.msg) if f.error else "",
+                    )
+                    if d
+                ),
                 str(peer[0]) if peer else None,
             )
 
