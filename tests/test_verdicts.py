@@ -264,19 +264,25 @@ def test_opaque_payloads_and_quic_are_counted_and_gate_the_headline(tmp_path: Pa
     quic.server_conn.address = ("142.250.1.1", 443)
     quic.client_conn.sni = "quic.example"
     quic.metadata["phonehome"] = {"session": "run", "app": "com.a", "mode": "incognito", "phase": None}
-    capture = write_capture(tmp_path / "cap", [*flows, quic], profile=PROFILE)
+    stun = tflow.tudpflow()
+    stun.server_conn.address = ("198.51.100.7", 3478)
+    stun.client_conn.sni = None
+    stun.metadata["phonehome"] = quic.metadata["phonehome"]
+    capture = write_capture(tmp_path / "cap", [*flows, quic, stun], profile=PROFILE)
     text, tables = report_tables(tmp_path, capture)
     cov = tables["coverage"].set_index("reason")
     assert cov.loc["opaque_payload", "host"] == "sa.tracker.example"
     assert cov.loc["opaque_payload", ["count", "bytes"]].tolist() == [2, 1200]
     assert cov.loc["opaque_payload", "mode"] == "incognito"
-    assert cov.loc["quic_or_udp", "host"] == "quic.example"
+    assert cov.loc["quic", "host"] == "quic.example" and cov.loc["quic", "detail"] == "port 443"
+    assert cov.loc["udp", "host"] == "198.51.100.7" and cov.loc["udp", "detail"] == "port 3478"
     tracker = tables["comparison"][tables["comparison"]["host"] == "sa.tracker.example"]
     assert set(tracker["status"]) == {"not seen in incognito"}  # never "not sent": it may be inside
     assert tracker["caveat"].str.contains("2 opaque payload(s), 1.2 kB", regex=False).all()
     assert (
         "In incognito mode, no visited URLs or search terms were found in the 3 decrypted request(s), "
-        "but not everything was seen: 1 UDP/QUIC connection(s) to 1 host(s); "
+        "but not everything was seen: 1 QUIC (UDP 443) connection(s) to quic.example; "
+        "1 other UDP connection(s) to 198.51.100.7; "
         "2 opaque payload(s), 1.2 kB, to sa.tracker.example." in text
     )
 

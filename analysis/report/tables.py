@@ -106,11 +106,11 @@ DETAIL_SECTIONS: tuple[Section, ...] = (
     Section(
         "coverage",
         "Coverage: what could not be seen",
-        "Hosts contacted but not decrypted — ca_not_trusted: the phone refused the proxy's CA (TLS alert "
-        "'unknown ca', or no HTTPS host of the app was decrypted); pinning_suspected: this host refused "
-        "while other hosts of the app were decrypted; partly_decrypted; undetermined — DNS lookups with no "
-        "decrypted request (dns_only), UDP/QUIC traffic (quic_or_udp), and request bodies no decoder could "
-        "open (opaque_payload, with their bytes).",
+        "Hosts contacted but not decrypted — ca_not_trusted: the phone refused the proxy's CA (no HTTPS "
+        "host of the app was decrypted, or TLS alert 'unknown ca' before any was); pinning_suspected: this "
+        "host refused after other hosts of the app were decrypted; partly_decrypted; undetermined — DNS "
+        "lookups with no decrypted request (dns_only), QUIC on UDP 443 (quic), other UDP (udp), and "
+        "request bodies no decoder could open (opaque_payload, with their bytes).",
         "Every contacted host was decrypted and every payload decoded.",
     ),
     Section(

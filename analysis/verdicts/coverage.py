@@ -17,12 +17,14 @@ A verdict is only as good as what was seen. Three kinds of holes (DESIGN.md "Fin
                         installed in between, or the host pins);
   plus DNS lookups no decrypted request followed (`dns_only`), TLS seen without keys in a packet
   capture (`no_keys`), raw TCP (`raw_tcp`);
-- UDP traffic (`quic_or_udp`): QUIC/HTTP3 on UDP 443 the proxy relayed without decrypting;
+- UDP traffic the proxy relayed without decrypting: `quic` (UDP port 443: HTTP/3), `udp` (other);
 - payloads sent but opaque (`opaque_payload`): request bodies no decoder opened, counted per
   destination with their bytes, when the flows table says so (column `opaque_bytes`).
 """
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 
@@ -50,13 +52,15 @@ REASONS: dict[str, str] = {
     "dns_only": "looked up, but no decrypted request followed",
     "no_keys": "TLS seen in a packet capture without keys (give --keylog)",
     "raw_tcp": "a TCP connection that was not HTTP",
-    "quic_or_udp": "UDP traffic (QUIC/HTTP3 on port 443) relayed without decrypting",
+    "quic": "QUIC (HTTP/3 on UDP port 443) relayed without decrypting",
+    "udp": "other UDP traffic (or UDP whose port the capture does not say) relayed without decrypting",
     "opaque_payload": "request bodies no decoder could open (encrypted, compressed or an unknown format)",
 }
 
 #: Holes that mean content left the device unseen (a DNS lookup alone carries no payload).
 CONTENT_HOLES: frozenset[str] = frozenset(REASONS) - {"dns_only"}
 
+_QUIC_PORT = re.compile(r"(?:^|; )port 443(?:$|;)")
 _UNKNOWN_CA = ("unknown ca", "unknown_ca", "unknown certificate authority")
 
 
@@ -132,7 +136,7 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
             float(pd.to_numeric(group["timestamp"], errors="coerce").fillna(0.0).max()),
             decrypted,
         )
-    kind_reason = {"dns": "dns_only", "sni_only": "no_keys", "tcp": "raw_tcp", "udp": "quic_or_udp"}
+    kind_reason = {"dns": "dns_only", "sni_only": "no_keys", "tcp": "raw_tcp", "udp": "udp"}
     rows = []
     for app, mode, host, kind, session, detail in zip(
         contacts["app"].astype(str),
@@ -147,6 +151,8 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
             continue  # looked up, then decrypted: covered
         if kind == "tls_failed":
             reason, why = tls_reason[(app, session, host)]
+        elif kind == "udp" and _QUIC_PORT.search(str(detail or "")):
+            reason, why = "quic", ""
         else:
             reason, why = kind_reason.get(kind, kind), ""
         rows.append((app, mode, host, kind, reason, why, str(detail or "")))
@@ -227,9 +233,13 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
         hosts = sorted(set(rows.loc[rows["reason"] == reason, "host"]))
         if hosts:
             parts.append(f"{len(hosts)} {words} ({', '.join(hosts[:limit])})")
-    udp = rows[rows["reason"] == "quic_or_udp"]
-    if not udp.empty:
-        parts.append(f"{int(udp['count'].sum())} UDP/QUIC connection(s) to {udp['host'].nunique()} host(s)")
+    for reason, words in (("quic", "QUIC (UDP 443) connection(s)"), ("udp", "other UDP connection(s)")):
+        udp = rows[rows["reason"] == reason]
+        if not udp.empty:
+            hosts = sorted(set(udp["host"]))
+            parts.append(
+                f"{int(udp['count'].sum())} {words} to {', '.join(hosts[:limit])}" + _more(hosts, limit)
+            )
     opaque = rows[rows["reason"] == "opaque_payload"]
     if not opaque.empty:
         hosts = sorted(set(opaque["host"]))
@@ -239,6 +249,10 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
             + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
         )
     return "; ".join(parts)
+
+
+def _more(items: list[str], limit: int) -> str:
+    return f" and {len(items) - limit} more" if len(items) > limit else ""
 
 
 def _size(n: int) -> str:
