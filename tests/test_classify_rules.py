@@ -354,3 +354,10 @@ def test_xiaomi_tracking_base64url_value_and_onetrack_headers():
     profile = Profile.from_dict({"imei": [imei], "mac": [mac]})
     evidence = {t: v[1] for (field, t), v in found(rec, profile).items() if field.endswith("_md5")}
     assert "known-value" in evidence["device_id.imei"] and "known-value" in evidence["device_id.mac"]
+
+
+def test_suffix_key_does_not_make_any_id_an_advertising_id():
+    query = "_kua_aa_id=2D04C4FB051D59BB-400019030002A4C0&partner_gaid=38400000-8cf0-11bd-b23e-10b96e40000d"
+    got = found(record(f"https://beacon.example-dmp.net/pixel?{query}"))
+    assert ("query._kua_aa_id", "device_id.advertising_id") not in got
+    assert ("query.partner_gaid", "device_id.advertising_id") in got

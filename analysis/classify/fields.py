@@ -204,7 +204,9 @@ def classify_field(field: Field) -> Verdict | None:
     key = effective_key(field)
     if key in NOISE_KEYS:
         return None
+    suffixed = False
     if key not in ALL_KEYS and field.key:
+        suffixed = bool(suffix_key(field.key))
         key = suffix_key(field.key) or key
 
     # shapes that name what they are
@@ -285,7 +287,8 @@ def classify_field(field: Field) -> Verdict | None:
             return Verdict("device_id.other", "medium", "key-name+value-shape")
         if shapes.is_identifier_like(value):
             return Verdict("device_id.other", "low", "key-name+value-shape")
-    if key in AD_ID_KEYS and shapes.is_identifier_like(value):
+    # an advertising id without its UUID shape only under the key itself (`_kua_aa_id` is no AAID)
+    if key in AD_ID_KEYS and not suffixed and shapes.is_identifier_like(value):
         return Verdict("device_id.advertising_id", "low", "key-name+value-shape")
     if shapes.is_url(value) and field.location in ("query", "body", "cookie"):
         return Verdict("url", "low", "value-shape")
