@@ -361,3 +361,22 @@ def test_suffix_key_does_not_make_any_id_an_advertising_id():
     got = found(record(f"https://beacon.example-dmp.net/pixel?{query}"))
     assert ("query._kua_aa_id", "device_id.advertising_id") not in got
     assert ("query.partner_gaid", "device_id.advertising_id") in got
+
+
+def test_base64_json_inside_a_nested_url_parameter():
+    import base64
+
+    state = base64.urlsafe_b64encode(json.dumps({"email": "jane@example.org", "step": 2}).encode()).decode()
+    inner = "https://app.example.com/continue?state=" + state
+    got = found(record("https://r.example-ads.com/c?u=" + quote(inner, safe="")))
+    assert any(t == "contact.email" and v[0] == "jane@example.org" for (_, t), v in got.items()), got
+
+
+def test_phone_in_free_text_needs_its_plus():
+    body = {
+        "note": "call me on +49 151 2345 6789 after five",
+        "log": "took 1699999999123 ms for 4915123456789",
+    }
+    got = found(record("https://logs.example-sdk.io/ingest", JSON, json.dumps(body).encode()))
+    assert got[("body.note", "contact.phone")][0] == "+49 151 2345 6789"
+    assert ("body.log", "contact.phone") not in got

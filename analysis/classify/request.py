@@ -25,7 +25,7 @@ from phonehome.analysis.classify.known import KnownValues
 from phonehome.analysis.classify.schemas import field_types, refuted_types, scanned, schemas_for
 from phonehome.analysis.classify.sensors import read_batch, signup_events
 from phonehome.analysis.classify.shapes import coordinate, gps_pair, is_package, is_url
-from phonehome.analysis.decode import DecodedRequest, Field
+from phonehome.analysis.decode import DecodedRequest, Field, decode_value
 from phonehome.analysis.findings import Finding
 from phonehome.analysis.profile import Profile
 from phonehome.analysis.records import HttpRecord
@@ -42,6 +42,12 @@ _INNER_PAIR = re.compile(
 )
 _EMAIL_IN_TEXT = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
+)
+# a nested parameter worth handing to the decoder: base64(url) text or JSON
+_ENCODED = re.compile(r"^(?:[A-Za-z0-9+/_-]{16,}={0,2}|\s*[\[{].*)$", re.S)
+# an international phone number in text: only with its leading + (bare digit runs are ids and times)
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w+])\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?!\w)"
 )
 INNER_TYPES = ("device_id.", "user_id", "contact.", "token", "network.local_ip")
 MAX_URL_DEPTH = 3
@@ -266,6 +272,16 @@ def _inner_verdicts(record: HttpRecord, field: Field, navigation: bool, depth: i
                 yield inner, Verdict(verdict.data_type, verdict.confidence, verdict.evidence)
             if is_url(inner_value.strip()):
                 yield from _inner_verdicts(record, inner, navigation, depth + 1)
+            elif len(inner_value) >= 16 and verdict is None and _ENCODED.match(inner_value):
+                # base64/JSON inside the nested parameter: the decoder's own layers, bounded as ever
+                nested = decode_value(
+                    inner_value, location=field.location, path=field.path, key=key, encodings=field.encodings
+                )
+                for leaf in nested.fields[:200]:
+                    if leaf.encodings != field.encodings:
+                        leaf_verdict = classify_field(leaf)
+                        if leaf_verdict is not None and leaf_verdict.data_type != "url":
+                            yield leaf, leaf_verdict
         return
     if " " not in value and "\n" not in value:
         return
@@ -275,6 +291,13 @@ def _inner_verdicts(record: HttpRecord, field: Field, navigation: bool, depth: i
             Field(field.location, field.path, "", field.encodings, email),
             Verdict("contact.email", "medium", "value-shape"),
         )
+    for match in _PHONE_IN_TEXT.finditer(value):
+        phone = match.group(0)
+        if 10 <= sum(c.isdigit() for c in phone) <= 15:
+            yield (
+                Field(field.location, field.path, "", field.encodings, phone),
+                Verdict("contact.phone", "low", "value-shape"),
+            )
     for match in _INNER_PAIR.finditer(value):
         key, inner_value = match.group(1), match.group(2)
         inner = Field(field.location, field.path, key.rsplit(".", 1)[-1], field.encodings, inner_value)
