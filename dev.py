@@ -3,9 +3,11 @@
 
     python3 dev.py demo    # create .venv, install phonehome, build the report on the sample capture
     python3 dev.py test    # create .venv, install phonehome with its test extra, lint, run the test suite
+    python3 dev.py notebook  # the same .venv, then open notebooks/walkthrough.ipynb in JupyterLab
 
 The virtual environment is reused; it is reinstalled when pyproject.toml changes.
-Extra arguments after `test` go to pytest (e.g. `python3 dev.py test -k decode -x`).
+Extra arguments after `test` go to pytest (e.g. `python3 dev.py test -k decode -x`), after `notebook`
+to JupyterLab (e.g. `python3 dev.py notebook --no-browser --port 8890`).
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "notebook"):
         sys.exit(__doc__)
     ensure_venv()
     if argv[0] == "demo":
         run(BIN / "phonehome", "demo", *argv[1:])
+    elif argv[0] == "notebook":  # JupyterLab comes with the test extra, resolved with mitmproxy's pins
+        run(BIN / "jupyter", "lab", ROOT / "notebooks" / "walkthrough.ipynb", *argv[1:])
     else:
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -35,4 +36,15 @@ def test_notebook_executes_and_shows_incognito_leak():
     images = [
         out for cell in nb.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})
     ]
-    assert images, "the plot cell shows a figure"
+    assert len(images) == 3, "heatmap, timeline and bytes per owner are shown"
+    # the worked example decodes the incognito search step by step, as the report does
+    assert "Undo gzip compression" in text and "Parse the JSON; the field is highlighted" in text
+    assert "divorce lawyer near me" in text
+    # an owner nobody is known to be is shown as "unknown", never as a blank or NaN
+    owners = next(
+        str(out.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code" and "bytes_sent" in cell.source
+        for out in cell.outputs
+    )
+    assert re.search(r"^unknown\s+incognito", owners, re.M) and "NaN" not in text
