@@ -54,9 +54,11 @@ class HttpRecord:
     response_size: int | None = None
     server_ip: str | None = None
     sni: str | None = None
-    # TLS the destination negotiated (the proxy's connection to the server), e.g. "TLSv1.2"
-    tls_version: str | None = None
-    tls_cipher: str | None = None
+    # TLS the destination negotiated (the proxy's connection to the server), e.g. "TLSv1.2".
+    # Connection metadata, not the request: left out of equality (the live inspector's payload,
+    # which rebuilds a request's record, does not carry it).
+    tls_version: str | None = field(default=None, compare=False)
+    tls_cipher: str | None = field(default=None, compare=False)
 
     @property
     def url(self) -> str:

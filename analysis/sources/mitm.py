@@ -63,8 +63,8 @@ def http_record(
         response_size=len(resp.raw_content or b"") if resp else None,
         server_ip=server_ip,
         sni=sni,
-        tls_version=f.server_conn.tls_version if f.server_conn else None,
-        tls_cipher=f.server_conn.cipher if f.server_conn else None,
+        tls_version=getattr(f.server_conn, "tls_version", None),  # duck-typed flows (HAR, live payloads)
+        tls_cipher=getattr(f.server_conn, "cipher", None),
     )
 
 
