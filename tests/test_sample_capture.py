@@ -86,6 +86,17 @@ def test_sample_records_negotiated_tls(sample_capture: Path):
     assert {v for h, v in versions if h.endswith((".miui.com", ".xiaomi.com"))} == {"TLSv1.2"}
     assert {v for h, v in versions if not h.endswith((".miui.com", ".xiaomi.com"))} == {"TLSv1.3"}
     assert all(f.server_conn.cipher and f.client_conn.tls_version == "TLSv1.3" for f in flows)
+    # both dump readers (the fast one reads the tnetstrings itself) record what mitmproxy reads
+    expected = {f.id: (f.server_conn.tls_version, f.server_conn.cipher) for f in flows}
+    records = read_source(sample_capture, Labels(), SourceReport(str(sample_capture)))
+    assert {
+        r.flow_id: (r.tls_version, r.tls_cipher) for r in records if hasattr(r, "tls_version")
+    } == expected
+    from phonehome.analysis.pipeline import analyze
+
+    tables = analyze([sample_capture]).flows
+    pairs = zip(tables["tls_version"], tables["tls_cipher"], strict=True)
+    assert dict(zip(tables["flow_id"], pairs, strict=True)) == expected
 
 
 def _comparable(path: Path) -> list[dict]:
