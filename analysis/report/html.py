@@ -36,7 +36,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Rows a table shows in the page; the rest are in <stem>_tables/<name>.csv.
 MAX_TABLE_ROWS = 300
 #: Evidence groups shown per app, and how many of them get a worked example.
-MAX_GROUPS = 400
+MAX_GROUPS = 3000  # anchored; beyond it, links are dropped and the CSV has them
+MAX_DETAILED = 150  # groups shown in full (facts, example); the others as one table row each
 MAX_EXAMPLES = 60
 
 #: Columns whose text must not break inside a word (hosts, codes, names, numbers).
@@ -322,9 +323,32 @@ def _chain_words(chain: str) -> str:
     return f"{vocabulary.encoding_words(chain)} ({chain})"
 
 
+def _group_rows(groups: pd.DataFrame) -> TableView:
+    """The groups after the detailed ones, one anchored table row each (small at 30,000 flows)."""
+    rest = groups.iloc[MAX_DETAILED:MAX_GROUPS]
+    header = [Cell(h, c) for h, c in (("mode", "keep"), ("destination", "keep"), ("data type", ""))]
+    header += [Cell(h, "num") for h in ("findings", "requests", "values")]
+    header += [Cell("phases", ""), Cell("seen", "keep")]
+    rows = []
+    for g in rest.to_dict("records"):
+        owner = f" ({g['owner']})" if g["owner"] else ""
+        cells = [
+            Cell(g["mode"], "keep"),
+            Cell(g["host"] + owner, "keep"),
+            Cell(vocabulary.data_type_name(g["data_type"]), "", code=g["data_type"]),
+            Cell(count(g["findings"]), "num"),
+            Cell(count(g["requests"]), "num"),
+            Cell(count(g["values"]), "num"),
+            Cell(g["phases"], ""),
+            Cell(readable_time(g["first_seen"]), "keep"),
+        ]
+        rows.append({"cells": cells, "id": g["evidence_id"]})
+    return TableView(header, rows, "")
+
+
 def _group_views(groups: pd.DataFrame, examples: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for g in groups.head(MAX_GROUPS).to_dict("records"):
+    for g in groups.head(MAX_DETAILED).to_dict("records"):
         owner = f" ({g['owner']})" if g["owner"] else ""
         out.append(
             {
@@ -393,7 +417,7 @@ def _headline_href(h: Headline, app: str, groups: pd.DataFrame, anchors: dict[st
     if h.mode and not mine.empty:
         mine = mine[mine["mode"] == h.mode] if (mine["mode"] == h.mode).any() else mine
     for g in mine.itertuples(index=False):  # the first group whose destination the sentence names
-        if g.host and g.host in h.text:
+        if g.host and g.host in h.text and g.evidence_id in anchors:
             return "#" + g.evidence_id
     return f"#{_app_id(app)}-evidence"
 
@@ -448,7 +472,8 @@ def build_view(
 
     apps = apps_of(report)
     groups = evidence_groups(report.findings, report.flows) if groups is None else groups
-    anchors = anchor_labels(groups, report.coverage)
+    shown = groups.groupby("app", sort=False).head(MAX_GROUPS) if not groups.empty else groups
+    anchors = anchor_labels(shown, report.coverage)
     modes = set(report.findings["mode"]) | set(report.flows["mode"]) if not report.flows.empty else set()
     headlines = headlines_of(report)
     sections = sections_of(report)
@@ -501,6 +526,8 @@ def build_view(
                 f"Showing {MAX_GROUPS:,} of {len(app_groups):,} groups; every group is in "
                 "evidence_groups.csv and every finding in evidence.csv next to this report."
             )
+        elif len(app_groups) > MAX_DETAILED:
+            more = "Every finding of these groups is in evidence.csv next to this report."
         app_views.append(
             {
                 "id": app_id,
@@ -511,6 +538,7 @@ def build_view(
                 "sections": app_sections,
                 "plots": _plots(report, app, multi) if plots else [],
                 "groups": _group_views(app_groups, examples),
+                "group_rows": _group_rows(app_groups),
                 "groups_more": more,
             }
         )

@@ -134,6 +134,9 @@ def render_markdown(
             if g["example"]:
                 out += _example_md(g["example"])
             out.append("")
+        if app["group_rows"].rows:
+            out += ["#### More groups, fewest findings last", ""]
+            out += table_md(app["group_rows"])
         if app["groups_more"]:
             out += [md_text(app["groups_more"], 500), ""]
     for section in view["shared_sections"]:
