@@ -178,6 +178,7 @@ class Guard:
         self.networks: list[Network] = []
         self.refused_clients = 0
         self.refused_local = 0
+        self.verdicts: dict[tuple[str, int | None], str | None] = {}  # (host, port) -> why refused
         self.reached: dict[str, str] = {}  # server connection id -> why: it reached the laptop
         self._env_auth = os.environ.pop(PROXYAUTH_ENV, "")
 
@@ -197,6 +198,7 @@ class Guard:
         )
 
     def configure(self, updated: set[str]) -> None:
+        self.verdicts.clear()  # they depend on phonehome_allow_local and web_port
         if "phonehome_allow_client" in updated:
             self.networks = parse_networks(ctx.options.phonehome_allow_client)
         if self._env_auth and "proxyauth" in ctx.options:
@@ -252,6 +254,15 @@ class Guard:
         return "web_port" in ctx.options and port == ctx.options.web_port
 
     def _refuse_reason(self, host: str, port: int | None) -> str | None:
+        key = (host, port)
+        if key in self.verdicts:
+            return self.verdicts[key]
+        if len(self.verdicts) >= _CACHE_LIMIT:
+            self.verdicts.clear()
+        reason = self.verdicts[key] = self._decide(host, port)
+        return reason
+
+    def _decide(self, host: str, port: int | None) -> str | None:
         if not host or not self.local.name_is_local(host):
             return None
         if self._web_port(port):
@@ -288,6 +299,11 @@ class Guard:
         connection's address, which CONNECT and server_connect check (and which a later addon,
         e.g. a redirect, may have chosen): such a request is left to them.
         """
+        data = flow.request.data
+        if not data.authority:
+            address = flow.server_conn.address
+            if address is not None and address[0] == data.host and address[1] == data.port:
+                return  # the common case, kept cheap: a request inside a checked connection
         if flow.response is not None or self._exempt(flow.client_conn):
             return
         request = flow.request
@@ -296,8 +312,6 @@ class Guard:
             port = port or request.port
         else:
             host, port = request.host, request.port
-            if flow.server_conn.address and tuple(flow.server_conn.address) == (host, port):
-                return
         reason = self._refuse_reason(host, port)
         if reason:
             self._refuse_flow(flow, reason)
