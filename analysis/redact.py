@@ -422,13 +422,12 @@ class Redactor:
         """`text` with every form of every sensitive value replaced by the value's tag."""
         if not self.values or not text:
             return text
+        spans = self._spans(text)
         dv = decoded_view(text)
-        view = dv[0] if dv else text
-        spans = self._spans(view)
+        if dv is not None:  # also as decoded, back to positions in `text` ("100%" + id decodes "%10")
+            spans += [(dv[1][a], dv[2][b - 1], canon) for a, b, canon in self._spans(dv[0])]
         if not spans:
             return text
-        if dv is not None:  # back to positions in `text`
-            spans = [(dv[1][a], dv[2][b - 1], canon) for a, b, canon in spans]
         spans.sort(key=lambda s: (s[0], -s[1]))
         out, pos = [], 0
         for a, b, canon in spans:

@@ -24,6 +24,9 @@ from phonehome.analysis.redact import Redactor
 from tests.support_redact import ENCODINGS, encode, leaks, output_text, write_capture
 
 TRIED: Counter[str] = Counter()
+#: CLI examples per run (each runs four commands); the Redactor campaign gets 100 times as many.
+#: A longer campaign: PHONEHOME_REDACT_EXAMPLES=40 pytest -s tests/test_redact_property.py
+CAMPAIGN = int(os.environ.get("PHONEHOME_REDACT_EXAMPLES", "4"))
 
 # identifiers look like identifiers: a constant such as 0000000000000000 is not redacted (JUNK)
 HEX16 = st.text("0123456789abcdef", min_size=16, max_size=16).filter(lambda s: len(set(s)) > 3)
@@ -61,7 +64,7 @@ def _run_all(capture: Path, out: Path, profile: bool) -> None:
     salt=st.integers(0, 1000),
 )
 @settings(
-    max_examples=int(os.environ.get("PHONEHOME_REDACT_EXAMPLES", "4")),  # more for a campaign
+    max_examples=CAMPAIGN,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each example runs four commands
@@ -106,7 +109,7 @@ def test_no_redacted_cli_output_holds_any_form_of_a_secret(secrets, encodings, p
     before=st.text(max_size=20),
     after=st.text(max_size=20),
 )
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=100 * CAMPAIGN, deadline=None)
 def test_redactor_removes_every_form(secret, how, salt, before, after):
     TRIED["redactor text"] += 1
     redactor = Redactor([secret])
