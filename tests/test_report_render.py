@@ -14,6 +14,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from phonehome.analysis.report import build_report, render_html, render_markdown, write_report
@@ -229,3 +230,29 @@ def test_redacted_report_says_so_at_the_top_and_in_the_footer(tmp_path):
     plain = tmp_path / "plain.html"
     write_report(build_report(two_modes()), plain)
     assert "redaction-notice" not in plain.read_text(encoding="utf-8")
+
+
+def test_claims_render_as_cards_with_evidence_links_and_bounded_cells():
+    # a Section the renderer knows nothing special about: rows of sentences become cards
+    report = build_report(two_modes())
+    ev = report.evidence
+    incognito_url = ev[(ev["mode"] == "incognito") & (ev["data_type"] == "url")]["evidence_id"].iloc[0]
+    report.claims = pd.DataFrame(
+        [
+            {
+                "app": "com.example.browser",
+                "claim": "incognito-no-upload",
+                "paraphrase": "Browsing in incognito mode is not collected: nothing visited is uploaded.",
+                "source": "A vendor spokesperson, statement to a newspaper, 2020-04-30 <https://news.example/x>",
+                "verdict": "contradicted",
+                "finding_ids": "; ".join(f"flow-{i}#body.data_list[{i}].properties.$url" for i in range(40)),
+                "evidence_ids": incognito_url,
+            }
+        ]
+    )
+    html = render_html(report, plots=False)
+    section = html.split("Claims vs observations</h3>")[1].split("<h3")[0]
+    assert '<div class="card">' in section and "<table" not in section
+    assert f'href="#{incognito_url}"' in section and f'id="{incognito_url}"' in html
+    assert "characters in all; the table&#39;s CSV has them" in section
+    assert "flow-39#" not in section  # cut: the CSV holds the whole cell

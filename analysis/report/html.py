@@ -35,6 +35,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 #: Rows a table shows in the page; the rest are in <stem>_tables/<name>.csv.
 MAX_TABLE_ROWS = 300
+#: Characters a table cell shows; the CSV next to the report holds the whole cell.
+MAX_CELL_CHARS = 400
 #: Evidence groups shown per app, and how many of them get a worked example.
 MAX_GROUPS = 3000  # anchored; beyond it, links are dropped and the CSV has them
 MAX_DETAILED = 150  # groups shown in full (facts, example); the others as one table row each
@@ -43,10 +45,12 @@ MAX_EXAMPLES = 60
 #: Columns whose text must not break inside a word (hosts, codes, names, numbers).
 KEEP_COLUMNS = frozenset(
     {"app", "mode", "host", "site", "owner", "category", "party", "kind", "status", "confidence"}
-    | {"session", "phase", "method", "location", "verdict", "baseline", "claim", "reason"}
+    | {"session", "phase", "method", "location", "verdict", "baseline", "claim"}
 )
 #: Columns of long captured text that may break anywhere.
-LONG_COLUMNS = frozenset({"url", "value", "field", "detail", "hosts", "values", "fields", "source", "caveat"})
+LONG_COLUMNS = frozenset(
+    {"url", "value", "field", "detail", "hosts", "values", "fields", "source", "caveat", "finding_ids"}
+)
 #: Link columns: shown as links to the evidence, not as text; the row's own anchor.
 HIDDEN_COLUMNS = frozenset({"evidence_id", "evidence_ids", "coverage_id"})
 #: Label columns that, when one value fills the whole table, are said once above it instead.
@@ -181,7 +185,10 @@ def _cell(column: str, value: object, cls: str) -> Cell:
         return Cell(words, cls, code=str(value))
     if cls == "num":
         return Cell(count(value), cls)
-    return Cell(str(value), cls)
+    text = str(value)
+    if len(text) > MAX_CELL_CHARS:  # the CSV next to the report holds the whole cell
+        text = f"{text[:MAX_CELL_CHARS]}… ({len(text):,} characters in all; the table's CSV has them)"
+    return Cell(text, cls)
 
 
 def _header(column: str, cls: str) -> Cell:
@@ -195,6 +202,20 @@ class TableView:
     empty: str
     more: str = ""
     caption: str = ""
+    cards: bool = False  # rows of prose (claims): one card per row, columns as a list
+
+
+#: A table whose cells average more characters than this reads better as cards than as a grid.
+PROSE_CHARS = 45
+
+
+def is_prose(frame: pd.DataFrame) -> bool:
+    """Tables of sentences (a claim, its source, why it was decided) rather than of values."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and c not in HIDDEN_COLUMNS]
+    if not text or frame.empty:
+        return False
+    sample = frame[text].head(50).astype(str)
+    return float(sample.apply(lambda col: col.str.len().mean()).mean()) > PROSE_CHARS
 
 
 def table_view(
@@ -232,7 +253,7 @@ def table_view(
     if len(frame) > len(shown):
         where = f" in the table {csv_name}.csv next to this report" if csv_name else ""
         more = f"Showing {len(shown):,} of {len(frame):,} rows; all of them are{where}."
-    return TableView(header, rows, empty, more, caption)
+    return TableView(header, rows, empty, more, caption, cards=is_prose(frame[columns]))
 
 
 def _evidence_links(
@@ -249,7 +270,9 @@ def _evidence_links(
     found = [i for i in dict.fromkeys(ids) if i in anchors]
     if "host" in record:  # the row names its destination: the mode says which group
         return [{"href": "#" + i, "text": anchors[i].mode} for i in found]
-    return [{"href": "#" + i, "text": f"{anchors[i].mode}: {anchors[i].host}"} for i in found]
+    return [
+        {"href": "#" + i, "text": f"{a.mode}: {a.data_type} at {a.host}"} for i in found for a in [anchors[i]]
+    ]
 
 
 def _positive(value: object) -> bool:
