@@ -334,3 +334,21 @@ def test_cut_streams_count_at_body_level_but_not_inside_base64():
     assert body_fields[-1].encodings == ("gzip",), "a body cut in transit still shows its prefix"
     token = base64.b64encode(cut).decode()
     assert decode_value(token, path="q").fields[0].encodings == ()
+
+
+def test_multipart_by_the_mime_parser_keeps_binary_and_transfer_encodings():
+    # issue 15: parts read by email.parser, not by hand: CRLF inside binary content survives,
+    # Content-Transfer-Encoding is undone, RFC 2231 names are read
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+        b"\x00\x01\r\n\x02\r\n--xyz\r\n"
+        b'Content-Disposition: form-data; name="b64"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + base64.b64encode(b'{"imei": "867530912345673"}')
+        + b"\r\n--xyz\r\nContent-Disposition: form-data; name*=UTF-8''caf%C3%A9\r\n\r\nlatte\r\n--xyz--\r\n"
+    )
+    rec = record(headers={"Content-Type": 'multipart/form-data; boundary="xyz"'}, body=body)
+    fields = by_path(decode_request(rec))
+    assert fields["body.bin"].value == "\\x00\\x01\r\n\\x02"
+    assert fields["body.b64.imei"].value == "867530912345673"
+    assert fields["body.café"].value == "latte"

@@ -4,7 +4,8 @@ body) and hand each value to the walker with the right location and path prefix.
 from __future__ import annotations
 
 import json
-import re
+from email import policy as email_policy
+from email.parser import BytesParser
 from urllib.parse import parse_qsl, unquote
 
 from phonehome.analysis.decode import codecs
@@ -42,9 +43,6 @@ SKIPPED_HEADERS = frozenset(
         "upgrade-insecure-requests",
     }
 )
-
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-_DISPOSITION_NAME = re.compile(r'\bname="([^"]*)"|\bname=([^;\s]+)', re.IGNORECASE)
 
 
 def decode_request(record: HttpRecord, limits: Limits = DEFAULT_LIMITS) -> DecodedRequest:
@@ -192,34 +190,35 @@ def _json_scalar(text: str) -> str | None:
 
 
 def _multipart(w: Walker, body: bytes, ctype: str, enc: tuple[str, ...]) -> bool:
-    """multipart/form-data: each part is a field `body.<name>` with chain `multipart>...`."""
-    m = _BOUNDARY.search(ctype)
-    if not m:
+    """multipart/form-data: each part is a field `body.<name>` with chain `multipart>...`.
+
+    Parsed by the standard library's MIME parser (email.parser, HTTP policy): boundaries, part
+    headers, quoted names and Content-Transfer-Encoding as RFC 2046/7578 say, not by hand."""
+    if "boundary=" not in ctype.lower():
         return False
-    delimiter = b"--" + (m.group(1) or m.group(2)).encode("utf-8", "surrogateescape")
-    chunks = body.split(delimiter)
-    if len(chunks) < 3:
+    head = b"Content-Type: " + ctype.encode("utf-8", "surrogateescape").replace(b"\r", b"").replace(
+        b"\n", b""
+    )
+    try:
+        message = BytesParser(policy=email_policy.HTTP).parsebytes(head + b"\r\n\r\n" + body)
+        parts = list(message.iter_parts()) if message.is_multipart() else []
+    except Exception:  # the MIME parser on hostile input: not multipart then
+        return False
+    if not parts:
         return False
     enc = (*enc, "multipart")
-    for index, chunk in enumerate(chunks[1:]):
-        if chunk.startswith(b"--"):  # the closing delimiter
-            break
-        chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk.lstrip(b"\n")
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = chunk.partition(b"\n\n")
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        elif content.endswith(b"\n"):
-            content = content[:-1]
-        headers = head.decode("utf-8", "replace")
-        name_match = _DISPOSITION_NAME.search(headers)
-        name = (name_match.group(1) or name_match.group(2)) if name_match else str(index)
-        part_type = ""
-        for line in headers.splitlines():
-            hname, _, hvalue = line.partition(":")
-            if hname.strip().lower() == "content-type":
-                part_type = hvalue.strip().lower()
+    for index, part in enumerate(parts):
+        try:
+            name = part.get_param("name", header="content-disposition")
+            content = part.get_payload(decode=True)
+            part_type = part.get_content_type()
+        except Exception:  # a damaged part header: the part as raw text
+            name, content, part_type = None, str(part.get_payload()).encode("utf-8", "surrogateescape"), ""
+        if isinstance(name, tuple):  # RFC 2231 (charset, language, value)
+            name = name[2]
+        name = str(name) if name is not None else str(index)
+        if not isinstance(content, bytes):
+            content = b""
         prefer = "protobuf" if "protobuf" in part_type else "msgpack" if "msgpack" in part_type else None
         w.bytes_loose(content, "body", join_path("body", name), name, enc, prefer=prefer)
     return True
