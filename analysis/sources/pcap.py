@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import h11
+from mitmproxy.net.http.url import parse_authority
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
@@ -382,8 +383,11 @@ class _HttpStream:
         assert self.request is not None
         dst, dport = self.key[2], self.key[3]
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.request.headers.raw_items()]
-        host = next((v for n, v in headers if n.lower() == "host"), "") or dst
-        hostname, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        authority = next((v for n, v in headers if n.lower() == "host"), "") or dst
+        try:
+            hostname, port = parse_authority(authority, check=False)  # mitmproxy's, as for live flows
+        except ValueError:
+            hostname, port = authority, None
         return HttpRecord(
             source=self.ctx.source,
             flow_id=f"{Path(self.ctx.source).stem}#{count}",
@@ -392,7 +396,7 @@ class _HttpStream:
             method=self.request.method.decode("latin-1"),
             scheme="http",
             host=hostname,
-            port=int(port) if port.isdigit() else int(dport),
+            port=port if isinstance(port, int) and 0 < port < 65536 else int(dport),
             path=self.request.target.decode("latin-1"),
             http_version="HTTP/" + self.request.http_version.decode("latin-1"),
             request_headers=tuple(headers),
