@@ -5,17 +5,19 @@ reports the tracking data each request carries. This script times, each as its o
 the same varied Mi-Browser-like session (benchmarks/varied_session.py: every URL, id and body
 differs), in alternating order:
 
-- `phonehome HAR`:  `phonehome analyze S.har --profile profile.json -o TMP -q`
-- `phonehome dump`: `phonehome analyze S.mitm --profile profile.json -o TMP -q` (same requests)
-- `TrackHAR HAR`:   `node trackhar_run.mjs S.har profile.json` (TrackHAR's `process()`, the
-  profile's known values as its indicator values; see trackhar_run.mjs)
+- `phonehome HAR`:  `phonehome analyze S.har --profile known-values.json -o TMP -q`
+- `phonehome dump`: `phonehome analyze S.mitm --profile known-values.json -o TMP -q` (same requests)
+- `TrackHAR HAR`:   `node trackhar_run.mjs S.har known-values.json` (TrackHAR's `process()`, the
+  profile's known values as its indicator values; see trackhar_run.mjs); with --no-profile
+  neither tool gets known values
 - `FlowReader dump`: `python -c "...FlowReader(fo).stream()..."` merely loading the dump, the floor
   any mitmproxy-based tool pays
 
 and prints per size the median wall time, CPU time and peak RSS of each side, and the ratios
 phonehome/TrackHAR and phonehome-dump/FlowReader (median of the per-round ratios, every round
-listed). Peak RSS is the largest of the process and the children it waited for (os.wait4), so
-forked phonehome workers count. Then the small-capture start-up: `phonehome analyze
+listed). CPU is user+sys of the process and the children it waited for (os.wait4), so forked
+phonehome workers count; peak RSS is GNU time's %M (the largest of the process and its
+workers) when /usr/bin/time exists. Then the small-capture start-up: `phonehome analyze
 captures/sample-mint-browser` (19 flows) against TrackHAR on the same requests as a HAR (18:
 a HAR cannot hold the sample's DNS flow), with bare `python -c pass` / `node -e ""` for scale.
 
@@ -43,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from varied_session import DEFAULT_OUT, ROOT, ensure_session
+from varied_session import DEFAULT_OUT, ROOT, ensure_session, known_values
 
 TRACKHAR_VERSION = "1.0.0"
 DRIVER = Path(__file__).resolve().parent / "trackhar_run.mjs"
@@ -115,29 +117,44 @@ def phonehome_command() -> list[str]:
     return [found]
 
 
+GNU_TIME = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+
+
 def timed(argv: list[str]) -> dict:
-    """Run argv as a child process; wall and CPU seconds, peak RSS (MB) and its stdout."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
+    """Run argv as a child process; wall and CPU seconds, peak RSS (MB) and its stdout.
+
+    Peak RSS comes from GNU time's %M when /usr/bin/time exists: a child's ru_maxrss also counts
+    the image it was forked from before exec (this benchmark, 40-70 MB), which GNU time, a small
+    C program, keeps out. Without it the figure is wait4's, with that floor.
+    """
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile() as rss,
+    ):
         env = None
         if PYROOT is not None:
-            env = dict(
-                os.environ,
-                PYTHONPATH=os.pathsep.join(filter(None, [str(PYROOT), os.environ.get("PYTHONPATH")])),
-            )
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            path = os.pathsep.join(filter(None, [str(PYROOT), os.environ.get("PYTHONPATH")]))
+            env = dict(os.environ, PYTHONPATH=path)
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else argv
+        start = time.perf_counter()
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        rss_kb = usage.ru_maxrss
+        if GNU_TIME:
+            lines = Path(rss.name).read_text().split()
+            rss_kb = int(lines[-1]) if lines and lines[-1].isdigit() else rss_kb
     if proc.returncode != 0:
         raise SystemExit(f"bench_peer: {' '.join(argv)} exited {proc.returncode}:\n{stderr[-2000:]}")
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": rss_kb / 1024,
         "stdout": stdout,
     }
 
@@ -278,12 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         f" python {sys.version.split()[0]}, node {node},"
         f" trackhar {TRACKHAR_VERSION}; whole processes, wall-time medians of alternating rounds"
     )
-    print(f"phonehome: {'revision ' + PYROOT.parent.name if PYROOT else 'the installed working tree'}")
+    print(f"phonehome: {'from ' + str(PYROOT) if PYROOT else 'the installed working tree'}")
     record: dict = {}
     if not args.small_only:
         for requests in args.sizes:
             dump, har = ensure_session(args.cache, requests)
-            profile = None if args.no_profile else dump.parent / "profile.json"
+            profile = None if args.no_profile else known_values(dump)
             runs = run_rounds(sides_for(dump, har, profile, driver, args.jobs), args.repeat)
             print_size(requests, runs, har, dump)
             record[str(requests)] = runs

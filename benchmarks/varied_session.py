@@ -8,9 +8,9 @@ wire format): Sensors Analytics batches (form > base64 > gzip > JSON, 1-6 events
 URLs, titles and search words inside), page loads and their sub-resources, searches, the MIUI
 tracking endpoint (JSON with a urlsafe-base64 zlib blob), mistat beacons (hex JSON in the query),
 the news feed API (brotli JSON, a JWT, cookies), Firebase app-measurement protobuf and the ad SDK
-(zstd msgpack). The device identifiers are the sample's (captures/sample-mint-browser/profile.json),
-so known-value matching has work to do; the first half is labelled `normal`, the second
-`incognito`. Only HTTP flows, so the dump and the HAR hold the same requests.
+(zstd msgpack). The device identifiers are the sample's (its profile.json, copied to
+known-values.json beside the files), so known-value matching has work to do; the first half is
+labelled `normal`, the second `incognito`. Only HTTP flows, so the dump and the HAR hold the same requests.
 
 Both files are written by mitmproxy's own code in one streamed pass (constant memory):
 `mitmproxy.io.FlowWriter` for the dump and `mitmproxy.addons.savehar.SaveHar.flow_entry` for each
@@ -338,6 +338,12 @@ def paths(out: Path, requests: int) -> tuple[Path, Path]:
     return base / "flows.mitm", base / "flows.har"
 
 
+def known_values(dump: Path) -> Path:
+    """The session's device profile. Not named profile.json: phonehome picks up a profile.json
+    beside a capture file by itself, and a run without known values must be possible."""
+    return dump.parent / "known-values.json"
+
+
 def write_session(out: Path, requests: int) -> tuple[Path, Path]:
     """Write the dump and the HAR of a varied session (one streamed pass; mitmproxy's writers)."""
     from mitmproxy.addons.savehar import SaveHar
@@ -358,15 +364,25 @@ def write_session(out: Path, requests: int) -> tuple[Path, Path]:
         fh.write("]" + tail)
     dump_tmp.replace(dump)
     har_tmp.replace(har)
-    profile = dump.parent / "profile.json"
-    profile.write_text(json.dumps(_sample_module().PROFILE, indent=2) + "\n")
+    write_known_values(dump)
     return dump, har
+
+
+def write_known_values(dump: Path) -> Path:
+    path = known_values(dump)
+    path.write_text(json.dumps(_sample_module().PROFILE, indent=2) + "\n")
+    stale = dump.parent / "profile.json"  # what version 1 of this script wrote
+    if stale.exists():
+        stale.unlink()
+    return path
 
 
 def ensure_session(out: Path, requests: int) -> tuple[Path, Path]:
     dump, har = paths(out, requests)
-    if not (dump.exists() and har.exists() and (dump.parent / "profile.json").exists()):
+    if not (dump.exists() and har.exists()):
         write_session(out, requests)
+    if not known_values(dump).exists() or (dump.parent / "profile.json").exists():
+        write_known_values(dump)
     return dump, har
 
 
