@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 PROXYAUTH_ENV = "PHONEHOME_PROXYAUTH"
 TOKEN_VERSION = (11, 1, 2)  # mitmweb's API asks for a token from this version on (CVE-2025-23217)
 _CACHE_LIMIT = 4096
+# hooks through which an answer could pass back (set on the instance only while needed)
+_BACKSTOP_HOOKS = ("responseheaders", "tcp_message", "udp_message", "websocket_message")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -357,18 +359,21 @@ class Guard:
             return
         self.reached[data.server.id] = f"{data.server.address[0]} connected to {ip}, this laptop"
         log.warning(f"phonehome: {self.reached[data.server.id]}; its answers are not passed on")
+        # Armed only while such a connection exists: mitmproxy looks hooks up by attribute on every
+        # event, so no flow pays for this check the rest of the time.
+        for name in _BACKSTOP_HOOKS:
+            setattr(self, name, self._block_reached)
 
     def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self.reached.pop(data.server.id, None)
+        if self.reached.pop(data.server.id, None) is not None and not self.reached:
+            for name in _BACKSTOP_HOOKS:
+                self.__dict__.pop(name, None)
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if self.reached and flow.server_conn.id in self.reached:
+    def _block_reached(self, flow) -> None:
+        """Answers from a connection that reached the laptop never reach the client."""
+        server = getattr(flow, "server_conn", None)
+        if server is not None and server.id in self.reached:
             self.refused_local += 1
-            flow.metadata["phonehome_refused"] = self.reached[flow.server_conn.id]
-            flow.kill()  # the laptop's answer never reaches the client
-
-    def _kill_reached(self, flow) -> None:
-        if self.reached and flow.server_conn and flow.server_conn.id in self.reached:
-            flow.kill()
-
-    tcp_message = udp_message = websocket_message = _kill_reached
+            flow.metadata["phonehome_refused"] = self.reached[server.id]
+            if flow.killable:
+                flow.kill()

@@ -21,7 +21,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow
 
 from phonehome.addons import guard as guard_mod
-from tests.support_proxy import MITMWEB, ROOT, free_port, mitmdump, tls_upstream
+from tests.support_proxy import MITMWEB, ROOT, free_port, mitmdump, run_async, tls_upstream
 
 RECORDER = ROOT / "addons" / "recorder.py"
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
@@ -103,6 +103,10 @@ def test_mitmweb_api_and_laptop_services_are_not_reachable_through_the_proxy(tmp
             r = s.get(url, timeout=30)
             assert r.status_code == 403, url
             assert SECRET not in r.text and "phonehome" in r.text, url
+        # names that only resolve to the laptop (legacy inet_aton forms): refused before connecting
+        for url in (f"http://127.1:{service}/", f"http://0x7f000001:{web_port}/flows/dump"):
+            r = s.get(url, timeout=30)
+            assert r.status_code == 502 and "this laptop" in r.text and SECRET not in r.text, url
         # a CONNECT tunnel to the web UI is refused too
         with pytest.raises(requests.exceptions.ProxyError):
             s.get(f"https://127.0.0.1:{web_port}/flows/dump", timeout=30, verify=False)
@@ -183,7 +187,8 @@ def client(address: str, mode: str = "regular"):
     return conn
 
 
-def test_default_allow_list_admits_loopback_wireguard_and_authenticated_clients() -> None:
+@run_async
+async def test_default_allow_list_admits_loopback_wireguard_and_authenticated_clients() -> None:
     g = guard_mod.Guard()
     with taddons.context(ProxyAuth(), g) as tctx:
         stranger = client("192.0.2.50")
@@ -245,3 +250,29 @@ def test_protection_summary_names_the_mechanism() -> None:
     if not guard_mod.web_has_token():
         assert "CVE-2025-23217" in text
     assert "MAY reach" in guard_mod.protection_summary(allow_local=True)
+
+
+@run_async
+async def test_a_name_that_reached_the_laptop_anyway_gets_no_answer_through() -> None:
+    """DNS rebinding: the name resolved elsewhere at server_connect, then to the laptop."""
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+
+    g = guard_mod.Guard()
+    with taddons.context(g):
+        assert "responseheaders" not in vars(g)  # no per-flow cost while nothing reached the laptop
+        f = tflow.tflow(resp=True)
+        f.live = True
+        f.server_conn.address = ("rebind.example", 80)
+        f.server_conn.peername = ("127.0.0.1", 80)
+        data = ServerConnectionHookData(server=f.server_conn, client=f.client_conn)
+        g.server_connected(data)
+        g.responseheaders(f)
+        assert f.error is not None and not f.killable  # killed: the answer is not passed on
+        assert "rebind.example connected to 127.0.0.1" in f.metadata["phonehome_refused"]
+        g.server_disconnected(data)
+        assert "responseheaders" not in vars(g)
+        other = tflow.tflow(resp=True)
+        other.server_conn.address = ("elsewhere.example", 80)
+        other.server_conn.peername = ("192.0.2.7", 80)
+        g.server_connected(ServerConnectionHookData(server=other.server_conn, client=other.client_conn))
+        assert "responseheaders" not in vars(g)
