@@ -282,11 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rev", help="time phonehome as of this git revision (e.g. HEAD), not the working tree"
     )
+    parser.add_argument(
+        "--pyroot",
+        type=Path,
+        help="time phonehome from DIR/phonehome/{analysis,...} (e.g. a patched --rev tree)",
+    )
     args = parser.parse_args(argv)
 
     global PYROOT
     if args.rev:
         PYROOT = checkout(args.rev, args.cache)
+    if args.pyroot:
+        PYROOT = args.pyroot.resolve()
 
     driver = ensure_trackhar(Path(os.environ.get("PHONEHOME_TRACKHAR_DIR", args.cache / "trackhar")))
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
