@@ -90,6 +90,10 @@ def test_plan_command_writes_plan_and_prints_checklist(tmp_path: Path, capsys) -
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "at least one canary" in err[0]
     assert not (tmp_path / "x.json").exists()
+    before = out.read_text()  # a plan in use is never overwritten by accident
+    assert main(["plan", "-q", "-o", str(out)]) == 2
+    assert out.read_text() == before and "--force" in capsys.readouterr().err
+    assert main(["plan", "-q", "--force", "-o", str(out)]) == 0 and out.read_text() != before
 
 
 @pytest.mark.parametrize(

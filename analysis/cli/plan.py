@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--searches", type=int, default=2, metavar="N", help="canary search terms per mode (default: 2)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print the checklist")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing plan (its canaries can no longer be counted)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(modes, urls=args.urls, searches=args.searches, app=args.app)
     except (ValueError, LabelError) as exc:
         print(f"phonehome: error: --modes/--urls/--searches/--app: {exc}", file=sys.stderr)
+        return 2
+    if Path(args.output).exists() and not args.force:
+        print(
+            f"phonehome: error: {args.output}: a plan is already there (its canaries may be in use); "
+            "choose another -o or pass --force",
+            file=sys.stderr,
+        )
         return 2
     try:
         path = write_plan(plan, Path(args.output))
