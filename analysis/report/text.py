@@ -5,26 +5,19 @@ Escaping stops markup; two more things are needed for a page a journalist publis
 - bidirectional control characters (U+202E RIGHT-TO-LEFT OVERRIDE, isolates, marks) in a label
   would reverse the text around them; in HTML the renderer wraps captured text in <bdi> and the
   stylesheet isolates table cells, and where markup cannot go (the <title>, Markdown) the controls
-  are shown as visible `\\u202e` escapes instead;
-- in Markdown, captured text goes inside inline code spans, where nothing becomes a link,
-  emphasis or HTML.
+  are shown as visible `<U+202E>` markers instead (analysis.sharing, one rule for every format);
+- in Markdown, captured text goes inside inline code spans (analysis.sharing.md_code), where
+  nothing becomes a link, emphasis or HTML.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
 from datetime import datetime
 
-#: Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_BIDI = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
-
-
-def bidi_visible(text: str) -> str:
-    """`text` with every bidi control character shown as a `\\uXXXX` escape (for plain-text places)."""
-    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+from phonehome.analysis import sharing
+from phonehome.analysis.sharing import bidi_visible
 
 
 def plain_line(value: object, limit: int = 300) -> str:
@@ -36,19 +29,9 @@ def plain_line(value: object, limit: int = 300) -> str:
 
 
 def md_code(value: object, limit: int = 300) -> str:
-    """Captured text as a Markdown inline code span: rendered literally, never a link or markup.
-
-    The fence is one backtick longer than the longest backtick run inside, with spaces when the
-    text starts or ends with a backtick (CommonMark); pipes are escaped so a table cell stays one.
-    """
-    text = plain_line(value, limit)
-    if not text:
-        return ""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
-    text = text.replace("|", "\\|")
-    return f"{fence}{pad}{text}{pad}{fence}"
+    """Captured text as a Markdown inline code span (analysis.sharing.md_code), cut at `limit`."""
+    text = "" if value is None else " ".join(str(value).split())
+    return sharing.md_code(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def readable_time(timestamp: object, *, with_zone: bool = True) -> str:

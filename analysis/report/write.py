@@ -12,6 +12,7 @@ from phonehome.analysis.report.html import render_html
 from phonehome.analysis.report.markdown import render_markdown
 from phonehome.analysis.report.provenance import Provenance, from_tables
 from phonehome.analysis.report.tables import ReportData, table_frames
+from phonehome.analysis.sharing import csv_bytes
 
 
 def _private_dir(path: Path) -> None:
@@ -48,7 +49,7 @@ def write_report_tables(
     written = []
     for name, frame in report_tables(report, groups).items():
         csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-        _write_private(csv_path, frame.to_csv(index=False).encode("utf-8"))
+        _write_private(csv_path, csv_bytes(frame))  # spreadsheet-safe: no formula runs on opening
         _write_private(parquet_path, b"")
         frame.to_parquet(parquet_path, index=False)
         os.chmod(parquet_path, 0o600)
