@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -136,12 +137,22 @@ class Observed:
 
 
 def _destination_mask(frame: pd.DataFrame, destination: str | None) -> pd.Series:
+    """Rows whose host is `destination` or under it, or whose owner is named so. Decided once per
+    distinct host and owner (a run has few), not per row."""
     if not destination or frame.empty:
         return pd.Series(True, index=frame.index)
     d = destination.lower().strip(".")
-    host = frame["host"].astype(str).str.lower()
-    owner = frame["owner"].astype(str).str.casefold() if "owner" in frame else host.map(lambda _: "")
-    return (host == d) | host.str.endswith("." + d) | (owner == destination.casefold())
+    hosts = {h for h in pd.unique(frame["host"]) if str(h).lower() == d or str(h).lower().endswith("." + d)}
+    mask = frame["host"].isin(hosts)
+    if "owner" in frame:
+        owners = {o for o in pd.unique(frame["owner"]) if str(o).casefold() == destination.casefold()}
+        mask |= frame["owner"].isin(owners)
+    return mask
+
+
+def _per_distinct(values: pd.Series, fn) -> pd.Series:
+    """fn applied once per distinct value (field paths and hosts repeat over thousands of rows)."""
+    return values.map({v: fn(str(v)) for v in pd.unique(values)})
 
 
 def _scoped(frame: pd.DataFrame, claim: Claim) -> pd.DataFrame:
@@ -301,7 +312,7 @@ def _identifying(rows: pd.DataFrame) -> pd.DataFrame:
 def _anonymous(claim: Claim, obs: Observed) -> ClaimVerdict:
     rows = _identifying(_scoped(obs.findings, claim))
     if not rows.empty:
-        hashed = rows["field"].str.contains("md5|sha1|sha256|hash", case=False)
+        hashed = _per_distinct(rows["field"], lambda f: bool(re.search("md5|sha1|sha256|hash", f, re.I)))
         extra = " (some as hashes, which identify just as well)" if hashed.any() else ""
         return ClaimVerdict(
             claim,
@@ -326,7 +337,7 @@ def _record_key(field_path: str) -> str:
 
 def _aggregated(claim: Claim, obs: Observed) -> ClaimVerdict:
     rows = _scoped(obs.findings, claim)
-    rows = rows.assign(_record=rows["field"].map(_record_key))
+    rows = rows.assign(_record=_per_distinct(rows["field"], _record_key))
     events = rows[rows["data_type"].isin(EVENT_TYPES)][["flow_id", "_record"]].drop_duplicates()
     ids = rows[rows["data_type"].isin(IDENTIFIER_TYPES)][["flow_id", "_record"]].drop_duplicates()
     records = events.merge(ids, on=["flow_id", "_record"])
@@ -361,8 +372,8 @@ def _hash_forms(value: str) -> set[str]:
 def _random_token(claim: Claim, obs: Observed) -> ClaimVerdict:
     name = claim.params["field"].lower()
     rows = _scoped(obs.findings, claim)
-    last = rows["field"].str.rsplit(".", n=1).str[-1].str.lower()
-    tokens = rows[(last == name) | (rows["field"].str.lower() == name)]
+    named = _per_distinct(rows["field"], lambda f: f.lower() == name or f.rsplit(".", 1)[-1].lower() == name)
+    tokens = rows[named.astype(bool)]
     tokens = tokens[tokens["value"] != ""]
     if tokens.empty:
         return _blind(claim, obs, f"The field {name!r} was not seen") or ClaimVerdict(
@@ -494,12 +505,13 @@ def _tls_min(claim: Claim, obs: Observed) -> ClaimVerdict:
 
 
 def _on_claimant_host(rows: pd.DataFrame, sites: list[str]) -> pd.Series:
-    site = rows["site"].astype(str).str.lower()
-    host = rows["host"].astype(str).str.lower()
-    mask = site.isin(sites)
-    for s in sites:
-        mask |= host.str.endswith("." + s) | (host == s)
-    return mask
+    def own(host: str) -> bool:
+        host = str(host).lower()
+        return any(host == s or host.endswith("." + s) for s in sites)
+
+    return rows["site"].astype(str).str.lower().isin(sites) | rows["host"].isin(
+        {h for h in pd.unique(rows["host"]) if own(h)}
+    )
 
 
 def _not_shared_with(claim: Claim, obs: Observed) -> ClaimVerdict:
@@ -661,28 +673,30 @@ def judge_claims(
 ) -> list[ClaimVerdict]:
     """Every claim's verdict, per app it concerns (the claim's app, the file's, or each app seen)."""
     verdicts = []
-    for claims_file in claims_files:
+    observed: dict[tuple[int, str], Observed] = {}  # each app's tables sliced once per file
+    for number, claims_file in enumerate(claims_files):
         for claim in claims_file.claims:
             for app in _apps(claim, claims_file.app, flows):
+                obs = observed.get((number, app))
+                if obs is None:
 
-                def mine(frame: pd.DataFrame, app: str = app) -> pd.DataFrame:
-                    return frame[frame["app"].fillna("") == app] if app and not frame.empty else frame
+                    def mine(frame: pd.DataFrame, app: str = app) -> pd.DataFrame:
+                        return frame[frame["app"].fillna("") == app] if app and not frame.empty else frame
 
-                obs = Observed(
-                    app, mine(findings), mine(flows), mine(contacts), claims_file.claimant_sites, known or {}
-                )
+                    obs = observed[(number, app)] = Observed(
+                        app,
+                        mine(findings),
+                        mine(flows),
+                        mine(contacts),
+                        claims_file.claimant_sites,
+                        known or {},
+                    )
                 verdicts.append(CHECKS[claim.type](claim, obs))
-    groups = _evidence_of(findings)
-    for verdict in verdicts:
-        verdict.evidence_ids = join_ids([groups.get(i, "") for i in verdict.finding_ids])
+    if not findings.empty and any(v.finding_ids for v in verdicts):
+        groups = dict(zip(finding_ids(findings), evidence_ids(findings), strict=True))
+        for verdict in verdicts:
+            verdict.evidence_ids = join_ids([groups.get(i, "") for i in verdict.finding_ids])
     return verdicts
-
-
-def _evidence_of(findings: pd.DataFrame) -> dict[str, str]:
-    """finding id -> evidence id, so the report links each verdict to its evidence groups."""
-    if findings.empty:
-        return {}
-    return dict(zip(finding_ids(findings), evidence_ids(findings), strict=True))
 
 
 def claims_table(verdicts: Sequence[ClaimVerdict]) -> pd.DataFrame:
