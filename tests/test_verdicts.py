@@ -213,7 +213,7 @@ def test_incognito_with_holes_never_reads_as_nothing_sent(tmp_path: Path):
     # with every incognito host decrypted, the same absence may be stated
     clean = write_capture(tmp_path / "clean", flows, profile=PROFILE)
     text, tables = report_tables(tmp_path, clean)
-    assert "every host contacted in incognito mode was decrypted" in text
+    assert "every connection the proxy saw in incognito mode was decrypted" in text
     assert set(tables["comparison"]["status"]) >= {"not seen in incognito"}  # tracker not contacted
 
 
@@ -320,3 +320,22 @@ def test_referer_only_destinations_are_one_headline_not_one_each(tmp_path: Path)
     assert set(
         report.evidence.loc[report.evidence["evidence_id"].isin(browsing[1].evidence_ids), "field"]
     ) == {"header.referer"}
+
+
+def test_a_dns_lookup_without_decrypted_traffic_is_a_hole(tmp_path: Path):
+    from mitmproxy.test import tflow
+
+    flows = browsing_flows("com.a", "normal", T0)
+    flows.append(http_flow("https://clinic.example/visit-1", app="com.a", mode="incognito", ts=T0 + 100))
+    lookup = tflow.tdnsflow(resp=True)
+    lookup.request.questions[0].name = "sa.tracker.example"
+    lookup.metadata["phonehome"] = {"session": "run", "app": "com.a", "mode": "incognito", "phase": None}
+    capture = write_capture(tmp_path / "cap", [*flows, lookup], profile=PROFILE)
+    text, tables = report_tables(tmp_path, capture)
+    assert tables["coverage"][["host", "mode", "reason"]].values.tolist() == [
+        ["sa.tracker.example", "incognito", "dns_only"]
+    ]
+    tracker = tables["comparison"][tables["comparison"]["host"] == "sa.tracker.example"]
+    assert set(tracker["status"]) == {"not seen in incognito"}
+    assert "1 host(s) looked up but never seen in decrypted traffic (sa.tracker.example)" in text
+    assert "every connection the proxy saw" not in text

@@ -176,7 +176,6 @@ def _hole_note(app: str, mode: str, host: str, decrypted: pd.Series, coverage: p
     if coverage.empty:
         return ""
     rows = coverage[(coverage["app"] == app) & (coverage["mode"] == mode) & (coverage["host"] == host)]
-    rows = rows[rows["reason"] != "dns_only"]
     if rows.empty:
         return ""
     seen = int(decrypted.get((app, mode, host), 0))

@@ -57,8 +57,9 @@ REASONS: dict[str, str] = {
     "opaque_payload": "request bodies no decoder could open (encrypted, compressed or an unknown format)",
 }
 
-#: Holes that mean content left the device unseen (a DNS lookup alone carries no payload).
-CONTENT_HOLES: frozenset[str] = frozenset(REASONS) - {"dns_only"}
+#: Every reason is a hole a verdict must mention: even a DNS lookup with no decrypted request after it
+#: may stand for a connection the proxy never saw (an app bypassing it, a failed connection).
+HOLES: frozenset[str] = frozenset(REASONS)
 
 _QUIC_PORT = re.compile(r"(?:^|; )port 443(?:$|;)")
 _UNKNOWN_CA = ("unknown ca", "unknown_ca", "unknown certificate authority")
@@ -120,10 +121,12 @@ def coverage(flows: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
 
 def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
     https = _https_hosts(flows)
-    seen = (
-        set() if flows.empty else set(zip(flows["app"].astype(str), flows["host"].astype(str), strict=True))
-    )
-    seen_hosts = {host for _, host in seen}
+    # (app, mode, host) decrypted: a lookup followed by decrypted traffic in the same mode is covered
+    seen: set[tuple[str, str, str]] = set()
+    if not flows.empty:
+        labels = flows[["app", "mode", "host"]].astype(str).drop_duplicates()
+        seen = set(labels.itertuples(index=False, name=None))
+    seen_hosts = {host for _, _, host in seen}
     # a host's TLS failures are judged per (app, session): one verdict for all its failures there
     tls_reason: dict[tuple[str, str, str], tuple[str, str]] = {}
     failed = contacts[contacts["kind"] == "tls_failed"]
@@ -147,7 +150,7 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
         contacts["detail"],
         strict=True,
     ):
-        if kind == "dns" and ((app, host) in seen or (not app and host in seen_hosts)):
+        if kind == "dns" and ((app, mode, host) in seen or (not app and host in seen_hosts)):
             continue  # looked up, then decrypted: covered
         if kind == "tls_failed":
             reason, why = tls_reason[(app, session, host)]
@@ -210,7 +213,7 @@ def holes(cov: pd.DataFrame, app: str, mode: str) -> pd.DataFrame:
     """The coverage rows of one app in one mode that mean content may have left unseen."""
     if cov.empty:
         return cov
-    return cov[(cov["app"] == app) & (cov["mode"] == mode) & cov["reason"].isin(CONTENT_HOLES)]
+    return cov[(cov["app"] == app) & (cov["mode"] == mode) & cov["reason"].isin(HOLES)]
 
 
 def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
@@ -229,7 +232,11 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
                 f" and {len(hosts) - limit} more" if len(hosts) > limit else ""
             )
             parts.append(f"{len(hosts)} host(s) not decrypted ({words}: {shown})")
-    for reason, words in (("no_keys", "TLS host(s) without keys"), ("raw_tcp", "raw TCP host(s)")):
+    for reason, words in (
+        ("no_keys", "TLS host(s) without keys"),
+        ("raw_tcp", "raw TCP host(s)"),
+        ("dns_only", "host(s) looked up but never seen in decrypted traffic"),
+    ):
         hosts = sorted(set(rows.loc[rows["reason"] == reason, "host"]))
         if hosts:
             parts.append(f"{len(hosts)} {words} ({', '.join(hosts[:limit])})")

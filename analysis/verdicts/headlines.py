@@ -236,7 +236,7 @@ def _mode_coverage(
             return [Headline(app, mode, text, gap_ids, "coverage")]
         text = (
             f"In {mode} mode, no visited URLs or search terms were found in the {seen} decrypted "
-            f"request(s), and every host contacted in {mode} mode was decrypted."
+            f"request(s), and every connection the proxy saw in {mode} mode was decrypted."
         )
         return [Headline(app, mode, text, "", "none_found")]
     if unseen:
