@@ -25,6 +25,7 @@ class Verdict:
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=16384)
 def normalise_key(key: str) -> str:
     """`$device_id`, `deviceId`, `device-id` -> `deviceid`."""
     return _NON_ALNUM.sub("", key.lower())
@@ -212,7 +213,7 @@ def classify_field(field: Field) -> Verdict | None:
     # shapes that name what they are
     if shapes.is_fcm_token(value) or shapes.is_prefixed_token(value):
         return Verdict("token", "high", "value-shape")
-    if shapes.GA_COOKIE.match(value):
+    if value.startswith("GA1.") and shapes.GA_COOKIE.match(value):
         return Verdict("device_id.other", "high", "value-shape")
 
     # unambiguous shapes first

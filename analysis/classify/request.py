@@ -43,6 +43,7 @@ _INNER_PAIR = re.compile(
 _EMAIL_IN_TEXT = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
 )
+_ID_LIKE_KEY = re.compile(r"[0-9@:]|^.{24,}$")
 # a nested parameter worth handing to the decoder: base64(url) text or JSON
 _ENCODED = re.compile(r"^(?:[A-Za-z0-9+/_-]{16,}={0,2}|\s*[\[{].*)$", re.S)
 # an international phone number in text: only with its leading + (bare digit runs are ids and times)
@@ -161,7 +162,10 @@ def classify_request(
     known = matcher.find_all([f.value for f in decoded.fields]) if matcher is not None else None
     keys_known = None
     if matcher is not None:
-        keys_known = matcher.find_all([f.key if len(f.key) >= 6 else "" for f in decoded.fields])
+        # an identifier used as a JSON key: only keys that could be one (digits, @, long) are searched
+        keyed = [f.key if len(f.key) >= 6 and _ID_LIKE_KEY.search(f.key) else "" for f in decoded.fields]
+        if any(keyed):
+            keys_known = matcher.find_all(keyed)
     for index, field in enumerate(decoded.fields):
         verdict = classify_field(field)
         if verdict is not None:

@@ -28,7 +28,7 @@ class FieldRule:
     shape: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: cheap as an lru_cache key
 class Schema:
     id: str
     hosts: tuple[str, ...]
@@ -129,16 +129,27 @@ def schemas_for(host: str, url_path: str) -> tuple[Schema, ...]:
     return tuple(s for s in shipped_schemas() if s.applies(host, url_path))
 
 
+@lru_cache(maxsize=16384)
+def _rules_at(schemas: tuple[Schema, ...], path: str) -> tuple[tuple[str, str], ...]:
+    """(data type, shape) of the rules matching `path`: paths repeat, so matched once each."""
+    return tuple(
+        (rule.data_type, rule.shape)
+        for schema in schemas
+        for rule in schema.fields
+        if rule.pattern.fullmatch(path)
+    )
+
+
 def field_types(schemas: tuple[Schema, ...], path: str, value: str) -> list[str]:
     """Data types the schemas give the field at `path` with `value`."""
-    found = []
-    for schema in schemas:
-        for rule in schema.fields:
-            if rule.pattern.fullmatch(path) and SHAPES[rule.shape](value) and rule.data_type not in found:
-                found.append(rule.data_type)
+    found: list[str] = []
+    for data_type, shape in _rules_at(schemas, path):
+        if data_type not in found and SHAPES[shape](value):
+            found.append(data_type)
     return found
 
 
+@lru_cache(maxsize=16384)
 def refuted_types(schemas: tuple[Schema, ...], path: str) -> frozenset[str]:
     """Data types the schemas say the field at `path` is not (however it looks)."""
     out: set[str] = set()

@@ -25,10 +25,13 @@ MAX_BODY = 8 * 1024 * 1024
 
 def java_string_hash(text: str) -> int:
     """Java's String.hashCode(): s[0]*31^(n-1) + ... + s[n-1] over UTF-16 units, as a signed int32."""
-    units = array("H", text.encode("utf-16-le"))
+    units = text.encode("latin-1") if text.isascii() else array("H", text.encode("utf-16-le"))
     h = 0
     for unit in units:
-        h = (31 * h + unit) & 0xFFFFFFFF
+        h = 31 * h + unit
+        if h > 0xFFFFFFFFFFFF:  # keep the integer small; the low 32 bits are all that matter
+            h &= 0xFFFFFFFF
+    h &= 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
 
 

@@ -164,12 +164,15 @@ def is_package_loose(value: str) -> bool:
     return last not in _TLDS_THAT_LOOK_LIKE_CODE and not value.lower().startswith(("www.", "http"))
 
 
+_TOKEN_STARTS = ("ya29.", "xox", "EAA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")
+
+
 def is_fcm_token(value: str) -> bool:
-    return len(value) < 400 and bool(FCM_TOKEN.match(value))
+    return len(value) < 400 and ":APA91b" in value and bool(FCM_TOKEN.match(value))
 
 
 def is_prefixed_token(value: str) -> bool:
-    return len(value) < 4096 and bool(TOKEN_PREFIXES.match(value))
+    return value.startswith(_TOKEN_STARTS) and len(value) < 4096 and bool(TOKEN_PREFIXES.match(value))
 
 
 def is_version(value: str) -> bool:
