@@ -150,8 +150,12 @@ class ReportData:
       count, bytes, detail, coverage_id;
     - evidence: app, mode, timestamp, method, url, host, owner, location, field, encodings,
       data_type, value, confidence, evidence, evidence_id — one row per finding;
-    - findings, flows, contacts: the analysis tables (modes in canonical spelling).
-    redacted: values were replaced by tags. warnings: readers' warnings and mixed-app warnings.
+    - findings, flows, contacts: the analysis tables (modes in canonical spelling; flows carry
+      opaque_bytes, the body bytes no decoder opened);
+    - claims, canaries: filled by the report command (analysis.verdicts.claims / canaries).
+    Headline.kind is one of analysis.verdicts.headlines.KINDS: browsing, identifiers, none_found,
+    coverage, not_tested. redacted: values were replaced by tags. warnings: readers' warnings and
+    mixed-app warnings.
     """
 
     title: str
