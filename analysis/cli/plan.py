@@ -60,27 +60,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_study_tables(report, analysis, captures: list[str], claims_path: str | None) -> None:
-    """Fill a report's claims and canary tables (DESIGN.md "Claims", "Test plan and canaries").
-
-    The I/O edge for both: the claims file given with --claims plus any claims.toml in the capture
-    folders, and the plan.json of the capture folders; the verdicts themselves are pure
-    (analysis.verdicts.claims, analysis.verdicts.canaries). A malformed file raises ClaimsError or
-    PlanError (one line naming the file and line; the command exits 2).
-    """
+def read_study_inputs(captures: list[str], claims_path: str | None) -> tuple[list, list]:
+    """(claims files, plans): the claims file given with --claims plus any claims.toml in the capture
+    folders, and the plan.json of the capture folders. Read before the analysis, so a malformed file
+    fails at once (ClaimsError / PlanError: one line naming the file and line; exit 2)."""
     from phonehome.analysis.claims import find_claims, load_claims
     from phonehome.analysis.plan import find_plans
-    from phonehome.analysis.verdicts import canaries as canary_verdicts
-    from phonehome.analysis.verdicts import claims as claim_verdicts
 
     paths = [Path(claims_path)] if claims_path else []
     paths += [p for p in find_claims(list(captures)) if not paths or p.resolve() != paths[0].resolve()]
-    files = [load_claims(p) for p in paths]
+    return [load_claims(p) for p in paths], find_plans(list(captures))
+
+
+def add_study_tables(report, analysis, captures: list[str], claims_path: str | None, study=None) -> None:
+    """Fill a report's claims and canary tables (DESIGN.md "Claims", "Test plan and canaries").
+
+    The I/O edge for both (`study` is read_study_inputs' result, read now when not given); the
+    verdicts themselves are pure (analysis.verdicts.claims, analysis.verdicts.canaries).
+    """
+    from phonehome.analysis.verdicts import canaries as canary_verdicts
+    from phonehome.analysis.verdicts import claims as claim_verdicts
+
+    files, plans = study if study is not None else read_study_inputs(captures, claims_path)
     profile = getattr(analysis, "profile", None)
     known = claim_verdicts.known_identifiers(profile.values if profile is not None else None)
     verdicts = claim_verdicts.judge_claims(files, analysis.findings, analysis.flows, analysis.contacts, known)
     report.claims = claim_verdicts.claims_table(verdicts)
-    plans = find_plans(list(captures))
     report.canaries = canary_verdicts.canary_recall(
         plans, analysis.findings, analysis.flows, analysis.contacts
     )
