@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import requests
+from mitmproxy import io
 
 from phonehome.analysis.cli.main import main
 from tests.support_proxy import ROOT, mitmdump, tls_upstream
@@ -77,6 +78,9 @@ def test_capital_i_marker_and_pinning_through_a_real_proxy(tmp_path: Path) -> No
         refused_handshake(port, "pinned.example.net")  # after other hosts were decrypted
 
     capture = record(tmp_path, "live", steps)
+    with (capture / "flows.mitm").open("rb") as fo:  # the recorder stored the canonical spelling
+        modes = [f.metadata["phonehome"]["mode"] for f in io.FlowReader(fo).stream() if f.type == "http"]
+    assert modes == ["normal", "incognito"]
     profile = tmp_path / "profile.json"
     profile.write_text(f'{{"urls": ["{VISITED}"]}}')
     text, tables = report(tmp_path, capture, profile)
