@@ -30,12 +30,13 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _build(options: InputOptions, *, redact: bool, claims: str | None = None):
     """(analysis, report): the analysis for its damage list, the report to write."""
-    from phonehome.analysis.cli.plan import add_study_tables
+    from phonehome.analysis.cli.plan import add_study_tables, read_study_inputs
     from phonehome.analysis.report import build_report
 
+    study = read_study_inputs(list(options.captures), claims)  # a bad claims file fails before reading
     result = run_analysis(options)
     report = build_report(result, redact=redact)
-    add_study_tables(report, result, list(options.captures), claims)  # claims, canaries
+    add_study_tables(report, result, list(options.captures), claims, study)  # claims, canaries
     return result, report
 
 
