@@ -277,6 +277,21 @@ def test_tls_min_uses_each_flows_negotiated_version(sample_analysis, sample_capt
     assert verdict.verdict == INCONCLUSIVE and "no negotiated TLS version" in verdict.why
 
 
+def test_a_bad_claims_file_fails_before_the_capture_is_read(tmp_path, capsys):
+    (tmp_path / "claims.toml").write_text("[[claim]]\ntype = 3\n")
+    missing = tmp_path / "no-such-capture"  # would fail too, but only once reading starts
+    assert (
+        main(
+            ["report", str(missing), "--claims", str(tmp_path / "claims.toml"), "-o", str(tmp_path / "r.md")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and f"{tmp_path / 'claims.toml'}: line 2" in err[0] and "no-such-capture" not in err[0]
+    )
+
+
 def test_a_claims_file_in_another_format_is_refused_not_ignored(tmp_path, capsys, sample_capture):
     import shutil
 
