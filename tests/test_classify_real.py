@@ -15,10 +15,10 @@ from tests.corpus.real_eval import REAL, findings, found_pairs, load, required_p
 # Floors at what the classifier achieves (benchmarks/bench_real.py prints the figures). Before issue 17
 # it reached precision 0.967 and recall 0.652/0.663 (no profile/profile) on the development datasets.
 # overall field-level (precision, recall), no profile and with profile
-OVERALL = {False: (1.0, 0.938), True: (1.0, 0.938)}
+OVERALL = {False: (1.0, 0.859), True: (1.0, 0.859)}
 # the development datasets the rules were written against, and the held-out one they never saw
 DEVELOPMENT = {False: (1.0, 1.0), True: (1.0, 1.0)}
-HELD_OUT = {False: (1.0, 0.72), True: (1.0, 0.72)}
+HELD_OUT = {False: (1.0, 0.752), True: (1.0, 0.752)}
 # per data type recall floors (no profile, with profile); precision is 1.0 for every type
 RECALL = {
     "app.id": (1.0, 1.0),
@@ -27,11 +27,11 @@ RECALL = {
     "device.os_version": (1.0, 1.0),
     "device_id.advertising_id": (1.0, 1.0),
     "device_id.android_id": (1.0, 1.0),
-    "device_id.other": (0.758, 0.758),
+    "device_id.other": (0.469, 0.469),
     "network.local_ip": (1.0, 1.0),
     "search_query": (1.0, 1.0),
     "token": (1.0, 1.0),
-    "url": (1.0, 1.0),
+    "url": (0.968, 0.968),
     "user_id": (1.0, 1.0),
 }
 
@@ -88,18 +88,16 @@ def test_development_and_held_out_floors(with_profile):
         assert recall >= floors[with_profile][1] - 1e-9, score.mistakes
 
 
-def test_request_level_recall_covers_every_labelled_pair():
-    """Per (request, data type), the granularity of the TrackHAR comparison: all but the held-out
-    LinkedIn browser-id cookies (no telling key, no schema) are found; request 22 counts as found
-    through its _ga cookie."""
+def test_request_level_recall_misses_only_opaque_web_identifiers():
+    """Per (request, data type), the granularity of the TrackHAR comparison: what is missed is the
+    held-out web trackers' identifiers under opaque names (LinkedIn bcookie/bscookie, Nativo
+    `visitor`, Nielsen IMRID, Gravity vaguid/user_guid, VisualRevenue `c`, Chartbeat `u`)."""
     datasets, _ = load()
     missed = []
     for name, dataset in datasets.items():
         wanted = set(required_pairs(name))
         found = found_pairs(name, findings(dataset, False))
         missed += [(name, pair) for pair in sorted(wanted - found)]
-    assert missed == [
-        ("linkedin-web", (10, "device_id")),
-        ("linkedin-web", (13, "device_id")),
-        ("linkedin-web", (14, "device_id")),
-    ], missed
+    expected = [("linkedin-web", (r, "device_id")) for r in (10, 13, 14)]
+    expected += [("cnn-web", (r, "device_id")) for r in (24, *range(26, 43))]
+    assert missed == expected, missed
