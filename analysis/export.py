@@ -3,6 +3,10 @@
 Entries are made by mitmproxy's own HAR exporter (`mitmproxy.addons.savehar.SaveHar.make_har`)
 from flows rebuilt from HttpRecords; each entry's `comment` lists the findings for that request
 (`data_type at field [encodings] (confidence)`), and `_phonehome` carries the labels.
+
+For sharing, `redact_records` makes copies scrubbed by analysis.redact (URL, host, request and
+response headers, body, labels; unscrubbable parts withheld); `records_to_har` then builds the
+comments from the redacted findings too.
 """
 
 from __future__ import annotations
