@@ -380,3 +380,16 @@ def test_phone_in_free_text_needs_its_plus():
     got = found(record("https://logs.example-sdk.io/ingest", JSON, json.dumps(body).encode()))
     assert got[("body.note", "contact.phone")][0] == "+49 151 2345 6789"
     assert ("body.log", "contact.phone") not in got
+
+
+def test_identifier_cookies_under_opaque_names_but_not_timestamps_or_session_state():
+    cookies = (
+        "bcookie=v=2&f1f6b4d7-8f3a-4544-8211-941dfcbb3536; visitor=w0-9565e4bc-17ed-41d6-8c0a-178dbbffc8eb; "
+        "RMID=007f0101480b55e20bb8000c; UIDR=1424574942; eud=1440877502415; "
+        "_ga_X1=GS1.1.1693313101.3.1.1693314156.0.0.0; lang=v=2&lang=en-us; _dycst=w.c.ss.fst.frv1.frs."
+    )
+    got = found(record("https://px.example-ads.com/p.gif", {"Cookie": cookies}))
+    ids = {field for field, t in got if t == "device_id.other"}
+    assert {"cookie.bcookie", "cookie.visitor", "cookie.RMID"} <= ids, got
+    assert not ids & {"cookie.UIDR", "cookie.eud", "cookie._ga_X1", "cookie._dycst"}, ids
+    assert not [k for k in got if k[0].startswith("cookie.lang")]

@@ -291,6 +291,16 @@ def classify_field(field: Field) -> Verdict | None:
     # an advertising id without its UUID shape only under the key itself (`_kua_aa_id` is no AAID)
     if key in AD_ID_KEYS and not suffixed and shapes.is_identifier_like(value):
         return Verdict("device_id.advertising_id", "low", "key-name+value-shape")
+    # an identifier cookie: a random-looking id (or one holding a UUID or a 32-hex id) under any
+    # cookie name that is not a login, the "ID cookie" of web measurement studies (Englehardt et al.,
+    # "Cookies that give you away", WWW 2015: long-lived, >= 8 characters, random, set per browser)
+    if (
+        field.location == "cookie"
+        and key not in TOKEN_KEYS
+        and not shapes.is_url(value)
+        and shapes.is_cookie_id(value)
+    ):
+        return Verdict("device_id.other", "low", "value-shape")
     if shapes.is_url(value) and field.location in ("query", "body", "cookie"):
         return Verdict("url", "low", "value-shape")
     return None

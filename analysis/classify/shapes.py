@@ -36,6 +36,11 @@ TIMESTAMP_RANDOM_ID = re.compile(r"^1\d{12}-\d{6,20}$")
 TOKEN_PREFIXES = re.compile(
     r"^(?:ya29\.[A-Za-z0-9_.-]{20,}|xox[abdeoprs]-[A-Za-z0-9-]{10,}|EAA[A-Za-z0-9]{80,}|gh[pousr]_[A-Za-z0-9]{30,})"
 )
+# a UUID or 32 hex digits inside a longer value (`v=2&<uuid>`, `w0-<uuid>`)
+EMBEDDED_ID = re.compile(
+    r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})(?![0-9a-fA-F])"
+)
+HEX_RUN_16 = re.compile(r"[0-9a-fA-F]{16,}")
 PACKAGE_LOOSE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z][a-zA-Z0-9_]*){1,8}$")
 IMEI_TACS = ("01", "35", "86", "99", "30", "33", "44", "45", "49", "50", "51", "52", "53", "54", "91", "98")
 _TLDS_THAT_LOOK_LIKE_CODE = {"java", "kt", "js", "py", "json", "xml", "html", "png", "jpg", "so"}
@@ -165,6 +170,27 @@ def is_package_loose(value: str) -> bool:
 
 
 _TOKEN_STARTS = ("ya29.", "xox", "EAA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")
+
+
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+
+
+def is_cookie_id(value: str) -> bool:
+    """A cookie value that holds a per-browser id: a UUID or 32 hex digits anywhere in it, or a run
+    of at least 12 letters and digits mixed, 16+ hex digits, or 15+ digits (not a timestamp)."""
+    if len(value) > 512:
+        return False
+    if EMBEDDED_ID.search(value):
+        return True
+    for run in _ALNUM_RUN.findall(value):
+        if len(run) < 12:
+            continue
+        if run.isdigit():
+            if len(run) >= 15:
+                return True
+        elif HEX_RUN_16.fullmatch(run) or (any(c.isdigit() for c in run) and len(set(run)) >= 8):
+            return True
+    return False
 
 
 def is_fcm_token(value: str) -> bool:
