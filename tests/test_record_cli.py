@@ -61,6 +61,7 @@ def test_wireguard_headless_passthrough_and_no_credential_on_the_command_line(tm
         (("--allow-client", "10.0.0.2", "--", "--proxyauth", "u:p"), "proxyauth"),
         (("--port", "8888"), "--allow-client"),  # all interfaces, no allow-list: refused
         (("--allow-client", "the-phone"), "not an IP address"),
+        (("--session", "../../etc", "--allow-client", "10.0.0.2"), "letters, digits"),
     ],
 )
 def test_refused_settings_exit_2_with_one_line(argv, message, capsys) -> None:

@@ -138,6 +138,12 @@ def check(args: argparse.Namespace) -> None:
                 f"{given} after -- sets {name}, which phonehome record sets itself ({how}); give it"
                 " once (mitmproxy would otherwise start with every script inactive and record nothing)"
             )
+    if args.session and (
+        not all(c.isalnum() or c in "-_." for c in args.session) or args.session.strip(".") != args.session
+    ):
+        raise RecordError(
+            f"--session {args.session!r}: use letters, digits and - _ . only (it names a directory)"
+        )
     for value in args.allow_client:
         try:
             ipaddress.ip_network(value, strict=False)
@@ -293,7 +299,8 @@ def instructions(args: argparse.Namespace, host: str) -> str:
         "3. Label the run from the phone's browser (answered by the proxy, never sent anywhere):",
         "   http://phonehome.mark/mode/normal  http://phonehome.mark/mode/incognito",
         "   http://phonehome.mark/app/<package>  http://phonehome.mark/phase/<name>  http://phonehome.mark/",
-        "   (or the commands phonehome.mode / phonehome.app / phonehome.phase in mitmweb).",
+        "   (or the commands phonehome.mode / phonehome.app / phonehome.phase in mitmweb). Once the CA",
+        "   is installed, https://phonehome.mark/... is safer: web pages cannot fake it (docs/recording.md).",
         f"4. Stop with Ctrl+C. Then: phonehome analyze {target}",
     ]
     if not args.wireguard and not _is_loopback(args.listen_host):
