@@ -229,18 +229,16 @@ class Guard:
         ip = _parse_ip(str(client.peername[0]))
         if ip is None:
             return False
+        if isinstance(client.proxy_mode, mode_specs.WireGuardMode | mode_specs.LocalMode):
+            return True  # the tunnel's key / this machine's own processes, list or not
         if self.networks:
             return any(ip in net for net in self.networks if net.version == ip.version)
-        if isinstance(client.proxy_mode, mode_specs.WireGuardMode | mode_specs.LocalMode):
-            return True  # the tunnel's key / this machine's own processes
         if self.local.ip_is_local(ip):
             return True  # this laptop itself
         # mitmproxy then asks every client for credentials
         return "proxyauth" in ctx.options and bool(ctx.options.proxyauth)
 
     def client_connected(self, client: Client) -> None:
-        if isinstance(client.proxy_mode, mode_specs.WireGuardMode) and not self.networks:
-            return
         if self.client_allowed(client):
             return
         self.refused_clients += 1

@@ -218,6 +218,9 @@ async def test_default_allow_list_admits_loopback_wireguard_and_authenticated_cl
             c = client(address)
             g.client_connected(c)
             assert (c.error is None) is allowed, address
+        tunnel = client("10.0.0.1", "wireguard")  # the list is for proxy clients; the key admits peers
+        g.client_connected(tunnel)
+        assert tunnel.error is None
         with pytest.raises(exceptions.OptionsError, match="not an IP address"):
             tctx.configure(g, phonehome_allow_client=["the-phone"])
 
