@@ -60,6 +60,12 @@ def table_md(view: Any) -> list[str]:
     lines = []
     if view.caption:
         lines += [md_text(view.caption), ""]
+    if view.cards:  # rows of sentences (claims): one list per row reads better than a wide table
+        for row in view.rows:
+            items = [(h, c) for h, c in zip(view.header, row["cells"], strict=True) if c.text or c.links]
+            lines += [f"- {md_text(h.text)}: {_cell(c)}" if n == 0 else f"  - {md_text(h.text)}: {_cell(c)}"
+                      for n, (h, c) in enumerate(items)]  # fmt: skip
+        return [*lines, ""]
     lines.append("| " + " | ".join(md_text(h.text) for h in view.header) + " |")
     lines.append("|" + "---|" * len(view.header))
     lines += ["| " + " | ".join(_cell(c) for c in row["cells"]) + " |" for row in view.rows]
