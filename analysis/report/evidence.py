@@ -12,22 +12,10 @@ rows link to it.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
-try:  # the one definition, in the verdicts package (issue 16)
-    from phonehome.analysis.verdicts.evidence import evidence_id
-except ImportError:  # pragma: no cover - until the verdicts package ships it
-
-    def evidence_id(app: str, mode: str, host: str, data_type: str) -> str:
-        """The id of the findings of `app` in `mode` sending `data_type` to `host`."""
-        joined = "\x00".join((app or "", mode or "", host or "", data_type or "")).encode(
-            "utf-8", "surrogatepass"
-        )
-        return "ev-" + hashlib.sha1(joined, usedforsecurity=False).hexdigest()[:12]
-
+from phonehome.analysis.verdicts.evidence import evidence_id  # the one definition of the anchors
 
 GROUP_KEYS: tuple[str, ...] = ("app", "mode", "host", "data_type")
 
