@@ -18,6 +18,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
+from phonehome.analysis.literals import literal_pattern
 from phonehome.analysis.profile import Profile
 
 # profile key -> data type (DESIGN.md vocabulary)
@@ -247,7 +248,7 @@ def _type_of(key: str) -> str:
 
 
 def _alternation(forms: dict[str, object], flags: int) -> re.Pattern[str] | None:
-    if not forms:
-        return None
-    ordered = sorted(forms, key=len, reverse=True)  # longest first: a hash beats its prefix
-    return re.compile("|".join(re.escape(f) for f in ordered), flags)
+    """One regex for all forms, matching what the longest-first alternation `f1|f2|...` would
+    (a hash beats its prefix), but shaped as a trie (analysis/literals.py): Python's `re` tries a
+    flat alternation's branches one by one at every position, the trie one character test."""
+    return literal_pattern(forms, flags)
