@@ -20,7 +20,12 @@ from publicsuffixlist import PublicSuffixList
 from phonehome.analysis.findings import CATEGORIES
 from phonehome.analysis.records import is_ip
 
-_PSL = PublicSuffixList(only_icann=True)
+
+@lru_cache(maxsize=1)
+def _psl() -> PublicSuffixList:
+    """The public-suffix list, parsed on first use (0.05 s) rather than at import, so commands
+    that never ask for a site (`--help`, `record`) do not pay for it."""
+    return PublicSuffixList(only_icann=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ def site_of(host: str) -> str:
     host = host.strip(".").lower()
     if not host or _looks_like_ip(host):
         return host
-    return _PSL.privatesuffix(host) or host
+    return _psl().privatesuffix(host) or host
 
 
 def _looks_like_ip(host: str) -> bool:

@@ -210,6 +210,9 @@ def classify_field(field: Field) -> Verdict | None:
         suffixed = bool(suffix_key(field.key))
         key = suffix_key(field.key) or key
 
+    # the URL shape is asked up to four times below: once
+    url_shaped = shapes.is_url(value)
+
     # shapes that name what they are
     if shapes.is_fcm_token(value) or shapes.is_prefixed_token(value):
         return Verdict("token", "high", "value-shape")
@@ -263,10 +266,14 @@ def classify_field(field: Field) -> Verdict | None:
     in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
     if key in TOKEN_KEYS and in_auth_place and len(value) >= 12 and shapes.is_identifier_like(value):
         return Verdict("token", "medium", "key-name+value-shape")
-    if key in URL_KEYS and shapes.is_url(value):
+    if key in URL_KEYS and url_shaped:
         return Verdict("url", "medium", "key-name+value-shape")
-    searchable = not shapes.is_url(value) and not value.replace(".", "").isdigit()
-    if key in SEARCH_KEYS and searchable and value.lower() not in ("true", "false", "null", "none"):
+    if (
+        key in SEARCH_KEYS
+        and not url_shaped
+        and not value.replace(".", "").isdigit()
+        and value.lower() not in ("true", "false", "null", "none")
+    ):
         return Verdict("search_query", "medium", "key-name")
     if (
         key in MODEL_KEYS
@@ -294,14 +301,9 @@ def classify_field(field: Field) -> Verdict | None:
     # an identifier cookie: a random-looking id (or one holding a UUID or a 32-hex id) under any
     # cookie name that is not a login, the "ID cookie" of web measurement studies (Englehardt et al.,
     # "Cookies that give you away", WWW 2015: long-lived, >= 8 characters, random, set per browser)
-    if (
-        field.location == "cookie"
-        and key not in TOKEN_KEYS
-        and not shapes.is_url(value)
-        and shapes.is_cookie_id(value)
-    ):
+    if field.location == "cookie" and key not in TOKEN_KEYS and not url_shaped and shapes.is_cookie_id(value):
         return Verdict("device_id.other", "low", "value-shape")
-    if shapes.is_url(value) and field.location in ("query", "body", "cookie"):
+    if url_shaped and field.location in ("query", "body", "cookie"):
         return Verdict("url", "low", "value-shape")
     return None
 

@@ -154,6 +154,12 @@ class KnownValues:
         for form, keys in _joined(profile.known_values()).items():
             self._hex.setdefault(form, (keys, "joined-hash-hex"))
         self._hex_lengths = sorted({len(form) for form in self._hex})
+        # where in a hex run a derived digest can start: its first (shortest length) characters, as
+        # one lookahead regex, so the per-position lookups below run only at those few positions
+        self._hex_starts = None
+        if self._hex:
+            prefixes = {form[: self._hex_lengths[0]] for form in self._hex}
+            self._hex_starts = re.compile(f"(?=(?:{literal_pattern(prefixes).pattern}))")
         # folded forms are lower case: match them against the lowered value (faster than IGNORECASE)
         self._folded_re = _alternation(self._folded, 0)
         self._exact_re = _alternation(self._exact, 0)
@@ -183,16 +189,23 @@ class KnownValues:
 
     def _hex_matches(self, lowered: str):
         """(position, text, keys, how) of derived digests inside the hex runs of `lowered`."""
-        if not self._hex:
+        if self._hex_starts is None:
             return
+        candidates = self._hex_starts
         for run in _HEX_RUN.finditer(lowered):
-            text = run.group(0)
-            starts = range(len(text)) if len(text) <= MAX_HEX_RUN else (0,)
+            begin, end = run.span()
+            if end - begin <= MAX_HEX_RUN:
+                starts = [m.start() for m in candidates.finditer(lowered, begin, end)]
+            else:
+                starts = [begin] if candidates.match(lowered, begin, end) else []
             for start in starts:
                 for length in self._hex_lengths:
-                    hit = self._hex.get(text[start : start + length])
+                    if start + length > end:
+                        break
+                    text = lowered[start : start + length]
+                    hit = self._hex.get(text)
                     if hit is not None:
-                        yield run.start() + start, text[start : start + length], hit[0], hit[1]
+                        yield start, text, hit[0], hit[1]
 
     def find_all(self, values: list[str]) -> list[list[KnownMatch]]:
         """find() for many values in one regex pass per matcher (fields of one request)."""
@@ -205,9 +218,10 @@ class KnownValues:
             starts.append(offset)
             offset += len(v) + 1
         joined = "\x00".join(values)
+        lowered = joined.lower()
         seen: set[tuple[int, str]] = set()
         for regex, table, source in (
-            (self._folded_re, self._folded, joined.lower()),
+            (self._folded_re, self._folded, lowered),
             (self._exact_re, self._exact, joined),
         ):
             if regex is None:
@@ -224,7 +238,7 @@ class KnownValues:
                         continue
                     seen.add((index, key))
                     results[index].append(KnownMatch(key, _type_of(key), how, text))
-        for position, text, keys, how in self._hex_matches(joined.lower()):
+        for position, text, keys, how in self._hex_matches(lowered):
             index = bisect_right(starts, position) - 1
             for key in keys.split("|"):
                 if (index, key) not in seen:

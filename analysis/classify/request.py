@@ -57,6 +57,7 @@ _SDK_PARENT = re.compile(
     r"(?:^|\.)(?:notifier|sdk|library|lib|agent|framework|client_info|sdk_info)\.[^.]+$", re.I
 )
 _INDEX = re.compile(r"\[\d+\]$")
+_COORDINATE_KEYS = LAT_KEYS | LON_KEYS
 
 _matchers: dict[int, tuple[Profile, KnownValues]] = {}
 
@@ -216,7 +217,7 @@ def classify_request(
             offer(lat_field, verdict, f"{lat},{lon}")
     if matcher is not None and matcher.location is not None:
         for field in decoded.fields:
-            if field.key and normalise_key(field.key) in LAT_KEYS | LON_KEYS:
+            if field.key and normalise_key(field.key) in _COORDINATE_KEYS:
                 continue
             pair_value = gps_pair(field.value)
             if pair_value and matcher.near_location(*pair_value):

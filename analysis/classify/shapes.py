@@ -74,6 +74,9 @@ def is_iccid(value: str) -> bool:
 
 
 def is_mac(value: str) -> bool:
+    # 17 (separated) or 14 (dotted) characters, one more when `$` matches before a final newline
+    if len(value) not in (14, 15, 17, 18):
+        return False
     return bool(MAC_SEP.match(value) or MAC_DOTTED.match(value))
 
 
@@ -94,7 +97,7 @@ def is_android_id(value: str) -> bool:
 
 
 def is_email(value: str) -> bool:
-    return bool(EMAIL.match(value))
+    return "@" in value and bool(EMAIL.match(value))
 
 
 def is_phone(value: str) -> bool:
@@ -105,14 +108,17 @@ def is_phone(value: str) -> bool:
 
 
 def is_jwt(value: str) -> bool:
-    return bool(JWT.match(value))
+    return value.startswith("eyJ") and bool(JWT.match(value))
 
 
 def is_url(value: str) -> bool:
-    return len(value) < 8192 and bool(URL.match(value))
+    # the scheme's "://" ends by the 8th character (`https://`); most values fail here, cheaply
+    return len(value) < 8192 and "://" in value[:8] and bool(URL.match(value))
 
 
 def gps_pair(value: str) -> tuple[float, float] | None:
+    if "." not in value:  # both numbers have decimals
+        return None
     match = GPS_PAIR.match(value)
     if not match:
         return None

@@ -1,0 +1,98 @@
+"""The speed work's cheap guards (issue 20) answer exactly as the checks they stand in front of.
+
+Each guard in classify/shapes.py skips a regex when the value cannot match it; each prefilter in
+classify/known.py skips lookups at positions where no form can start. These tests compare the
+guarded functions with the bare regexes and the brute-force search, on values chosen to sit at
+the guards' edges (a final newline that `$` accepts, upper-case schemes, runs longer than the
+lookup limit) and on random ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from phonehome.analysis.classify import shapes
+from phonehome.analysis.classify.known import _HEX_RUN, MAX_HEX_RUN, KnownValues
+from phonehome.analysis.profile import Profile
+
+EDGE_VALUES = [
+    "", "a", "\n", "aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff\n", "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff",
+    "aabb.ccdd.eeff\n", "aa:bb:cc:dd:ee:f", "https://x.org/a", "HTTPS://X.ORG", "FtP://h/p", "xhttps://a",
+    "  https://a.b", "http://", "eyJhbGciOi.eyJzdWIiOi.sig", "eyJ", "a@b.co", "a@b.co\n", "@", "no at",
+    "52.5200, 13.4050", " 52.5200;13.4050 ", "52,13", "-33.8688/151.2093", "1.2.3.4",
+]  # fmt: skip
+
+
+def _random_values(count: int) -> list[str]:
+    rng = random.Random(20)
+    alphabet = "0123456789abcdefABCDEF:-.@/ \nhtpsfjJyeE,;"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 24))) for _ in range(count)]
+
+
+def test_shape_guards_agree_with_the_bare_regexes():
+    values = EDGE_VALUES + _random_values(20000)
+    for value in values:
+        assert shapes.is_mac(value) == bool(shapes.MAC_SEP.match(value) or shapes.MAC_DOTTED.match(value))
+        assert shapes.is_email(value) == bool(shapes.EMAIL.match(value))
+        assert shapes.is_jwt(value) == bool(shapes.JWT.match(value))
+        assert shapes.is_url(value) == bool(shapes.URL.match(value))
+        assert (shapes.gps_pair(value) is None) == (
+            not shapes.GPS_PAIR.match(value) or _gps_out_of_range(value)
+        )
+    # the edge cases do exercise both answers of each guard
+    assert shapes.is_mac("aa:bb:cc:dd:ee:ff\n") and shapes.is_mac("aabb.ccdd.eeff")
+    assert shapes.is_url("HTTPS://X.ORG") and not shapes.is_url("xhttps://a")
+    assert shapes.gps_pair(" 52.5200;13.4050 ") == (52.52, 13.405)
+
+
+def _gps_out_of_range(value: str) -> bool:
+    match = shapes.GPS_PAIR.match(value)
+    lat, lon = float(match.group(1)), float(match.group(2))
+    return not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat, lon) == (0.0, 0.0)
+
+
+def _brute_force_hex(matcher: KnownValues, lowered: str) -> list[tuple[int, str, str, str]]:
+    """The search before the prefilter: every start of every hex run, every length."""
+    out = []
+    for run in _HEX_RUN.finditer(lowered):
+        text = run.group(0)
+        for start in range(len(text)) if len(text) <= MAX_HEX_RUN else (0,):
+            for length in matcher._hex_lengths:
+                hit = matcher._hex.get(text[start : start + length])
+                if hit is not None:
+                    out.append((run.start() + start, text[start : start + length], hit[0], hit[1]))
+    return out
+
+
+def test_hex_prefilter_finds_what_the_brute_force_search_finds():
+    profile = Profile(
+        values={"imei": "358240051111110", "android_id": "9774d56d682e549c", "mac": "02:00:00:44:55:66"}
+    )
+    matcher = KnownValues(profile)
+    digests = list(matcher._hex)
+    rng = random.Random(7)
+    texts = []
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.randrange(1, 6)):
+            choice = rng.random()
+            if choice < 0.4:
+                parts.append(rng.choice(digests))
+            elif choice < 0.6:
+                parts.append(rng.choice(digests)[: rng.randrange(1, 40)])
+            else:
+                parts.append("".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(0, 80))))
+            parts.append(rng.choice(["", "", "x", "\x00", " ", "-"]))
+        texts.append("".join(parts))
+    # a run longer than the limit is looked up at its start only, both ways
+    long_run = digests[0] + hashlib.sha256(b"x").hexdigest() * 9 + digests[1]
+    texts += [long_run, "z" + long_run, long_run[:MAX_HEX_RUN], long_run[: MAX_HEX_RUN + 1]]
+    found = 0
+    for text in texts:
+        expected = _brute_force_hex(matcher, text)
+        # the brute force repeated a hit at a run's end (a longer slice cut short by the run's end
+        # is the same shorter digest again); its callers keep the first of each key, so do we
+        assert list(matcher._hex_matches(text)) == list(dict.fromkeys(expected))
+        found += len(expected)
+    assert found > 300, "the texts do contain derived digests"
