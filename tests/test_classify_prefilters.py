@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from array import array
 
 from phonehome.analysis.classify import shapes
 from phonehome.analysis.classify.known import _HEX_RUN, MAX_HEX_RUN, KnownValues
@@ -96,3 +97,26 @@ def test_hex_prefilter_finds_what_the_brute_force_search_finds():
         assert list(matcher._hex_matches(text)) == list(dict.fromkeys(expected))
         found += len(expected)
     assert found > 300, "the texts do contain derived digests"
+
+
+def _java_hash_loop(text: str) -> int:
+    """String.hashCode() one UTF-16 unit at a time, as Java computes it (the reference)."""
+    h = 0
+    for unit in array("H", text.encode("utf-16-le")):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def test_block_wise_java_string_hash_equals_the_unit_by_unit_loop():
+    from phonehome.analysis.classify.sensors import _BLOCK, java_string_hash
+
+    rng = random.Random(3)
+    lengths = [0, 1, 2, 31, _BLOCK - 1, _BLOCK, _BLOCK + 1, 2 * _BLOCK, 3 * _BLOCK + 7, 50_000]
+    for n in lengths + [rng.randrange(0, 5000) for _ in range(40)]:
+        ascii_text = "".join(chr(rng.randrange(32, 127)) for _ in range(n))
+        wide_text = "".join(
+            chr(rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0xD000), 0x1F600])) for _ in range(n)
+        )
+        for text in (ascii_text, wide_text):
+            assert java_string_hash(text) == _java_hash_loop(text), (n, text[:20])
+    assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from phonehome.analysis.classify.endpoints import Endpoint, site_of
@@ -72,6 +73,13 @@ def known_values_for(profile: Profile | None) -> KnownValues | None:
             _matchers.clear()
         cached = _matchers[id(profile)] = (profile, KnownValues(profile))
     return cached[1]
+
+
+@lru_cache(maxsize=16384)
+def _searchable_key(key: str) -> str:
+    """`key` when it could be an identifier used as a JSON key (digits, @, long), else "".
+    Keys repeat from request to request, so the regex runs once per distinct key."""
+    return key if len(key) >= 6 and _ID_LIKE_KEY.search(key) else ""
 
 
 def is_navigation(record: HttpRecord) -> bool:
@@ -164,7 +172,7 @@ def classify_request(
     keys_known = None
     if matcher is not None:
         # an identifier used as a JSON key: only keys that could be one (digits, @, long) are searched
-        keyed = [f.key if len(f.key) >= 6 and _ID_LIKE_KEY.search(f.key) else "" for f in decoded.fields]
+        keyed = [_searchable_key(f.key) for f in decoded.fields]
         if any(keyed):
             keys_known = matcher.find_all(keyed)
     for index, field in enumerate(decoded.fields):
@@ -182,7 +190,13 @@ def classify_request(
             not_types = refuted_types(schemas, field.path)
             if not_types:
                 refuted[field.path] = not_types
-        if len(field.value) >= 12 and field.location != "url_path":
+        value = field.value
+        # _inner_verdicts reads URLs (`://`) and free text (a space or newline): nothing else
+        if (
+            len(value) >= 12
+            and field.location != "url_path"
+            and ("://" in value or " " in value or "\n" in value)
+        ):
             for inner_field, inner in _inner_verdicts(record, field, navigation):
                 offer(field, inner, inner_field.value)
         if keys_known is not None:

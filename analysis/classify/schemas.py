@@ -160,13 +160,24 @@ def refuted_types(schemas: tuple[Schema, ...], path: str) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=16384)
+def _scans_at(schemas: tuple[Schema, ...], path: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(finder, data type) of the scans whose field pattern matches `path`, matched once per path."""
+    return tuple(
+        (finder, data_type)
+        for schema in schemas
+        for pattern, finder, data_type in schema.scans
+        if pattern.fullmatch(path)
+    )
+
+
 def scanned(schemas: tuple[Schema, ...], path: str, value: str) -> list[tuple[str, str]]:
     """(data type, text) found by the schemas' scans inside the field at `path` (an undecoded blob)."""
+    if not any(schema.scans for schema in schemas):
+        return []
     out = []
-    for schema in schemas:
-        for pattern, finder, data_type in schema.scans:
-            if pattern.fullmatch(path):
-                match = finder.search(value)
-                if match:
-                    out.append((data_type, match.group(0)))
+    for finder, data_type in _scans_at(schemas, path):
+        match = finder.search(value)
+        if match:
+            out.append((data_type, match.group(0)))
     return out
