@@ -199,7 +199,8 @@ def test_report_puts_claims_first_and_demo_shows_them(tmp_path, capsys):
     markdown = (tmp_path / "report.md").read_text()
     assert markdown.index("# Claims vs observations") < markdown.index("# Normal vs")
     section = markdown.split("# Claims vs observations", 1)[1].split("# Normal vs", 1)[0]
-    cells = re.findall(r"\|\s*`?(contradicted|consistent|inconclusive)`?\s*\|", section)
+    # one list per claim (the renderer writes tables of sentences as lists): "- verdict: `...`"
+    cells = re.findall(r"^\s*- verdict: `(contradicted|consistent|inconclusive)`$", section, re.M)
     assert cells.count("contradicted") >= 5 and "inconclusive" in cells
     assert "sa.api.intl.miui.com" in section and "blog.mi.com" in section
     html = (tmp_path / "report.html").read_text()
