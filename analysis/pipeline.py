@@ -1,7 +1,9 @@
 """The analysis pipeline: capture paths in, the three tidy tables out.
 
-sources -> decode -> classify -> findings. This module only wires the stages together and
-collects rows; each stage lives in its own package and knows nothing of the others' I/O.
+sources -> decode -> classify -> findings. This module only wires the stages together: each
+input's kind is sniffed once here, read through the one reader seam (analysis.reader) into
+rows (analysis.rows), and the rows become DataFrames (build_analysis). Each stage lives in its
+own package and knows nothing of the others' I/O. docs/architecture.md draws the whole flow.
 """
 
 from __future__ import annotations
