@@ -49,7 +49,9 @@ def sniff_compression(data: bytes) -> str | None:
 
 class Inflated:
     """Result of a bounded decompression: the output, whether a bound cut it short (and which:
-    `bound`), and whether the stream ended properly (a stream cut in transit yields its prefix)."""
+    `bound` names a codec's own cap such as MAX_GZIP_MEMBERS; it is empty when the cut is the
+    caller's `max_out`, which only the caller can name), and whether the stream ended properly (a
+    stream cut in transit yields its prefix)."""
 
     __slots__ = ("bound", "complete", "data", "truncated")
 
