@@ -342,14 +342,17 @@ def iter_dump(
         while position < limit:
             fo.seek(position)
             length = framing.peek_length(fo)
+            bogus = None
             if length is not None and length > framing.MAX_RECORD_BYTES:
                 if stop_on_damage:
                     raise DamageInRange(position)
-                report.damaged(framing.oversized(path, position, length))
-                position += framing.record_size(length)
-                continue
+                if framing.genuine_oversized(fo, position, length, size):
+                    report.damaged(framing.oversized(path, position, length))
+                    position += framing.record_size(length)
+                    continue
+                bogus = ValueError(framing.bogus_length(length))  # damage: resync as below
             records: list[Record] | None = None
-            if length is not None:
+            if length is not None and bogus is None:
                 buf = _read_record(fo, position, length)
                 try:
                     records = [http_record_from_record(buf, source, defaults, report)]
@@ -359,6 +362,8 @@ def iter_dump(
             if records is None:
                 fo.seek(position)
                 try:
+                    if bogus is not None:
+                        raise bogus
                     f = load_flow(fo)
                     position = fo.tell()
                 except Exception as exc:

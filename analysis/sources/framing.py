@@ -75,9 +75,39 @@ def has_records(path: Path, report: SourceReport, *, allow_empty: bool = False) 
     return False
 
 
+_TAGS = frozenset(b"}],;#^!~")
+
+
+def genuine_oversized(fo: BinaryIO, position: int, length: int, size: int) -> bool:
+    """Whether an over-limit length at `position` frames a real record: it ends inside the file on
+    a tnetstring type tag, right before the end of the file or another record's length prefix.
+
+    A damaged length (a flipped digit) almost never does; then the readers resynchronise at the
+    next record that loads instead of jumping past the end and losing every flow after it.
+    The position of `fo` is left unchanged.
+    """
+    end = position + record_size(length)
+    if end > size:
+        return False
+    start = fo.tell()
+    try:
+        fo.seek(end - 1)
+        tail = fo.read(1 + _HEAD)
+    finally:
+        fo.seek(start)
+    if not tail or tail[0] not in _TAGS:
+        return False
+    return end == size or parse_length(tail[1:]) is not None
+
+
 def oversized(path: Path, position: int, length: int) -> str:
     """The damage message for a record over MAX_RECORD_BYTES, which readers skip."""
     return (
         f"{path}: record at byte {position} is {length} bytes, over the "
         f"{MAX_RECORD_BYTES} byte limit; skipped"
     )
+
+
+def bogus_length(length: int) -> str:
+    """Why a record whose over-limit length frames nothing (genuine_oversized False) is damage."""
+    return f"record length {length} is over the {MAX_RECORD_BYTES} byte limit and frames no record"

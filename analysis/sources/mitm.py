@@ -105,7 +105,10 @@ def contact_records(
 
 
 # A flow record is a tnetstring dict whose first key is a short name: `<len>:<n>:<key>;`.
-_RECORD_START = re.compile(rb"(?<![0-9])[0-9]{1,12}:[0-9]{1,3}:[A-Za-z_]{1,40}[,;]")
+# Zero-width (a lookahead), so every position is tried: a good record right after a damaged
+# byte that happens to be a digit is found too (a consuming match would start at that digit,
+# fail to load, and step over the real start).
+_RECORD_START = re.compile(rb"(?=[1-9][0-9]{0,11}:[0-9]{1,3}:[A-Za-z_]{1,40}[,;])")
 _SCAN_CHUNK = 1 << 20
 
 
@@ -119,9 +122,14 @@ def _resync(fo: BinaryIO, start: int, size: int) -> tuple[int, flow.Flow] | None
     while offset < size:
         fo.seek(offset)
         chunk = fo.read(_SCAN_CHUNK + 64)
-        for match in _RECORD_START.finditer(chunk, 0, _SCAN_CHUNK):
+        for match in _RECORD_START.finditer(chunk):  # the lookahead may read into the overlap
+            if match.start() >= _SCAN_CHUNK:
+                break  # the next chunk's
             candidate = offset + match.start()
             fo.seek(candidate)
+            length = framing.peek_length(fo)
+            if length is None or length > framing.MAX_RECORD_BYTES or candidate + length > size:
+                continue  # cannot be a whole record: do not load (and allocate) it
             try:
                 found = load_flow(fo)
             except Exception:  # not a record start after all; keep scanning
@@ -146,11 +154,13 @@ def iter_flows(path: Path, report: SourceReport) -> Iterator[flow.Flow]:
         while fo.tell() < size:
             position = fo.tell()
             length = framing.peek_length(fo)
-            if length is not None and length > framing.MAX_RECORD_BYTES:
-                report.damaged(framing.oversized(path, position, length))
-                fo.seek(position + framing.record_size(length))
-                continue
             try:
+                if length is not None and length > framing.MAX_RECORD_BYTES:
+                    if framing.genuine_oversized(fo, position, length, size):
+                        report.damaged(framing.oversized(path, position, length))
+                        fo.seek(position + framing.record_size(length))
+                        continue
+                    raise ValueError(framing.bogus_length(length))
                 f = load_flow(fo)
             except Exception as exc:  # damage: reported, then we look for the next good record
                 f = skip_damage(fo, path, position, size, count, exc, report)
