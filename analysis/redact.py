@@ -233,22 +233,32 @@ _ESCAPE = re.compile(
 )
 
 
-def decoded_view(text: str, passes: int = 3) -> tuple[str, list[int], list[int]] | None:
-    """`text` with escapes undone (repeatedly: `%5Cu0040` is a JSON escape once percent-decoded),
-    plus each decoded character's start and end in `text`; None when `text` holds no escape."""
+def decoded_views(text: str, passes: int = 3) -> list[tuple[str, list[int], list[int]]]:
+    """`text` after each pass of undoing its escapes (repeatedly: `%5Cu0040` is a JSON escape once
+    percent-decoded), each with every decoded character's start and end in `text`.
+
+    Every intermediate view is kept, not only the last: a later pass can destroy what an earlier
+    one revealed, when a stray `%` or backslash sits before an escaped value (`%` + `\\u0065\\u0033`
+    decodes to `%e3`, which the next pass would take for a percent escape)."""
+    views: list[tuple[str, list[int], list[int]]] = []
     view, starts, ends = text, None, None
     for _ in range(passes):
         step = _decode_once(view)
-        if step is None:
+        if step is None or step[0] == view:
             break
         view, s2, e2 = step
         if starts is None or ends is None:
             starts, ends = s2, e2
         else:
             starts, ends = [starts[i] for i in s2], [ends[i - 1] for i in e2]
-    if starts is None or ends is None:
-        return None
-    return view, starts, ends
+        views.append((view, starts, ends))
+    return views
+
+
+def decoded_view(text: str, passes: int = 3) -> tuple[str, list[int], list[int]] | None:
+    """The last of decoded_views (all escapes undone), or None when `text` holds no escape."""
+    views = decoded_views(text, passes)
+    return views[-1] if views else None
 
 
 def _decode_once(text: str) -> tuple[str, list[int], list[int]] | None:
@@ -422,10 +432,9 @@ class Redactor:
         """`text` with every form of every sensitive value replaced by the value's tag."""
         if not self.values or not text:
             return text
-        spans = self._spans(text)
-        dv = decoded_view(text)
-        if dv is not None:  # also as decoded, back to positions in `text` ("100%" + id decodes "%10")
-            spans += [(dv[1][a], dv[2][b - 1], canon) for a, b, canon in self._spans(dv[0])]
+        spans = self._spans(text)  # as written too: "100%" + id decodes to "%10"...
+        for view, starts, ends in decoded_views(text):  # after each pass, back to positions in `text`
+            spans += [(starts[a], ends[b - 1], canon) for a, b, canon in self._spans(view)]
         if not spans:
             return text
         spans.sort(key=lambda s: (s[0], -s[1]))
