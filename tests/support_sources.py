@@ -6,15 +6,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mitmproxy import http
-
 from phonehome.analysis.pipeline import Analysis, build_analysis, default_labels, load_profiles
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.rows import RowCollector, RowSettings
 from phonehome.analysis.sources import CaptureError, read_source
 from phonehome.analysis.sources.capture_dir import capture_parts, read_events
 from phonehome.analysis.sources.framing import has_records
-from phonehome.analysis.sources.mitm import contact_records, http_record, iter_flows
+from phonehome.analysis.sources.mitm import flow_records, iter_flows
 
 DATA = Path(__file__).resolve().parent / "data" / "sources"
 HAR = DATA / "har"
@@ -86,13 +84,9 @@ def reference_read_dump(
         return
     source = str(path)
     for f in iter_flows(path, report):
-        if isinstance(f, http.HTTPFlow):
+        for record in flow_records(f, source, defaults, report):  # internal flows left out
             report.records += 1
-            yield http_record(f, source, defaults, report)
-        else:
-            for record in contact_records(f, source, defaults, report):
-                report.records += 1
-                yield record
+            yield record
 
 
 def reference_analysis(path: str | os.PathLike[str]) -> Analysis:
