@@ -49,6 +49,45 @@ def labels_from_metadata(metadata: object, defaults: Labels, report: SourceRepor
     return labels_from(raw, defaults, report)
 
 
+#: Hosts the proxy answers itself (the CA download page, the label markers): never the app's
+#: traffic. Known by name too, for captures recorded before flows carried "internal".
+INTERNAL_HOSTS = {"mitm.it": "onboarding", "phonehome.mark": "marker"}
+
+
+def internal_kind(metadata: object, host: str) -> str | None:
+    """Why a flow is not the app's traffic, or None if it is: the recorder's mark
+    (`"internal": true` and a `"kind"`, e.g. "onboarding", "refused") or an internal host."""
+    raw = metadata.get(LABEL_KEY) if isinstance(metadata, dict) else None
+    if isinstance(raw, dict) and raw.get("internal") is True:
+        kind = raw.get("kind")
+        return kind if isinstance(kind, str) and kind.isidentifier() and len(kind) <= 32 else "internal"
+    return INTERNAL_HOSTS.get(host.lower().rstrip(".")) if host else None
+
+
+_INTERNAL_NOTE = "flow(s) the proxy answered itself left out (not the app's traffic): "
+
+
+def note_internal(report: SourceReport, kind: str) -> None:
+    """Count a left-out internal flow in `report.notes`: one line per input, kept up to date,
+    e.g. "... left out (not the app's traffic): 1 onboarding, 3 refused"."""
+    counts: dict[str, int] = {}
+    at = None
+    for i, note in enumerate(report.notes):
+        if _INTERNAL_NOTE in note:
+            at = i
+            for part in note.split(_INTERNAL_NOTE, 1)[1].split(", "):
+                number, _, name = part.partition(" ")
+                counts[name] = int(number)
+    counts[kind] = counts.get(kind, 0) + 1
+    total = sum(counts.values())
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    line = f"{report.path}: {total} {_INTERNAL_NOTE}{kinds}"
+    if at is None:
+        report.notes.append(line)
+    else:
+        report.notes[at] = line
+
+
 @functools.lru_cache(maxsize=1024)  # one dump repeats a handful of label sets over every flow
 def _read(
     values: tuple[object, ...], defaults: Labels, declared: tuple[str, ...]

@@ -164,7 +164,7 @@ def test_genuine_record_over_the_limit_is_skipped_alone(tmp_path: Path, reader: 
 @pytest.mark.parametrize("junk", [b"Z9", b"Z12", b"xx7", b"40:"])
 def test_resync_finds_a_record_right_after_a_digit(tmp_path: Path, junk: bytes):
     """Issue 15: junk ending in a digit just before a good record does not hide that record."""
-    data, starts, record_ids = _sample_record_starts()
+    data, starts, _ = _sample_record_starts()
     full, _ = read_mutant(tmp_path, data)
     at = starts[5]
     records, report = read_mutant(tmp_path, data[:at] + junk + data[at:])

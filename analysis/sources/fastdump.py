@@ -25,10 +25,10 @@ from typing import Any, BinaryIO
 from mitmproxy import http, version
 from mitmproxy.net.http.url import parse_authority
 
-from phonehome.analysis.labels import labels_from_metadata
+from phonehome.analysis.labels import internal_kind, labels_from_metadata
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, is_ip
 from phonehome.analysis.sources import framing
-from phonehome.analysis.sources.mitm import contact_records, http_record, load_flow, skip_damage
+from phonehome.analysis.sources.mitm import flow_records, load_flow, skip_damage
 
 Record = HttpRecord | ContactRecord
 
@@ -252,7 +252,8 @@ def http_record_from_record(
         host_header = _authority(authority) or _host_header(fields)
     else:
         host_header = _host_header(fields)
-    host = parse_authority(host_header, check=False)[0] if host_header else req_host
+    pretty_host = parse_authority(host_header, check=False)[0] if host_header else req_host
+    host = pretty_host
     if is_ip(host) and sni:
         host = sni
     server_ip = None
@@ -279,10 +280,13 @@ def http_record_from_record(
         else:
             raise Unsupported("unexpected response content")
 
+    metadata = _get(buf, top, b"metadata")
+    if internal_kind(metadata, pretty_host) is not None:
+        raise Unsupported("a flow the proxy answered itself (rare: mitmproxy's path leaves it out)")
     return HttpRecord(
         source=source,
         flow_id=_get(buf, top, b"id"),
-        labels=labels_from_metadata(_get(buf, top, b"metadata"), defaults, report),
+        labels=labels_from_metadata(metadata, defaults, report),
         timestamp=float(timestamp or 0.0),
         method=_native(method).upper(),
         scheme=_native(scheme),
@@ -300,12 +304,6 @@ def http_record_from_record(
         tls_version=tls_version,
         tls_cipher=tls_cipher,
     )
-
-
-def _records_of_flow(f: Any, source: str, defaults: Labels, report: SourceReport) -> list[Record]:
-    if isinstance(f, http.HTTPFlow):
-        return [http_record(f, source, defaults, report)]
-    return list(contact_records(f, source, defaults, report))
 
 
 def _read_record(fo: BinaryIO, position: int, length: int) -> bytes:
@@ -373,7 +371,7 @@ def iter_dump(
                     if f is None:
                         return
                     position = fo.tell()
-                records = _records_of_flow(f, source, defaults, report)
+                records = flow_records(f, source, defaults, report)
             count += 1
             for record in records:
                 report.records += 1

@@ -15,11 +15,13 @@ from typing import BinaryIO
 from mitmproxy import dns, flow, http, tcp
 from mitmproxy.io import compat, tnetstring
 
-from phonehome.analysis.labels import LABEL_KEY, labels_from_metadata
+from phonehome.analysis.labels import LABEL_KEY, internal_kind, labels_from_metadata, note_internal
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, is_ip
 from phonehome.analysis.sources import CaptureError, framing
 
-__all__ = ["LABEL_KEY", "contact_records", "http_record", "iter_flows", "skip_damage"]
+__all__ = ["LABEL_KEY", "contact_records", "flow_records", "http_record", "iter_flows", "skip_damage"]
+
+Record = HttpRecord | ContactRecord
 
 
 def _headers(headers: http.Headers) -> tuple[tuple[str, str], ...]:
@@ -102,6 +104,21 @@ def contact_records(
                 ),
                 str(peer[0]) if peer else None,
             )
+
+
+def flow_records(f: flow.Flow, source: str, defaults: Labels, report: SourceReport) -> list[Record]:
+    """The records of one flow of a dump: its HttpRecord, or its contacts (DNS, TCP, UDP).
+
+    A flow the proxy answered itself (labels.internal_kind: the mitm.it CA download, the guard's
+    refusal, a marker page) is not the app's traffic: no record, only a count in report.notes.
+    """
+    if isinstance(f, http.HTTPFlow):
+        kind = internal_kind(f.metadata, f.request.pretty_host)
+        if kind is not None:
+            note_internal(report, kind)
+            return []
+        return [http_record(f, source, defaults, report)]
+    return list(contact_records(f, source, defaults, report))
 
 
 # A flow record is a tnetstring dict whose first key is a short name: `<len>:<n>:<key>;`.

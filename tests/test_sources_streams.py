@@ -1,0 +1,107 @@
+"""WebSocket, TCP/UDP and proxy-internal flows in the analysis (issue 14), read by both dump readers.
+
+Dumps are written with mitmproxy's own test flows (mitmproxy.test.tflow) and FlowWriter, as the
+recorder writes them; both readers (the fast one and mitmproxy's objects) must give the same records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mitmproxy import http
+from mitmproxy.io import FlowWriter
+from mitmproxy.test import tflow
+
+from phonehome.analysis.labels import LABEL_KEY
+from phonehome.analysis.pipeline import analyze
+from phonehome.analysis.records import HttpRecord, Labels, SourceReport
+from phonehome.analysis.sources.fastdump import read_dump
+from tests.support_sources import reference_read_dump
+
+DEFAULTS = Labels(session="s", app="com.example", mode="normal")
+ANDROID_ID = "9774d56d682e549c"
+
+
+def write_dump(path: Path, flows: list) -> Path:
+    with path.open("wb") as fo:
+        writer = FlowWriter(fo)
+        for f in flows:
+            writer.add(f)
+    return path
+
+
+def read_both(path: Path) -> tuple[list, SourceReport]:
+    """The records of `path` from both readers, asserted equal (records, warnings, notes, counts)."""
+    results = []
+    for reader in (reference_read_dump, read_dump):
+        report = SourceReport(str(path))
+        results.append((list(reader(path, DEFAULTS, report)), report))
+    (slow, slow_report), (fast, fast_report) = results
+    assert fast == slow
+    assert (fast_report.warnings, fast_report.notes, fast_report.records) == (
+        slow_report.warnings,
+        slow_report.notes,
+        slow_report.records,
+    )
+    return fast, fast_report
+
+
+def app_flow(host: str = "api.example.com", body: bytes = b"") -> http.HTTPFlow:
+    f = tflow.tflow(resp=True)
+    f.request.host = host
+    f.request.headers["host"] = host
+    f.request.method = "POST" if body else "GET"
+    f.request.content = body
+    f.metadata[LABEL_KEY] = {"session": "s", "app": "com.example", "mode": "normal", "phase": None}
+    return f
+
+
+def internal_flow(host: str, kind: str | None) -> http.HTTPFlow:
+    """A flow the proxy answered itself; kind None: a capture from before the recorder marked them."""
+    f = app_flow(host, json.dumps({"android_id": ANDROID_ID}).encode())
+    if kind is not None:
+        f.metadata[LABEL_KEY] = {**f.metadata[LABEL_KEY], "internal": True, "kind": kind}
+    return f
+
+
+def test_internal_flows_are_left_out_by_both_readers(tmp_path: Path):
+    keep = app_flow()
+    dump = write_dump(
+        tmp_path / "flows.mitm",
+        [
+            internal_flow("mitm.it", "onboarding"),
+            keep,
+            internal_flow("127.0.0.1", "refused"),
+            internal_flow("mitm.it", None),  # old capture: known by its host
+            internal_flow("phonehome.mark", None),
+        ],
+    )
+    records, report = read_both(dump)
+    assert [r.flow_id for r in records] == [keep.id]
+    assert report.records == 1
+    assert len(report.notes) == 1
+    assert "4 flow(s) the proxy answered itself left out" in report.notes[0]
+    assert "1 marker, 2 onboarding, 1 refused" in report.notes[0]
+
+
+def test_internal_flows_are_in_no_table(tmp_path: Path):
+    """End to end through analyze(): no flow row, finding or contact from internal flows, though they
+    carry an identifier; the capture directory's .lock and session.json.tmp are ignored."""
+    capture = tmp_path / "cap"
+    capture.mkdir()
+    sent = app_flow("tracker.example.net", json.dumps({"android_id": ANDROID_ID}).encode())
+    write_dump(
+        capture / "flows.mitm",
+        [internal_flow("mitm.it", "onboarding"), sent, internal_flow("10.0.0.1", "refused")],
+    )
+    (capture / "session.json").write_text(json.dumps({"schema": 1, "session": "cap", "phases": []}))
+    (capture / ".lock").write_text("4242\n")
+    (capture / "session.json.tmp").write_text('{"schema": 1, "sess')  # a rename in progress
+    result = analyze([capture])
+    assert list(result.flows["flow_id"]) == [sent.id]
+    assert set(result.findings["flow_id"]) == {sent.id}
+    assert "mitm.it" not in set(result.findings["host"]) | set(result.contacts.get("host", []))
+    assert (result.findings["data_type"] == "device_id.android_id").any()
+    assert not result.warnings
+    assert any("2 flow(s) the proxy answered itself left out" in n for n in result.notes)
