@@ -59,6 +59,9 @@ class HttpRecord:
     # which rebuilds a request's record, does not carry it).
     tls_version: str | None = field(default=None, compare=False)
     tls_cipher: str | None = field(default=None, compare=False)
+    # A WebSocket's messages from the app to the server, as (index among all the flow's messages,
+    # content): payload sent home like a body (server messages are not).
+    ws_messages: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def url(self) -> str:
