@@ -4,7 +4,8 @@ Each label change used to rewrite the whole file on the proxy's event loop; with
 took 150-200 ms per marker request. Here a change only takes a snapshot (a shallow copy: phase
 entries are replaced, never changed in place) and a worker thread serialises and writes it, to a
 temporary file renamed over session.json (readers never see half a file). While one write runs,
-further changes coalesce into one more write of the newest state. A failure is reported (once
+further changes coalesce into one more write of the newest state (handed over under a lock, so
+none is lost, and never an older state over a newer one). A failure is reported (once
 per distinct error) and never stops flow recording: every flow carries its labels anyway.
 """
 
@@ -43,59 +44,91 @@ def write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
 
 
 class SessionFile:
-    """session.json for one capture directory, written off the event loop."""
+    """session.json for one capture directory, written off the event loop.
+
+    Two locks: `state` guards the hand-over (`pending`, `busy`, the sequence numbers) and is held
+    for a few instructions only, so the event loop never waits for the disk; `lock` lets one
+    writer at a time (the worker thread or flush()) touch the file. Every snapshot is numbered and
+    an older one is never written over a newer one (a worker still holding a snapshot when done()
+    flushes the final state skips it). `idle` is set whenever nothing is waiting to be written:
+    the completion signal for whoever needs the file current (tests, shutdown).
+    """
 
     def __init__(self, path: Path, on_error: Callable[[str], None]) -> None:
         self.path = path
         self.on_error = on_error
         self.lock = threading.Lock()  # one writer at a time: the worker thread or flush()
-        self.pending: dict[str, Any] | None = None
+        self.state = threading.Lock()  # guards pending, busy, seq (never held across I/O)
+        self.pending: tuple[int, dict[str, Any]] | None = None
         self.busy = False
+        self.seq = 0  # number of the newest snapshot taken
+        self.written_seq = 0  # number of the newest snapshot on disk (or given up on)
+        self.idle = threading.Event()
+        self.idle.set()
         self.last_error: str | None = None
         self.writes = 0
 
+    def _take(self, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Number a snapshot of `doc` as the newest (call with `state` held)."""
+        self.seq += 1
+        return self.seq, snapshot(doc)
+
     def update(self, doc: dict[str, Any]) -> None:
         """Have `doc` written soon; returns at once when an event loop runs."""
-        self.pending = snapshot(doc)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.flush()
+            self.flush(doc)
             return
-        if not self.busy:
+        with self.state:
+            self.pending = self._take(doc)
+            self.idle.clear()
+            if self.busy:  # the running worker takes it: it looks for `pending` before it stops
+                return
             self.busy = True
-            loop.run_in_executor(None, self._drain, loop)
+        loop.run_in_executor(None, self._drain, loop)
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Worker thread: write the newest pending snapshot until none is left."""
         try:
             while True:
-                with self.lock:
-                    doc, self.pending = self.pending, None
-                    if doc is None:
+                with self.state:
+                    item, self.pending = self.pending, None
+                    if item is None:  # decided under `state`: an update now starts a new worker
+                        self.busy = False
+                        self.idle.set()
                         return
-                    error = self._write(doc)
+                error = self._write_newer(*item)
                 if error:
-                    loop.call_soon_threadsafe(self._report, error)
-        finally:
-            self.busy = False
-            if self.pending is not None:  # arrived between the last check and now
-                loop.call_soon_threadsafe(self._restart, loop)
-
-    def _restart(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.busy and self.pending is not None:
-            self.busy = True
-            loop.run_in_executor(None, self._drain, loop)
+                    with contextlib.suppress(RuntimeError):  # the loop closed: shutdown reports it
+                        loop.call_soon_threadsafe(self._report, error)
+        except BaseException:
+            with self.state:
+                self.busy = False
+                if self.pending is None:
+                    self.idle.set()
+            raise
 
     def flush(self, doc: dict[str, Any] | None = None) -> None:
-        """Write now, in this thread (at shutdown, or without an event loop)."""
-        with self.lock:
-            doc = snapshot(doc) if doc is not None else self.pending
+        """Write now, in this thread (at shutdown, or without an event loop): `doc`, or what is pending."""
+        with self.state:
+            item = self._take(doc) if doc is not None else self.pending
             self.pending = None
-            if doc is None:
-                return
-            error = self._write(doc)
+            if not self.busy:
+                self.idle.set()
+        if item is None:
+            return
+        error = self._write_newer(*item)
         if error:
             self._report(error)
+
+    def _write_newer(self, seq: int, doc: dict[str, Any]) -> str | None:
+        """Write snapshot `seq` unless a newer one is already on disk."""
+        with self.lock:
+            if seq <= self.written_seq:
+                return None
+            self.written_seq = seq
+            return self._write(doc)
 
     def _write(self, doc: dict[str, Any]) -> str | None:
         try:
