@@ -104,7 +104,7 @@ def read_mode(raw: object, declared: tuple[str, ...] = (), *, where: str = "") -
     return ModeReading(
         mode,
         f"unknown mode {mode!r}{place}: kept as its own mode (expected one of {expected}; "
-        "declare study-specific modes under \"modes\" in the capture's session.json)",
+        'declare study-specific modes under "modes" in the capture\'s session.json)',
     )
 
 
