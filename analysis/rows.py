@@ -15,6 +15,8 @@ from operator import attrgetter
 from phonehome.analysis.classify import Endpoint, EndpointClassifier, classify_request
 from phonehome.analysis.classify.endpoints import default_classifier
 from phonehome.analysis.decode import decode_request
+from phonehome.analysis.decode.model import DecodedRequest
+from phonehome.analysis.decode.request import decode_value
 from phonehome.analysis.findings import FINDINGS_COLUMNS, Finding
 from phonehome.analysis.profile import Profile
 from phonehome.analysis.records import ContactRecord, HttpRecord, safe_text
@@ -92,6 +94,8 @@ class RowCollector:
         labels = record.labels
         endpoint = self.endpoint(record.host, labels.app)
         decoded = decode_request(record)
+        if record.ws_messages:
+            add_ws_messages(decoded, record.ws_messages)
         findings = classify_request(record, decoded, endpoint, self.settings.profile)
         share = self._strings.setdefault
         finding_rows = self.rows.findings
@@ -118,7 +122,7 @@ class RowCollector:
                     endpoint.party,
                     record.url,
                     record.status,
-                    len(record.request_body),
+                    len(record.request_body) + sum(len(m) for _, m in record.ws_messages),
                     record.response_size,
                     record.header("content-type") or "",
                     record.response_header("content-type") or "",
@@ -153,6 +157,27 @@ class RowCollector:
                     record.source,
                 )
             )
+        )
+
+
+#: WebSocket messages decoded per flow; a long-lived socket beyond this is marked truncated.
+MAX_WS_MESSAGES = 2000
+
+
+def add_ws_messages(decoded: DecodedRequest, messages: tuple[tuple[int, bytes], ...]) -> None:
+    """Decode a WebSocket's client messages like bodies (location `body`, field path `ws[<i>]`,
+    i the message's index in the flow) into `decoded`: what the app sent over a WebSocket is
+    payload sent home. Each message is bounded by the decoder's own limits."""
+    for i, content in messages[:MAX_WS_MESSAGES]:
+        part = decode_value(content, location="body", path=f"ws[{i}]")
+        decoded.fields.extend(part.fields)
+        decoded.truncated = decoded.truncated or part.truncated
+        decoded.notes.extend(part.notes)
+        decoded.opaque_bytes += part.opaque_bytes
+    if len(messages) > MAX_WS_MESSAGES:
+        decoded.truncated = True
+        decoded.notes.append(
+            f"WebSocket: only the first {MAX_WS_MESSAGES} of {len(messages)} messages decoded"
         )
 
 

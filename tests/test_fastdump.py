@@ -135,6 +135,39 @@ def test_edge_case_flows_give_identical_records(tmp_path: Path):
     assert "api.example.org" in hosts and "tracker.example.net" in hosts
 
 
+def _websocket_flows() -> list:
+    """WebSocket flows: mitmproxy's test flow (two client messages, one server), one with no
+    messages, one with a binary client message and an internal flow carrying a socket."""
+    from mitmproxy import websocket
+
+    plain = tflow.twebsocketflow()
+    empty = tflow.twebsocketflow()
+    empty.websocket.messages = []
+    binary = tflow.twebsocketflow()
+    binary.websocket.messages.append(
+        websocket.WebSocketMessage(websocket.Opcode.BINARY, True, b"\x00\xff\x08\x96\x01", 2.0)
+    )
+    internal = tflow.twebsocketflow()
+    internal.metadata["phonehome"] = {"session": "s", "mode": "normal", "internal": True, "kind": "refused"}
+    return [plain, empty, binary, internal]
+
+
+def test_websocket_flows_give_identical_records_on_the_fast_path(tmp_path: Path):
+    """Client messages are payload (issue 14): both readers agree, and the fast reader parses
+    WebSocket flows itself rather than falling back for them."""
+    path = write(tmp_path / "ws.mitm", _websocket_flows())
+    slow, fast = both(path)
+    assert slow == fast
+    records = fast[0]
+    assert [r.ws_messages for r in records] == [
+        ((0, b"hello binary"), (1, b"hello text")),
+        (),
+        ((0, b"hello binary"), (1, b"hello text"), (3, b"\x00\xff\x08\x96\x01")),
+    ]
+    direct = [http_record_from_record(buf, str(path), DEFAULTS) for buf in record_bytes(path)[:3]]
+    assert direct == records
+
+
 def test_client_connection_without_sni_key_falls_back(tmp_path: Path):
     f = tflow.tflow(resp=True)
     f.client_conn = connection.Client(peername=("10.0.0.2", 5000), sockname=("10.0.0.1", 8080))

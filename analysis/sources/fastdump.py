@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mitmproxy import http, version
+from mitmproxy import http, version, websocket
 from mitmproxy.net.http.url import parse_authority
 
 from phonehome.analysis.labels import internal_kind, labels_from_metadata
@@ -60,6 +60,7 @@ _FLOW_OPTIONAL = frozenset({b"backup"})
 _REQUEST_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.RequestData))
 _RESPONSE_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.ResponseData))
 _HTTP2_VERSIONS = (b"HTTP/2.0", b"HTTP/3")
+_OPCODES = frozenset(int(op) for op in websocket.Opcode)
 
 _DICT, _LIST, _BYTES, _STR, _INT, _FLOAT, _BOOL, _NULL = (ord(c) for c in "}],;#^!~")
 
@@ -280,6 +281,7 @@ def http_record_from_record(
         else:
             raise Unsupported("unexpected response content")
 
+    messages = _ws_messages(buf, *top[b"websocket"])
     metadata = _get(buf, top, b"metadata")
     if internal_kind(metadata, pretty_host) is not None:
         raise Unsupported("a flow the proxy answered itself (rare: mitmproxy's path leaves it out)")
@@ -303,7 +305,42 @@ def http_record_from_record(
         sni=sni,
         tls_version=tls_version,
         tls_cipher=tls_cipher,
+        ws_messages=messages,
     )
+
+
+_WEBSOCKET_KEYS = frozenset(
+    {b"messages", b"closed_by_client", b"close_code", b"close_reason", b"timestamp_end"}
+)
+
+
+def _ws_messages(buf: bytes, tag: int, start: int, end: int) -> tuple[tuple[int, bytes], ...]:
+    """sources.mitm.ws_messages of a flow's websocket state (null when the flow has none).
+
+    A message state is [opcode, from_client, content, timestamp, dropped, injected]; anything
+    else is Unsupported (mitmproxy decides).
+    """
+    if tag == _NULL and start == end:
+        return ()
+    state = _spans(buf, tag, start, end)
+    if state.keys() != _WEBSOCKET_KEYS:
+        raise Unsupported("unexpected websocket keys")
+    messages = _get(buf, state, b"messages")
+    if not isinstance(messages, list):
+        raise Unsupported("websocket messages are not a list")
+    out = []
+    for i, message in enumerate(messages):
+        if not (
+            isinstance(message, list)
+            and len(message) == 6
+            and message[0] in _OPCODES
+            and isinstance(message[1], bool)
+            and isinstance(message[2], bytes)
+        ):
+            raise Unsupported("unexpected websocket message")
+        if message[1]:
+            out.append((i, message[2]))
+    return tuple(out)
 
 
 def _read_record(fo: BinaryIO, position: int, length: int) -> bytes:

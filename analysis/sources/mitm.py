@@ -67,7 +67,15 @@ def http_record(
         sni=sni,
         tls_version=getattr(f.server_conn, "tls_version", None),  # duck-typed flows (HAR, live payloads)
         tls_cipher=getattr(f.server_conn, "cipher", None),
+        ws_messages=ws_messages(getattr(f, "websocket", None)),
     )
+
+
+def ws_messages(websocket: object) -> tuple[tuple[int, bytes], ...]:
+    """A WebSocket's messages from the client, as (index among all its messages, content)."""
+    if websocket is None:
+        return ()
+    return tuple((i, m.content) for i, m in enumerate(websocket.messages) if m.from_client)
 
 
 def contact_records(
