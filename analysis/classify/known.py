@@ -154,12 +154,9 @@ class KnownValues:
         for form, keys in _joined(profile.known_values()).items():
             self._hex.setdefault(form, (keys, "joined-hash-hex"))
         self._hex_lengths = sorted({len(form) for form in self._hex})
-        # where in a hex run a derived digest can start: its first (shortest length) characters, as
-        # one lookahead regex, so the per-position lookups below run only at those few positions
-        self._hex_starts = None
-        if self._hex:
-            prefixes = {form[: self._hex_lengths[0]] for form in self._hex}
-            self._hex_starts = re.compile(f"(?=(?:{literal_pattern(prefixes).pattern}))")
+        # a derived digest starts where its first (shortest-length) characters do: one set lookup
+        # per position of a hex run, and the per-length lookups only at those few positions
+        self._hex_prefixes = frozenset(form[: self._hex_lengths[0]] for form in self._hex)
         # folded forms are lower case: match them against the lowered value (faster than IGNORECASE)
         self._folded_re = _alternation(self._folded, 0)
         self._exact_re = _alternation(self._exact, 0)
@@ -189,17 +186,17 @@ class KnownValues:
 
     def _hex_matches(self, lowered: str):
         """(position, text, keys, how) of derived digests inside the hex runs of `lowered`."""
-        if self._hex_starts is None:
+        if not self._hex:
             return
-        candidates = self._hex_starts
+        prefixes, lengths = self._hex_prefixes, self._hex_lengths
+        first = lengths[0]
         for run in _HEX_RUN.finditer(lowered):
             begin, end = run.span()
-            if end - begin <= MAX_HEX_RUN:
-                starts = [m.start() for m in candidates.finditer(lowered, begin, end)]
-            else:
-                starts = [begin] if candidates.match(lowered, begin, end) else []
-            for start in starts:
-                for length in self._hex_lengths:
+            last = end - first + 1 if end - begin <= MAX_HEX_RUN else begin + 1
+            for start in range(begin, last):
+                if lowered[start : start + first] not in prefixes:
+                    continue
+                for length in lengths:
                     if start + length > end:
                         break
                     text = lowered[start : start + length]
