@@ -8,7 +8,9 @@ the first differing lines and exiting 1 on any difference.
 
 Inputs: the varied 5,000-request session of `benchmarks/varied_session.py` as a dump and as a
 HAR (with its known values), the sample capture with its profile, and the real captures in
-tests/data/real (no profile), so both synthetic variety and real traffic are covered.
+tests/data/real (no profile), so both synthetic variety and real traffic are covered. The
+sample is copied into the reference directory by `--save` and read from there by `--against`,
+so a sample regenerated in the shared checkout meanwhile does not show up as a difference.
 
     python benchmarks/diff_findings.py --save /tmp/ref                 # before
     python benchmarks/diff_findings.py --against /tmp/ref              # after: exit 0 = identical
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,14 +33,13 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "phonehome-bench"
 
 
-def cases(size: int) -> list[tuple[str, list[str]]]:
+def cases(size: int, sample: Path) -> list[tuple[str, list[str]]]:
     """(name, analyze arguments) for each input; a missing varied session is generated first."""
     session = CACHE / f"varied-v1-{size}"
     if not (session / "flows.mitm").exists():
         generator = str(REPO / "benchmarks" / "varied_session.py")
         subprocess.run([sys.executable, generator, str(size)], check=True)
     known = str(session / "known-values.json")
-    sample = REPO / "captures" / "sample-mint-browser"
     out = [
         (f"varied{size}-dump", [str(session / "flows.mitm"), "--profile", known]),
         (f"varied{size}-har", [str(session / "flows.har"), "--profile", known]),
@@ -79,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=5000, help="varied session size")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     opts = parser.parse_args(argv)
+    ref = opts.save or opts.against
+    # the sample is kept with the reference: others may regenerate captures/ meanwhile
+    sample = ref / "inputs" / "sample-mint-browser"
+    if opts.save and not sample.exists():
+        shutil.copytree(REPO / "captures" / "sample-mint-browser", sample)
     differences = 0
-    for name, args in cases(opts.size):
+    for name, args in cases(opts.size, sample):
         if opts.only and opts.only not in name:
             continue
         if opts.save:
