@@ -17,6 +17,7 @@ from phonehome.analysis.labels import LABEL_KEY
 from phonehome.analysis.pipeline import analyze
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources.fastdump import read_dump
+from phonehome.analysis.verdicts.coverage import coverage
 from tests.support_sources import reference_read_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
@@ -179,8 +180,14 @@ def test_tcp_and_udp_flows_are_contacts_with_their_port(tmp_path: Path):
     dump = write_dump(tmp_path / "streams.mitm", [tcp_flow, udp_flow, app_flow()])
     records, report = read_both(dump)
     contacts = [(r.kind, r.host, r.detail) for r in records if not isinstance(r, HttpRecord)]
-    assert contacts == [("tcp", "address", "port 22"), ("udp", "www.google.com", "port 443")]
+    assert contacts == [
+        ("tcp", "address", "port 22; 5 bytes sent"),
+        ("udp", "www.google.com", "port 443; 5 bytes sent"),
+    ]
     assert report.records == 3
     result = analyze([dump])
     assert sorted(result.contacts["kind"]) == ["tcp", "udp"]
-    assert list(result.contacts[result.contacts["kind"] == "udp"]["detail"]) == ["port 443"]
+    cov = coverage(result.flows, result.contacts)
+    quic = cov[cov["host"] == "www.google.com"]
+    assert list(quic["reason"]) == ["quic"]
+    assert list(cov[cov["host"] == "address"]["reason"]) == ["raw_tcp"]
