@@ -106,7 +106,6 @@ def contact_records(
                     d
                     for d in (
                         f"port {peer[1]}" if peer and len(peer) > 1 else "",
-                        _bytes_sent(f),
                         str(f.error.msg) if f.error else "",
                     )
                     if d
@@ -128,12 +127,6 @@ def flow_records(f: flow.Flow, source: str, defaults: Labels, report: SourceRepo
             return []
         return [http_record(f, source, defaults, report)]
     return list(contact_records(f, source, defaults, report))
-
-
-def _bytes_sent(f: flow.Flow) -> str:
-    """How much the app sent on a raw TCP/UDP flow (its client messages), e.g. "812 bytes sent"."""
-    sent = sum(len(m.content) for m in getattr(f, "messages", ()) if m.from_client)
-    return f"{sent} bytes sent" if sent else ""
 
 
 # A flow record is a tnetstring dict whose first key is a short name: `<len>:<n>:<key>;`.
