@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from phonehome.analysis.cli.main import main
+from phonehome.analysis.redact import tag
 from phonehome.analysis.report import build_report, render_html, render_markdown, write_report
 from phonehome.analysis.report.markdown import md_text
-from phonehome.analysis.report.redact import tag
 from tests.support_report import XSS_PAYLOADS, analysis_of, finding
 
 ROOT = Path(__file__).resolve().parent.parent

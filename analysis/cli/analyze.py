@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     options = InputOptions.from_args(args)
     result = run_analysis(options)
     if args.redact:
-        from phonehome.analysis.report.redact import redact_tables
+        from phonehome.analysis.redact import redact_tables
 
         result.findings, result.flows, result.contacts = redact_tables(
             result.findings, result.flows, result.contacts

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from phonehome.analysis.sources import HAR_SUFFIXES, PCAP_SUFFIXES
+
 
 def _belongs(sources: pd.Series, path: str) -> pd.Series:
     prefix = path.rstrip(os.sep) + os.sep
@@ -38,15 +40,15 @@ def empty_input_warnings(analysis) -> list[str]:
         if requests:
             continue
         others = contacts[_belongs(contacts["source"], path)] if not contacts.empty else contacts
-        suffix = Path(path).suffix.lower()
+        name = Path(path).name.lower()
         if not others.empty:
             kinds = ", ".join(f"{n} {k}" for k, n in others["kind"].value_counts().sort_index().items())
             held = f"only other contacts ({kinds})"
         else:
             held = "nothing"
-        if suffix in (".pcap", ".pcapng", ".cap"):
+        if name.endswith(PCAP_SUFFIXES):
             why = "TLS traffic needs its keys (--keylog FILE, SSLKEYLOGFILE format) to be read as HTTP"
-        elif suffix in (".har", ".zhar"):
+        elif name.endswith(HAR_SUFFIXES):
             why = "the HAR file has no entries (was it exported before the page loaded?)"
         else:
             why = "no request was recorded (was the phone's traffic going through the proxy?)"
