@@ -567,6 +567,19 @@ def tables_redactor(
     return redactor_for(findings, urls, extra_values=extra_values)
 
 
+# What a profile lists that is the finding itself, not a secret: visited URLs and searched words stay.
+PROFILE_KEYS_KEPT = frozenset({"urls", "search_terms"})
+
+
+def profile_secrets(profile: object) -> list[str]:
+    """The tester's own identifiers from a profile (its `known_values`), to redact wherever they
+    appear — also where the classifier named nothing (a value too short to look for, an unusual
+    key). Visited URLs and search terms are the findings and are kept."""
+    if profile is None:
+        return []
+    return [value for key, value in profile.known_values() if key not in PROFILE_KEYS_KEPT]
+
+
 def redact_tables(
     findings: pd.DataFrame, flows: pd.DataFrame, contacts: pd.DataFrame, extra_values: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

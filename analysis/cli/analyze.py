@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     options = InputOptions.from_args(args)
     result = run_analysis(options)
     if args.redact:
-        from phonehome.analysis.redact import redact_tables
+        from phonehome.analysis.redact import profile_secrets, redact_tables
 
         result.findings, result.flows, result.contacts = redact_tables(
-            result.findings, result.flows, result.contacts
+            result.findings, result.flows, result.contacts, profile_secrets(result.profile)
         )
     written = write_tables(result, args.output)
     if not options.quiet:

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_analysis(options, records_out=everything)  # one read: records and findings
     records = [r for r in everything if isinstance(r, HttpRecord)]
     if args.redact:
-        records = redact_records(records, result.findings)
+        from phonehome.analysis.redact import profile_secrets
+
+        records = redact_records(records, result.findings, profile_secrets(result.profile))
     har = records_to_har(records, result.findings)
     out = Path(args.har)
     # user-only, like every capture and report: a HAR holds the tester's identifiers and tokens

@@ -264,7 +264,9 @@ def build_report(
     """
     findings, flows, contacts = analysis.findings, analysis.flows, analysis.contacts
     if redact:
-        findings, flows, contacts = redaction.redact_tables(findings, flows, contacts)
+        findings, flows, contacts = redaction.redact_tables(
+            findings, flows, contacts, redaction.profile_secrets(getattr(analysis, "profile", None))
+        )
     findings, flows, contacts = normalised(findings), normalised(flows), normalised(contacts)
     declared = tuple(modes) or declared_modes(analysis)
     apps = apps_of(findings, flows, contacts)
