@@ -4,16 +4,31 @@ SYNTHETIC DATA. Nothing here was captured from a real phone or a real Xiaomi ser
 imitate, from public descriptions (W. Palant, "Are Xiaomi browsers spyware? Yes, they are...",
 2020; the Sensors Analytics Android SDK's documented event format; Xiaomi mistat/tracking SDK
 endpoints seen in decompiled code), what a Mint-Browser-like app sends while a tester browses in
-normal mode and then in incognito mode; with `--optout`, then also in incognito mode with the
-vendor's "aggregated data collection" switch turned off (mode `incognito-optout`, the switch
-Xiaomi shipped in May 2020; not in the shipped sample yet, whose counts other tests pin).
-Identifiers belong to no real device. Each connection carries the TLS version and cipher it
-negotiated (TLS 1.2 for the vendor's hosts, as reported in 2020; TLS 1.3 elsewhere).
+normal mode, then in incognito mode, then in incognito mode with the vendor's "aggregated data
+collection" switch turned off (mode `incognito-optout`, the switch Xiaomi shipped in May 2020 in
+Mi Browser 12.1.4 / Mint Browser 3.4.3). Identifiers belong to no real device.
+
+What the opt-out phase shows is an assumption, not a measurement: we found no published capture of
+the app's traffic with that switch off (the 2020 coverage reports the switch, not a re-test of it).
+The sample assumes the plausible middle: with the switch off, page views and searches are no longer
+batched to the Sensors Analytics endpoint, but the SDK still reports the end of the session with
+the same persistent `distinct_id` and device identifiers. So the sample's `opt_out_effective` claim
+(about URLs and searches) comes out consistent, while the report still shows identifiers leaving
+in that mode. A real capture may show something else; that is what the tool is for.
+
+A refused TLS handshake (events.jsonl) imitates a pinning host: api.sec.intl.miui.com refuses the
+proxy's certificate after other hosts of the app were decrypted, so coverage reads "pinning
+suspected" (a refusal before any decryption could just be a CA the phone does not trust yet).
+
+Each connection carries the TLS version and cipher it negotiated (TLS 1.2 for the vendor's hosts,
+as reported in 2020; TLS 1.3 elsewhere).
 
 The flows are written with mitmproxy's own FlowWriter, labelled in flow.metadata["phonehome"] as
 DESIGN.md says, so the file opens in `mitmweb -r` and reads with `mitmproxy.io.FlowReader`.
 
-Usage: python captures/make_sample.py [--optout] [OUT_DIR]   (default: captures/sample-mint-browser)
+Usage: python captures/make_sample.py [--no-optout] [OUT_DIR]   (default: captures/sample-mint-browser)
+The shipped sample is the default (three modes); `--no-optout` leaves out the opt-out phase
+(`--optout`, the former way to ask for it, is still accepted).
 """
 
 from __future__ import annotations
@@ -60,7 +75,7 @@ PROFILE = {
     ],
     "search_terms": ["flu symptoms", "divorce lawyer near me"],
 }
-# opened and searched with the collection switched off (incognito-optout; profile values with --optout)
+# opened and searched with the collection switched off (incognito-optout; in the profile with that phase)
 OPTOUT_URL = "https://www.example.org/private/second-opinion"
 OPTOUT_SEARCH = "second opinion oncology"
 MODES = ("normal", "incognito")
@@ -142,6 +157,23 @@ class SampleBuilder:
         self.mode = "normal"
         self.phase = "normal-browsing"
         self.phases: list[dict] = []
+        self.events: list[dict] = []  # events.jsonl: TLS handshakes the phone refused
+
+    def refuse_tls(self, host: str) -> None:
+        """The phone refuses the proxy's certificate for `host` (a pinned host), just after the last
+        flow (no clock tick, so later flows keep their times)."""
+        self.events.append(
+            {
+                "type": "tls_failed",
+                "timestamp": round(self.clock.now + 0.5, 3),
+                "host": host,
+                "sni": host,
+                "client": "192.168.1.23:40123",
+                "server_ip": None,
+                "error": "client rejected the proxy certificate (certificate pinning?)",
+                "labels": {"session": SESSION, "app": APP, "mode": self.mode, "phase": self.phase},
+            }
+        )
 
     def start_phase(self, mode: str, phase: str) -> None:
         now = self.clock.tick(5)
@@ -222,11 +254,22 @@ class SampleBuilder:
 # --- payload builders: each imitates one real SDK's documented wire format ------------------
 
 
+def java_hash_code(text: str) -> int:
+    """Java's String.hashCode() (s[0]*31^(n-1) + ... + s[n-1], signed 32-bit), as the SDK computes
+    `crc`. Written here the plain way on purpose, apart from the library's verifier
+    (analysis/classify/sensors.py), so the sample checks that verifier instead of sharing its bugs."""
+    raw = text.encode("utf-16-le")  # Java strings are UTF-16 code units
+    h = 0
+    for i in range(0, len(raw), 2):
+        h = (31 * h + (raw[i] | raw[i + 1] << 8)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
 def sensors_batch(events: list[dict]) -> bytes:
-    """Sensors Analytics Android SDK: form body data_list=base64(gzip(JSON array)), gzip=1, crc."""
+    """Sensors Analytics Android SDK: form body data_list=base64(gzip(JSON array)), gzip=1, and
+    crc = String.valueOf(data_list.hashCode()) (sa-sdk-android AnalyticsMessages.java)."""
     packed = base64.b64encode(gzip.compress(json.dumps(events).encode(), mtime=0)).decode()
-    crc = zlib.crc32(packed.encode()) & 0x7FFFFFFF
-    return urlencode({"crc": str(crc), "gzip": "1", "data_list": packed}).encode()
+    return urlencode({"crc": str(java_hash_code(packed)), "gzip": "1", "data_list": packed}).encode()
 
 
 def sa_event(builder: SampleBuilder, event: str, props: dict) -> dict:
@@ -304,7 +347,7 @@ def firebase_measurement(builder: SampleBuilder) -> bytes:
     return pb_field(1, bundle)
 
 
-def profile(optout: bool = False) -> dict:
+def profile(optout: bool = True) -> dict:
     """The synthetic phone's known values (with the opt-out phase's URL and search when it has one)."""
     if not optout:
         return PROFILE
@@ -315,7 +358,7 @@ def profile(optout: bool = False) -> dict:
     }
 
 
-def build(optout: bool = False) -> SampleBuilder:
+def build(optout: bool = True) -> SampleBuilder:
     b = SampleBuilder()
     url_health, url_news, url_private = PROFILE["urls"][:3]
     nav = {
@@ -406,6 +449,8 @@ def build(optout: bool = False) -> SampleBuilder:
         ).encode(),
         server_ip="203.0.113.12",
     )
+    # the security-check SDK pins its certificate: refused, after the app's other hosts were decrypted
+    b.refuse_tls("api.sec.intl.miui.com")
     mistat = {
         "ip": "192.168.1.23",
         "loc": f"{PROFILE['location'][0]},{PROFILE['location'][1]}",
@@ -583,7 +628,7 @@ def add_optout_phase(b: SampleBuilder) -> None:
     )
 
 
-def write(out_dir: Path, optout: bool = False) -> None:
+def write(out_dir: Path, optout: bool = True) -> None:
     b = build(optout)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "flows.mitm").open("wb") as fo:
@@ -602,21 +647,11 @@ def write(out_dir: Path, optout: bool = False) -> None:
     }
     (out_dir / "session.json").write_text(json.dumps(session, indent=2) + "\n")
     (out_dir / "profile.json").write_text(json.dumps(profile(optout), indent=2) + "\n")
-    pinned = {
-        "type": "tls_failed",
-        "timestamp": START + 3.0,
-        "host": "api.sec.intl.miui.com",
-        "sni": "api.sec.intl.miui.com",
-        "client": "192.168.1.23:40123",
-        "server_ip": None,
-        "error": "client rejected the proxy certificate (certificate pinning?)",
-        "labels": {"session": SESSION, "app": APP, "mode": "normal", "phase": "normal-browsing"},
-    }
-    (out_dir / "events.jsonl").write_text(json.dumps(pinned) + "\n")
+    (out_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in b.events))
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--optout"]
+    args = [a for a in sys.argv[1:] if a not in ("--optout", "--no-optout")]
     target = Path(args[0]) if args else Path(__file__).parent / SESSION
-    write(target, optout="--optout" in sys.argv[1:])
+    write(target, optout="--no-optout" not in sys.argv[1:])
     print(f"wrote {target}")

@@ -72,9 +72,13 @@ def test_sample_vendor_claims_are_contradicted_by_the_right_findings(sample_anal
     assert any(field.endswith("imei_md5") for field in anonymous["field"])
     # random_token: the distinct_id travels beside the Android ID and keeps its value across modes
     token = verdicts["random-token"]
-    assert "device_id.android_id" in token.why and "incognito, normal" in token.why
+    assert "device_id.android_id" in token.why and "incognito, incognito-optout, normal" in token.why
     token_rows = f[f["flow_id"].astype(str).add("#").add(f["field"]).isin(token.finding_ids)]
-    assert set(token_rows[token_rows["field"].str.endswith("distinct_id")]["mode"]) == {"normal", "incognito"}
+    assert set(token_rows[token_rows["field"].str.endswith("distinct_id")]["mode"]) == {
+        "normal",
+        "incognito",
+        "incognito-optout",
+    }
     # aggregated: single-event records each pairing a URL/search with an identifier
     aggregated = f[
         f["flow_id"].astype(str).add("#").add(f["field"]).isin(verdicts["aggregated-statistics"].finding_ids)
@@ -228,8 +232,19 @@ def optout_sample(tmp_path_factory, sample_capture):
     return out, analyze([out])
 
 
-def test_opt_out_is_not_tested_without_its_mode(sample_analysis, sample_capture):
-    verdict = _verdicts(sample_analysis, sample_capture)["incognito-optout"]
+def test_opt_out_is_not_tested_without_its_mode(tmp_path, sample_capture):
+    """The sample without its opt-out phase (make_sample.py --no-optout), with the same claims."""
+    import shutil
+    import subprocess
+    import sys
+
+    out = tmp_path / "sample-mint-browser"
+    script = sample_capture.parent / "make_sample.py"
+    subprocess.run([sys.executable, str(script), "--no-optout", str(out)], check=True, timeout=60)
+    shutil.copy(sample_capture / "claims.toml", out / "claims.toml")
+    from phonehome.analysis.pipeline import analyze
+
+    verdict = _verdicts(analyze([out]), out)["incognito-optout"]
     assert (verdict.verdict, verdict.reason) == (INCONCLUSIVE, "mode not tested")
 
 

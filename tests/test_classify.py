@@ -275,7 +275,7 @@ def test_sample_incognito_is_linkable_to_normal(sample_analysis):
     linked = f[f["evidence"].str.contains("persistence")]
     assert {"device_id.android_id", "device_id.other", "device_id.advertising_id"} <= set(linked["data_type"])
     distinct = linked[linked["field"].str.endswith("distinct_id")]
-    assert set(distinct["mode"]) == {"normal", "incognito"}
+    assert set(distinct["mode"]) == {"normal", "incognito", "incognito-optout"}
     assert distinct["value"].nunique() == 1
     # constants recur too, but link nothing
     assert (

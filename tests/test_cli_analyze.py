@@ -31,9 +31,9 @@ def test_analyze_writes_the_three_tables(tmp_path: Path, sample_capture: Path):
     assert list(findings_csv.columns) == list(FINDINGS_COLUMNS)
     assert list(flows.columns) == list(FLOWS_COLUMNS)
     assert len(findings_csv) == len(findings)
-    assert set(flows["mode"]) == {"normal", "incognito"}
+    assert set(flows["mode"]) == {"normal", "incognito", "incognito-optout"}
     assert set(flows["app"]) == {"com.mi.globalbrowser.mini"}
-    assert (flows["host"] == "sa.api.intl.miui.com").sum() == 5
+    assert (flows["host"] == "sa.api.intl.miui.com").sum() == 6
     assert {"flow_id", "timestamp", "status", "request_size", "response_size"} <= set(flows.columns)
     assert (out / "findings.parquet").stat().st_mode & 0o077 == 0, "captured data is written user-only"
 
@@ -118,7 +118,7 @@ def test_damage_in_the_middle_of_a_dump_keeps_both_sides(tmp_path: Path, sample_
     err = capsys.readouterr().err
     assert f"{broken}: damaged record at byte" in err and "resumed at byte" in err
     kept = pd.read_parquet(out / "flows.parquet")
-    assert 15 <= len(kept) < 19
+    assert 18 <= len(kept) < 22
     assert kept["timestamp"].max() == pd.read_parquet(out / "flows.parquet")["timestamp"].max()
 
 
@@ -226,7 +226,7 @@ def test_jobs_gives_the_same_tables_as_one_process(tmp_path: Path, sample_captur
     assert main(["analyze", str(capture), "-o", str(two), "-q", "-j", "2"]) == 0
     for name in ("findings.parquet", "flows.parquet", "contacts.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(one / name), pd.read_parquet(two / name))
-    assert len(pd.read_parquet(two / "flows.parquet")) == 4 * 19
+    assert len(pd.read_parquet(two / "flows.parquet")) == 4 * 22
 
 
 def test_jobs_must_be_a_positive_number(tmp_path: Path, sample_capture: Path, capsys):
@@ -246,12 +246,12 @@ def test_a_dump_and_its_har_export_are_counted_once(tmp_path: Path, sample_captu
     err = capsys.readouterr().err
     flows_alone = pd.read_parquet(alone / "flows.parquet")
     flows_mixed = pd.read_parquet(mixed / "flows.parquet")
-    assert len(flows_mixed) == len(flows_alone) == 19
+    assert len(flows_mixed) == len(flows_alone) == 22
     assert set(flows_mixed["source"]) == set(flows_alone["source"]), "the richer source (the dump) is kept"
     assert len(pd.read_parquet(mixed / "findings.parquet")) == len(
         pd.read_parquet(alone / "findings.parquet")
     )
-    assert "19 request(s) also in another capture of this run, counted once" in err
+    assert "22 request(s) also in another capture of this run, counted once" in err
 
 
 def _one_error_line(capsys) -> str:

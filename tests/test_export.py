@@ -83,5 +83,5 @@ def test_cli_export_of_overlapping_captures_has_each_request_once(tmp_path: Path
     assert main(["export", str(SAMPLE), "--har", str(first), "-q"]) == 0
     assert main(["export", str(SAMPLE), str(first), "--har", str(merged), "-q"]) == 0
     entries = json.loads(merged.read_text())["log"]["entries"]
-    assert len(entries) == len(json.loads(first.read_text())["log"]["entries"]) == 19
+    assert len(entries) == len(json.loads(first.read_text())["log"]["entries"]) == 22
     assert sum(1 for e in entries if e["comment"]) >= 10, "findings still attached to the kept copies"

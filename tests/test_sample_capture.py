@@ -22,11 +22,11 @@ def test_sample_is_a_labelled_mitmproxy_dump(sample_capture: Path):
     http_flows = [f for f in flows if isinstance(f, http.HTTPFlow)]
     assert len(http_flows) >= 15
     labels = [f.metadata["phonehome"] for f in flows]
-    assert {label["mode"] for label in labels} == {"normal", "incognito"}
+    assert {label["mode"] for label in labels} == {"normal", "incognito", "incognito-optout"}
     assert {label["app"] for label in labels} == {"com.mi.globalbrowser.mini"}
     modes = [label["mode"] for label in labels]
-    order = ["normal", "incognito"]
-    assert modes == sorted(modes, key=order.index), "normal first, then incognito"
+    order = ["normal", "incognito", "incognito-optout"]
+    assert modes == sorted(modes, key=order.index), "normal first, then incognito, then incognito-optout"
     session = json.loads((sample_capture / "session.json").read_text())
     assert session["schema"] == 1 and session["synthetic"] is True
     assert [p["mode"] for p in session["phases"]] == order
@@ -51,7 +51,7 @@ def test_regenerating_gives_the_same_flows(tmp_path: Path, sample_capture: Path)
         [sys.executable, str(REPO / "captures" / "make_sample.py"), str(out)], check=True, timeout=60
     )
     regenerated, shipped = _comparable(out), _comparable(sample_capture)
-    assert len(shipped) == 21
+    assert len(shipped) == 24
     assert regenerated == shipped
     assert (out / "profile.json").read_text() == (sample_capture / "profile.json").read_text()
 
@@ -103,3 +103,30 @@ def _comparable(path: Path) -> list[dict]:
     """Every record's fields except `source` (the file it was read from)."""
     records = read_source(path, Labels(), SourceReport(str(path)))
     return [{name: getattr(r, name) for name in r.__slots__ if name != "source"} for r in records]
+
+
+def test_sample_sensors_batches_carry_the_sdks_crc(sample_capture: Path, sample_analysis):
+    """`crc` is Java's String.hashCode of data_list, as the SDK sends it, so the schema's findings
+    are high-confidence (a crc that fails verification makes them medium)."""
+    from urllib.parse import parse_qsl
+
+    from phonehome.analysis.classify.sensors import java_string_hash
+
+    with (sample_capture / "flows.mitm").open("rb") as fo:
+        flows = [f for f in FlowReader(fo).stream() if isinstance(f, http.HTTPFlow)]
+    batches = [dict(parse_qsl(f.request.raw_content.decode())) for f in flows if "/sa?" in f.request.url]
+    assert len(batches) == 6
+    assert all(java_string_hash(b["data_list"]) == int(b["crc"]) for b in batches)
+    f = sample_analysis.findings
+    sensors = f[(f["host"] == "sa.api.intl.miui.com") & f["evidence"].str.contains("schema")]
+    assert not sensors.empty and set(sensors["confidence"]) == {"high"}
+
+
+def test_sample_pinned_host_reads_as_pinning_suspected(sample_capture: Path, sample_analysis):
+    """The refused handshake comes after other hosts of the app were decrypted, as with a pinning app."""
+    from phonehome.analysis.verdicts.coverage import coverage
+
+    table = coverage(sample_analysis.flows, sample_analysis.contacts)
+    refused = table[table["host"] == "api.sec.intl.miui.com"]
+    assert refused["reason"].tolist() == ["pinning_suspected"]
+    assert refused["mode"].tolist() == ["normal"]
