@@ -191,3 +191,21 @@ def test_tcp_and_udp_flows_are_contacts_with_their_port(tmp_path: Path):
     quic = cov[cov["host"] == "www.google.com"]
     assert list(quic["reason"]) == ["quic"]
     assert list(cov[cov["host"] == "address"]["reason"]) == ["raw_tcp"]
+
+
+def test_har_requests_to_internal_hosts_are_left_out(tmp_path: Path):
+    """A HAR (mitmproxy's own HAR export of an old capture) with the CA download page: not app traffic."""
+    from mitmproxy.addons.savehar import SaveHar
+
+    sent = app_flow("tracker.example.net", json.dumps({"android_id": ANDROID_ID}).encode())
+    flows = [internal_flow("mitm.it", None), sent, internal_flow("phonehome.mark", None)]
+    har = tmp_path / "old.har"
+    har.write_text(json.dumps(SaveHar().make_har(flows)))
+    result = analyze([har])
+    assert list(result.flows["host"]) == ["tracker.example.net"]
+    assert set(result.findings["host"]) == {"tracker.example.net"}
+    assert result.sources[0].records == 1
+    assert any(
+        "2 flow(s) the proxy answered itself left out (not the app's traffic): 1 marker, 1 onboarding" in n
+        for n in result.notes
+    )

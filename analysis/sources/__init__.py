@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from phonehome.analysis.labels import internal_kind, note_internal
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 
 Record = HttpRecord | ContactRecord
@@ -83,8 +84,20 @@ def read_source(
     elif kind == "har":
         from phonehome.analysis.sources.har import read_har
 
-        yield from read_har(path, defaults, report)
+        yield from _app_traffic(read_har(path, defaults, report), report)
     else:
         from phonehome.analysis.sources.pcap import read_pcap
 
-        yield from read_pcap(path, defaults, report, keylog=keylog)
+        yield from _app_traffic(read_pcap(path, defaults, report, keylog=keylog), report)
+
+
+def _app_traffic(records: Iterator[Record], report: SourceReport) -> Iterator[Record]:
+    """HAR and pcap records without requests the proxy answers itself (mitm.it, phonehome.mark),
+    counted in report.notes; dumps carry the recorder's own mark and their readers leave them out."""
+    for record in records:
+        kind = internal_kind(None, record.host) if isinstance(record, HttpRecord) else None
+        if kind is None:
+            yield record
+        else:
+            report.records -= 1
+            note_internal(report, kind)
