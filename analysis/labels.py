@@ -67,25 +67,29 @@ def internal_kind(metadata: object, host: str) -> str | None:
 _INTERNAL_NOTE = "flow(s) the proxy answered itself left out (not the app's traffic): "
 
 
-def note_internal(report: SourceReport, kind: str) -> None:
-    """Count a left-out internal flow in `report.notes`: one line per input, kept up to date,
-    e.g. "... left out (not the app's traffic): 1 onboarding, 3 refused"."""
+def internal_counts(notes: list[str]) -> dict[str, int]:
+    """Left-out internal flows by kind, as note_internal counted them in `notes`."""
     counts: dict[str, int] = {}
-    at = None
-    for i, note in enumerate(report.notes):
+    for note in notes:
         if _INTERNAL_NOTE in note:
-            at = i
             for part in note.split(_INTERNAL_NOTE, 1)[1].split(", "):
                 number, _, name = part.partition(" ")
-                counts[name] = int(number)
-    counts[kind] = counts.get(kind, 0) + 1
-    total = sum(counts.values())
+                counts[name] = counts.get(name, 0) + int(number)
+    return counts
+
+
+def note_internal(report: SourceReport, kind: str, count: int = 1) -> None:
+    """Count left-out internal flows in `report.notes`: one line per input, kept up to date,
+    e.g. "... left out (not the app's traffic): 1 onboarding, 3 refused"."""
+    counts = internal_counts(report.notes)
+    counts[kind] = counts.get(kind, 0) + count
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    line = f"{report.path}: {total} {_INTERNAL_NOTE}{kinds}"
-    if at is None:
-        report.notes.append(line)
-    else:
-        report.notes[at] = line
+    line = f"{report.path}: {sum(counts.values())} {_INTERNAL_NOTE}{kinds}"
+    for i, note in enumerate(report.notes):
+        if _INTERNAL_NOTE in note:
+            report.notes[i] = line
+            return
+    report.notes.append(line)
 
 
 @functools.lru_cache(maxsize=1024)  # one dump repeats a handful of label sets over every flow

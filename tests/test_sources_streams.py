@@ -209,3 +209,23 @@ def test_har_requests_to_internal_hosts_are_left_out(tmp_path: Path):
         "2 flow(s) the proxy answered itself left out (not the app's traffic): 1 marker, 1 onboarding" in n
         for n in result.notes
     )
+
+
+def test_byte_ranges_leave_internal_flows_out_and_count_them(tmp_path: Path, monkeypatch):
+    """A dump big enough for worker processes: the same tables and the same note as one pass."""
+    from phonehome.analysis import parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 50)
+    flows = []
+    for i in range(120):
+        flows.append(app_flow(f"h{i}.example.net", json.dumps({"android_id": ANDROID_ID}).encode()))
+        if i % 10 == 0:
+            flows.append(internal_flow("mitm.it", "onboarding" if i % 20 else None))
+    dump = write_dump(tmp_path / "big.mitm", flows)
+    one = analyze([dump], workers=1)
+    many = analyze([dump], workers=2)
+    assert len(one.flows) == 120 and "mitm.it" not in set(one.flows["host"])
+    assert one.flows.equals(many.flows) and one.findings.equals(many.findings)
+    assert one.notes == many.notes
+    assert any("12 flow(s) the proxy answered itself left out" in n for n in many.notes)
+    assert parallel.plan_ranges(dump, dump.stat().st_size, 2)  # the byte-range path was possible
