@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phonehome.analysis.labels import internal_counts, note_internal
 from phonehome.analysis.records import Labels, ProgressCallback, SourceReport
 from phonehome.analysis.rows import RowCollector, Rows, RowSettings
 from phonehome.analysis.sources.fastdump import DamageInRange, iter_dump
@@ -93,6 +94,7 @@ class RangeRows:
     rows: Rows = field(default_factory=Rows)
     records: int = 0
     warnings: list[str] = field(default_factory=list)  # label warnings; damage stops the range
+    notes: list[str] = field(default_factory=list)  # e.g. internal flows left out (labels.note_internal)
 
 
 # One RowCollector per settings per process, so its caches (endpoint lists, classifications)
@@ -125,7 +127,7 @@ def analyse_range(
             collector.add(record)
     except DamageInRange:
         return None
-    return RangeRows(collector.take(), report.records, report.warnings)
+    return RangeRows(collector.take(), report.records, report.warnings, report.notes)
 
 
 def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings, tuple[str, ...]]) -> RangeRows | None:
@@ -234,6 +236,8 @@ def collect_ranges(
         collector.rows.extend(rows.rows)
         for warning in rows.warnings:
             report.warn_once(warning)
+        for kind, count in internal_counts(rows.notes).items():
+            note_internal(report, kind, count)
     report.records += records
     _COLLECTORS.clear()
     return True
