@@ -310,7 +310,7 @@ def test_referer_only_destinations_are_one_headline_not_one_each(tmp_path: Path)
     report = build_report(analyze([capture]))
     browsing = [h for h in report.headlines if h.kind == "browsing" and h.mode == "incognito"]
     assert [h.text.split(" left the device to ")[-1] for h in browsing[:1]] == [
-        "sa.tracker.example, json-encoded."
+        "sa.tracker.example, json-encoded: 2 of 2 visited URLs and 1 of 1 search."
     ]
     assert len(browsing) == 2
     assert browsing[1].text.startswith(

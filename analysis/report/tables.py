@@ -253,6 +253,13 @@ def declared_modes(analysis) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _inputs(analysis) -> dict[str, list[str]]:
+    """The test inputs (profile urls and search_terms, a plan's canaries merged in) for headline counts."""
+    profile = getattr(analysis, "profile", None)
+    values = getattr(profile, "values", None) or {}
+    return {key: list(values.get(key) or []) for key in ("urls", "search_terms")}
+
+
 def build_report(
     analysis, *, redact: bool = False, title: str | None = None, modes: tuple[str, ...] = ()
 ) -> ReportData:
@@ -276,7 +283,7 @@ def build_report(
     return ReportData(
         title=title or ("phonehome report: " + (", ".join(named) if named else "capture")),
         summary=summary(flows, findings, contacts),
-        headlines=build_headlines(findings, flows, contacts, cov, pairs),
+        headlines=build_headlines(findings, flows, contacts, cov, pairs, _inputs(analysis)),
         matrix=matrix(findings),
         comparison=comparing.mode_comparison(findings, flows, contacts, cov, declared),
         linkable=build_linkable(findings),

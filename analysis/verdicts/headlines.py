@@ -8,7 +8,9 @@ traffic is "not tested", never a clean result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 import pandas as pd
 
@@ -55,10 +57,14 @@ def headlines(
     contacts: pd.DataFrame,
     coverage: pd.DataFrame,
     pairs: list[tuple[str, str]],
+    known: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Headline]:
-    """Every app's headlines, app by app (apps sorted, unlabelled traffic last)."""
-    # only the columns read here: every filter below then copies 7 columns, not 20
-    findings = findings[["app", "mode", "host", "owner", "data_type", "encodings", "field"]]
+    """Every app's headlines, app by app (apps sorted, unlabelled traffic last).
+
+    `known`: the test inputs (a profile's `urls` and `search_terms`, a plan's canaries merged in), so
+    a browsing headline can say "2 of 2 visited URLs"; without them it counts distinct values."""
+    # only the columns read here: every filter below then copies 8 columns, not 20
+    findings = findings[["app", "mode", "host", "owner", "data_type", "encodings", "field", "value"]]
     tested = modes_tested(flows, contacts)
     for app, mode in findings[["app", "mode"]].drop_duplicates().itertuples(index=False):
         tested.setdefault(str(app), set()).add(str(mode))
@@ -66,8 +72,35 @@ def headlines(
     out: list[Headline] = []
     for app in apps_of(findings, flows, contacts):
         mine = findings[findings["app"] == app] if not findings.empty else findings
-        out += app_headlines(app, mine, tested.get(app, set()), decrypted, coverage, pairs)
+        used = _used_inputs(app, mine, flows, known or {})
+        out += app_headlines(app, mine, tested.get(app, set()), decrypted, coverage, pairs, used)
     return out
+
+
+#: profile key of the test inputs per browsing data type
+INPUT_KEYS: dict[str, str] = {"url": "urls", "search_query": "search_terms"}
+#: data types that identify a phone or person: one also sent in the baseline links the two modes
+IDENTIFYING_PREFIXES: tuple[str, ...] = ("device_id.", "user_id", "token", "contact.")
+
+
+def _used_inputs(
+    app: str, findings: pd.DataFrame, flows: pd.DataFrame, known: Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], set[str]]:
+    """(mode, data type) -> the known test inputs used in that mode: opened or searched there (in a
+    request URL of the mode, percent-decoded) or found in what the mode sent."""
+    used: dict[tuple[str, str], set[str]] = {}
+    mine = flows[flows["app"] == app] if not flows.empty else flows
+    for data_type, key in INPUT_KEYS.items():
+        inputs = {str(v) for v in known.get(key, []) or [] if str(v)}
+        if not inputs:
+            continue
+        for mode in set(mine["mode"]) | set(findings["mode"]):
+            urls = [unquote_plus(u).casefold() for u in mine.loc[mine["mode"] == mode, "url"].astype(str)]
+            urls += [v.casefold() for v in findings.loc[findings["mode"] == mode, "value"].astype(str)]
+            hits = {i for i in inputs if any(i.casefold() in u for u in urls)}
+            if hits:
+                used[(str(mode), data_type)] = hits
+    return used
 
 
 def _mode_order(pairs: list[tuple[str, str]], tested: set[str]) -> list[str]:
@@ -83,13 +116,14 @@ def app_headlines(
     decrypted: pd.Series,
     coverage: pd.DataFrame,
     pairs: list[tuple[str, str]],
+    used: dict[tuple[str, str], set[str]] | None = None,
 ) -> list[Headline]:
     """One app's headlines: browsing data by mode (private modes first), identifiers, then what
     each mode of the study could not show (not tested, holes)."""
     order = _mode_order(pairs, tested)
     lines: list[Headline] = []
     for mode in order:
-        lines += _browsing(app, mode, findings)
+        lines += _browsing(app, mode, findings, used or {})
     for mode in order:
         lines += _identifiers(app, mode, findings)
     if findings.empty and tested:
@@ -133,7 +167,39 @@ def _kinds(types: list[str]) -> str:
     return " and ".join(words[t] for t in types)
 
 
-def _browsing(app: str, mode: str, findings: pd.DataFrame) -> list[Headline]:
+def _plural(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def _counts(mode: str, group: pd.DataFrame, types: list[str], used: dict[tuple[str, str], set[str]]) -> str:
+    """'2 of 2 visited URLs and 1 of 1 search' (known test inputs used in the mode and how many of
+    them reached this destination), else plain counts of the distinct values sent."""
+    words = {"url": ("visited URL", "visited URLs"), "search_query": ("search", "searches")}
+    parts = []
+    for t in types:
+        values = [v.casefold() for v in group.loc[group["data_type"] == t, "value"].astype(str)]
+        inputs = used.get((mode, t), set())
+        sent = {i for i in inputs if any(i.casefold() in v for v in values)}
+        if sent:
+            parts.append(f"{len(sent)} of {len(inputs)} {_plural(len(inputs), *words[t])}")
+        else:
+            n = len(set(values))
+            parts.append(f"{n} distinct {_plural(n, *words[t])}")
+    return " and ".join(parts)
+
+
+def _links_baseline(mode: str, host: str, findings: pd.DataFrame) -> bool:
+    """An identifier this destination got in `mode` was also sent (same value) in the baseline mode."""
+    if mode == BASELINE:
+        return False
+    identifying = findings["data_type"].str.startswith(IDENTIFYING_PREFIXES)
+    here = set(findings.loc[identifying & (findings["mode"] == mode) & (findings["host"] == host), "value"])
+    return bool(here & set(findings.loc[identifying & (findings["mode"] == BASELINE), "value"]))
+
+
+def _browsing(
+    app: str, mode: str, findings: pd.DataFrame, used: dict[tuple[str, str], set[str]] | None = None
+) -> list[Headline]:
     """One headline per destination that received browsing data in what the app itself sent (a body,
     a query, a header other than Referer), most telling first; destinations that only got the page
     address in a Referer header (the sites the pages loaded from) in one summing-up sentence."""
@@ -157,7 +223,13 @@ def _browsing(app: str, mode: str, findings: pd.DataFrame) -> list[Headline]:
         chains = sorted({c.replace(">", "+") for c in group["encodings"] if c})
         how = f", {' / '.join(chains)}-encoded" if chains else ", in plain text"
         who = f" ({owner})" if owner else ""
-        text = f"In {mode} mode, {_kinds(types)} left the device to {host}{who}{how}."
+        counted = _counts(mode, group, types, used or {})
+        linked = (
+            f", with an identifier that also appears in {BASELINE} mode"
+            if _links_baseline(mode, host, findings)
+            else ""
+        )
+        text = f"In {mode} mode, {_kinds(types)} left the device to {host}{who}{how}: {counted}{linked}."
         ids = join_ids([evidence_id(app, mode, host, t) for t in types])
         out.append(Headline(app, mode, text, ids, "browsing"))
     rest = [host for (host, _), _ in groups[MAX_BROWSING_HEADLINES:]]
