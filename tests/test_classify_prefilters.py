@@ -120,3 +120,55 @@ def test_block_wise_java_string_hash_equals_the_unit_by_unit_loop():
         for text in (ascii_text, wide_text):
             assert java_string_hash(text) == _java_hash_loop(text), (n, text[:20])
     assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java
+
+
+def _unbase64_reference(text: str):
+    """decode.codecs.unbase64 as written with the base64 module's functions (before issue 20)."""
+    import base64
+    import binascii
+
+    from phonehome.analysis.decode.codecs import _B64_CHARS
+
+    if not _B64_CHARS.fullmatch(text):
+        return None
+    body = text.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    urlsafe = "-" in body or "_" in body
+    if urlsafe and ("+" in body or "/" in body):
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        if urlsafe:
+            return "base64url", base64.urlsafe_b64decode(padded)
+        return "base64", base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def test_unbase64_through_binascii_equals_the_base64_module():
+    from phonehome.analysis.decode.codecs import unbase64
+
+    rng = random.Random(64)
+    alphabet = "ABCxyz0189+/-_=é \n"
+    values = [
+        "",
+        "=",
+        "QQ",
+        "QQ=",
+        "QQ==",
+        "QQ===",
+        "Zm9vYmFy",
+        "Zm9v-_8",
+        "Zm9v+/8",
+        "a-b+",
+        "YQ==\n",
+        "aé==",
+    ]
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 24))) for _ in range(30000)]
+    decoded = 0
+    for value in values:
+        expected = _unbase64_reference(value)
+        assert unbase64(value) == expected, value
+        decoded += expected is not None
+    assert decoded > 1000, "the random values do include base64"
