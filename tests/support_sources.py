@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.io import har as mitm_har
 
 from phonehome.analysis.pipeline import Analysis, build_analysis, default_labels, load_profiles
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
@@ -12,7 +17,7 @@ from phonehome.analysis.rows import RowCollector, RowSettings
 from phonehome.analysis.sources import CaptureError, read_source
 from phonehome.analysis.sources.capture_dir import capture_parts, read_events
 from phonehome.analysis.sources.framing import has_records
-from phonehome.analysis.sources.mitm import flow_records, iter_flows
+from phonehome.analysis.sources.mitm import flow_records, http_record, iter_flows
 
 DATA = Path(__file__).resolve().parent / "data" / "sources"
 HAR = DATA / "har"
@@ -111,3 +116,51 @@ def reference_analysis(path: str | os.PathLike[str]) -> Analysis:
         for record in reference_read_dump(source, defaults, report):
             collector.add(record)
     return build_analysis(collector.take(), [report], profile)
+
+
+# --- HAR: the record built through mitmproxy's own request_to_flow, the reference for read_har ---
+
+
+def _as_recorded(flow: http.HTTPFlow, fixed: dict[str, Any]) -> None:
+    """Undo the decoding mitmproxy 12's request_to_flow adds, so a HAR reads alike on 11 and 12.
+
+    mitmproxy 12 ends request_to_flow with `request.decode()` and `response.decode()`: a request
+    whose headers say `Content-Encoding: br|gzip|...` loses that header and its body is stored
+    decoded (Content-Length rewritten), and a response with a body gets its Content-Length
+    rewritten or added. A record is the request as sent (HttpRecord.request_body; a dump of the
+    same request keeps the encoded body and the header, and analysis.decode undoes and names the
+    encoding), so the request is rebuilt by the very call request_to_flow makes first
+    (Request.make, identical in 11 and 12) and the response keeps the HAR's headers: what
+    mitmproxy 11 returns, and on 11 this changes nothing. The compressed bytes are mitmproxy's
+    re-compression of the HAR's text (a HAR keeps no wire bytes; 12 compresses at lower levels
+    than 11), so dedup compares bodies by their decoded content.
+    """
+    request = fixed["request"]
+    if any(h["name"].lower() == "content-encoding" for h in request["headers"]):
+        post = request.get("postData")
+        rebuilt = http.Request.make(
+            request["method"],
+            request["url"],
+            post["text"] if post else "",
+            mitm_har.fix_headers(request["headers"]),
+        )
+        rebuilt.timestamp_start = flow.request.timestamp_start
+        rebuilt.timestamp_end = flow.request.timestamp_end
+        rebuilt.http_version = flow.request.http_version
+        flow.request = rebuilt
+    if flow.response is not None:
+        flow.response.headers = mitm_har.fix_headers(fixed["response"]["headers"])
+
+
+def reference_har_record(fixed: dict[str, Any], source: str, labels: Labels) -> HttpRecord:
+    """A normalised HAR entry through mitmproxy.io.har.request_to_flow, as the library read HARs
+    before it built records without flows (sources.har.record_of_entry); bad timestamps or
+    response bodies fall back as that reader did."""
+    try:
+        flow = mitm_har.request_to_flow(fixed)
+    except (ValueError, binascii.Error):  # bad timestamp or response body: drop them
+        fixed["startedDateTime"] = "1970-01-01T00:00:00Z"
+        fixed["response"]["content"] = {"text": ""}
+        flow = mitm_har.request_to_flow(fixed)
+    _as_recorded(flow, fixed)
+    return http_record(flow, source, labels)

@@ -1,4 +1,5 @@
-"""analysis.sources.har_fast against read_har (mitmproxy.io.har.request_to_flow): the same records.
+"""read_har's records (built without mitmproxy flows) against records built through mitmproxy's own
+mitmproxy.io.har.request_to_flow (tests/support_sources.reference_har_record): the same records.
 
 Differential: every real HAR file in tests/data (mitmproxy's own test HARs from Chrome, Firefox,
 Charles, a BOM file, POST data; tweasel's Android HAR; the real-traffic corpus), mitmproxy's own
@@ -19,7 +20,7 @@ from mitmproxy.io import FlowReader
 
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources.har import read_har
-from phonehome.analysis.sources.har_fast import read_har_fast
+from tests.support_sources import reference_har_record
 
 DATA = Path(__file__).parent / "data"
 REAL_HARS = sorted((DATA / "sources" / "har").rglob("*.har")) + sorted((DATA / "real").glob("*.har"))
@@ -29,7 +30,8 @@ LABELS = Labels(None, None, "normal", None)
 
 def both(path: Path) -> tuple[list, SourceReport, list, SourceReport]:
     slow, fast = SourceReport(str(path)), SourceReport(str(path))
-    return list(read_har(path, LABELS, slow)), slow, list(read_har_fast(path, LABELS, fast)), fast
+    reference = list(read_har(path, LABELS, slow, entry_record=reference_har_record))
+    return reference, slow, list(read_har(path, LABELS, fast)), fast
 
 
 def assert_same(path: Path) -> list[HttpRecord]:

@@ -20,12 +20,15 @@ import binascii
 import json
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from mitmproxy import http
 from mitmproxy.io import har as mitm_har
+from mitmproxy.net.http.headers import infer_content_encoding
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
@@ -196,41 +199,92 @@ def normalise_entry(entry: Any) -> dict[str, Any]:
     }
 
 
-def _as_recorded(flow: http.HTTPFlow, fixed: dict[str, Any]) -> None:
-    """Undo the decoding mitmproxy 12's request_to_flow adds, so a HAR reads alike on 11 and 12.
+_EPOCH = "1970-01-01T00:00:00Z"
+# request_to_flow's mapping of HAR httpVersion strings (everything else is HTTP/1.1)
+_HTTP_VERSIONS = {"http/2.0": "HTTP/2", "HTTP/2": "HTTP/2", "HTTP/3": "HTTP/3"}
 
-    mitmproxy 12 ends request_to_flow with `request.decode()` and `response.decode()`: a request
-    whose headers say `Content-Encoding: br|gzip|...` loses that header and its body is stored
-    decoded (Content-Length rewritten), and a response with a body gets its Content-Length
-    rewritten or added. A record is the request as sent (HttpRecord.request_body; a dump of the
-    same request keeps the encoded body and the header, and analysis.decode undoes and names the
-    encoding), so the request is rebuilt by the very call request_to_flow makes first
-    (Request.make, identical in 11 and 12) and the response keeps the HAR's headers: what
-    mitmproxy 11 returns, and on 11 this changes nothing. The compressed bytes are mitmproxy's
-    re-compression of the HAR's text (a HAR keeps no wire bytes; 12 compresses at lower levels
-    than 11), so dedup compares bodies by their decoded content.
+
+def _timestamp(started: str) -> float:
+    """As mitmproxy.io.har.request_to_flow parses startedDateTime (ValueError if it cannot)."""
+    return datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+
+
+def _response_size(content: dict[str, Any], headers: http.Headers) -> int:
+    """len(raw_content) of the Response request_to_flow builds (binascii.Error on bad base64).
+
+    normalise_entry has dropped the response's Content-Encoding header, so the final
+    `encoding.encode(..., "identity")` of request_to_flow leaves the bytes as they are.
     """
+    text = content.get("text", "")
+    if content.get("encoding") == "base64":
+        return len(base64.b64decode(text))
+    try:
+        body = http.encoding.encode(text, infer_content_encoding(headers.get("content-type", "")))
+    except ValueError:
+        body = text.encode("utf-8", errors="surrogateescape")
+    return len(body)
+
+
+def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpRecord:
+    """The record of a normalised HAR entry, without building a mitmproxy HTTPFlow.
+
+    mitmproxy's `request_to_flow` builds a whole flow per entry (type-checked connections, a
+    re-encoded response, a request body compressed twice): about a quarter of a HAR analysis
+    (docs/performance.md). A record needs only the request, as mitmproxy's own `Request.make`
+    builds it, and three numbers of the response; tests/test_har_fast.py checks the records equal
+    those made through `request_to_flow` on every HAR in tests/data."""
+    response_headers = mitm_har.fix_headers(fixed["response"]["headers"])
+    try:
+        timestamp = _timestamp(fixed["startedDateTime"])
+        response_size = _response_size(fixed["response"]["content"], response_headers)
+    except (ValueError, binascii.Error):  # read_har's fallback: epoch, no response body
+        timestamp = _timestamp(_EPOCH)
+        response_size = 0
     request = fixed["request"]
-    if any(h["name"].lower() == "content-encoding" for h in request["headers"]):
-        post = request.get("postData")
-        rebuilt = http.Request.make(
-            request["method"],
-            request["url"],
-            post["text"] if post else "",
-            mitm_har.fix_headers(request["headers"]),
-        )
-        rebuilt.timestamp_start = flow.request.timestamp_start
-        rebuilt.timestamp_end = flow.request.timestamp_end
-        rebuilt.http_version = flow.request.http_version
-        flow.request = rebuilt
-    if flow.response is not None:
-        flow.response.headers = mitm_har.fix_headers(fixed["response"]["headers"])
+    post = request.get("postData")
+    req = http.Request.make(
+        request["method"],
+        request["url"],
+        post["text"] if post else "",
+        mitm_har.fix_headers(request["headers"]),
+    )
+    req.timestamp_start = timestamp
+    req.http_version = _HTTP_VERSIONS.get(request["httpVersion"], "HTTP/1.1")
+    server = fixed.get("serverIPAddress")
+    port = 80 if request["url"].startswith("http://") else 443
+    # what http_record reads of a flow: the request, the connections' sni/peername, the response
+    flow = SimpleNamespace(
+        id="",
+        metadata={},
+        request=req,
+        client_conn=SimpleNamespace(sni=None),
+        # request_to_flow's Server(address=(ip, port)) has no peername until connected
+        server_conn=SimpleNamespace(peername=None, address=(server, port) if server else None),
+        response=SimpleNamespace(
+            status_code=fixed["response"]["status"],
+            headers=response_headers,
+            raw_content=b"",  # http_record takes only its length: set below
+        ),
+    )
+    record = http_record(flow, source, labels)  # type: ignore[arg-type]
+    record.response_size = response_size
+    return record
 
 
 def read_har(
-    path: str | Path, defaults: Labels, report: SourceReport
+    path: str | Path,
+    defaults: Labels,
+    report: SourceReport,
+    *,
+    entry_record: Callable[[dict[str, Any], str, Labels], HttpRecord] | None = None,
 ) -> Iterator[HttpRecord | ContactRecord]:
-    """HttpRecords for every readable entry of a HAR file; damaged entries become warnings."""
+    """HttpRecords for every readable entry of a HAR file; damaged entries become warnings.
+
+    `entry_record` builds a record from a normalised entry: by default `record_of_entry`, which
+    needs no mitmproxy flow; the tests pass the one built through mitmproxy's own
+    `request_to_flow` and check that both give the same records and warnings.
+    """
+    build = entry_record or record_of_entry
     path = Path(path)
     doc = _load(path)
     log = doc.get("log") if isinstance(doc, dict) else None
@@ -247,14 +301,7 @@ def read_har(
             text, raw = _request_body(entry["request"].get("postData"), report, index)
             if text:
                 fixed["request"]["postData"] = {"text": text}
-            try:
-                flow = mitm_har.request_to_flow(fixed)
-            except (ValueError, binascii.Error):  # bad timestamp or response body: drop them
-                fixed["startedDateTime"] = "1970-01-01T00:00:00Z"
-                fixed["response"]["content"] = {"text": ""}
-                flow = mitm_har.request_to_flow(fixed)
-            _as_recorded(flow, fixed)
-            record = http_record(flow, source, labels)
+            record = build(fixed, source, labels)
             record.flow_id = f"{path.stem}#{index}"
             if fixed["response"]["status"] == 0:
                 record.status = None
