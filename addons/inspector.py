@@ -151,7 +151,11 @@ class Worker:
         self.batch_timer: asyncio.TimerHandle | None = None
         self.outgoing = bytearray()
         self.incoming = bytearray()
-        loop.add_reader(ours, self._readable)
+        try:
+            loop.add_reader(ours, self._readable)
+        except BaseException:  # e.g. the loop is closed: no socket or child is left behind
+            self.close()
+            raise
 
     def submit(self, key: int, payload: tuple, skipped: int) -> bool:
         """Queue one request_payload; False (nothing queued) if the worker is gone or too far behind."""

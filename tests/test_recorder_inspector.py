@@ -167,3 +167,27 @@ def test_worker_exits_when_its_socket_closes() -> None:
             insp.done()
 
     asyncio.run(go())
+
+
+def test_a_worker_that_cannot_start_leaves_no_socket_or_process(monkeypatch) -> None:
+    """A closed loop refuses the worker's reader: its socket is closed and its child gone at once
+    (not left for the garbage collector to warn about as an unclosed AF_UNIX socket)."""
+    loop = asyncio.new_event_loop()
+    loop.close()
+    started = []
+    real_start = inspector.start_child
+
+    def start(*args, **kwargs):
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(inspector, "start_child", start)
+    try:
+        inspector.Worker(loop, lambda *a: None, lambda: None)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("a closed loop accepted the worker")
+    ((sock, proc),) = started
+    assert sock.fileno() == -1  # closed
+    assert proc.poll() is not None
