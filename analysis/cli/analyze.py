@@ -11,6 +11,7 @@ from phonehome.analysis.cli.options import (
     EXIT_OK,
     InputOptions,
     add_input_arguments,
+    add_redact_argument,
     damage_exit,
     run_analysis,
 )
@@ -25,11 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT_DIR",
         help="where to write findings.csv, findings.parquet, flows.parquet (default: %(default)s)",
     )
-    parser.add_argument(
-        "--redact",
-        action="store_true",
-        help="replace identifier, token and cookie values with short stable hashes, for sharing",
-    )
+    add_redact_argument(parser)
     parser.add_argument(
         "--fail-on",
         metavar="TYPES",

@@ -8,19 +8,20 @@ import os
 import sys
 from pathlib import Path
 
-from phonehome.analysis.cli.options import InputOptions, add_input_arguments, damage_exit, run_analysis
+from phonehome.analysis.cli.options import (
+    InputOptions,
+    add_input_arguments,
+    add_redact_argument,
+    damage_exit,
+    run_analysis,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--har OUT plus the shared capture options."""
     add_input_arguments(parser)
     parser.add_argument("--har", required=True, metavar="OUT.har", help="write the requests as HAR 1.2 here")
-    parser.add_argument(
-        "--redact",
-        action="store_true",
-        help="replace identifiers, tokens, cookies and Authorization values with short stable hashes;"
-        " withhold bodies whose identifiers are encoded",
-    )
+    add_redact_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,6 +81,17 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
 
+def add_redact_argument(parser: argparse.ArgumentParser) -> None:
+    """`--redact`, one meaning for every command that writes captured data (analysis.redact)."""
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace identifiers, tokens, user ids, contacts, locations, cookies and credentials with "
+        "keyed tags in every form (set PHONEHOME_REDACTION_KEY for tags stable across runs); withhold "
+        "what cannot be scrubbed in place; visited URLs and searches are kept",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1."""
     try:

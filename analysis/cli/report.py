@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from phonehome.analysis.cli.options import InputOptions, add_input_arguments, damage_exit, run_analysis
+from phonehome.analysis.cli.options import (
+    InputOptions,
+    add_input_arguments,
+    add_redact_argument,
+    damage_exit,
+    run_analysis,
+)
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +24,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="report.html|report.md",
         help="report file; the suffix picks the format; tables go to <stem>_tables/ (default: %(default)s)",
     )
-    parser.add_argument(
-        "--redact",
-        action="store_true",
-        help="replace identifiers, tokens and cookies with short stable hashes",
-    )
+    add_redact_argument(parser)
     parser.add_argument(
         "--claims", metavar="FILE", help="claims file (TOML) to check against the capture (docs/claims.md)"
     )
@@ -64,7 +66,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="directory for report.html, report.md and tables (default: ./%(default)s)",
     )
-    parser.add_argument("--redact", action="store_true", help="redact identifiers, tokens and cookies")
+    add_redact_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
