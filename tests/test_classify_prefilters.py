@@ -172,3 +172,61 @@ def test_unbase64_through_binascii_equals_the_base64_module():
         assert unbase64(value) == expected, value
         decoded += expected is not None
     assert decoded > 1000, "the random values do include base64"
+
+
+def _texts_with_known_forms(matcher: KnownValues, count: int, seed: int) -> list[str]:
+    """Random texts made of the matcher's own forms (whole, cut, upper-cased) and noise, some
+    with characters whose lower() is longer (`İ`), which sends find_all down its fallback."""
+    forms = list(matcher._folded) + list(matcher._exact) + list(matcher._hex)
+    rng = random.Random(seed)
+    noise = '0123456789abcdefABCDEFxyzXYZ+/=_-:.@ %"{}[]'
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randrange(0, 5)):
+            choice = rng.random()
+            form = rng.choice(forms)
+            if choice < 0.3:
+                parts.append(form)
+            elif choice < 0.45:
+                parts.append(form.upper())
+            elif choice < 0.6:
+                parts.append(form[rng.randrange(0, len(form)) :])
+            else:
+                parts.append("".join(rng.choice(noise) for _ in range(rng.randrange(0, 30))))
+            if rng.random() < 0.02:
+                parts.append("İ")
+        texts.append("".join(parts))
+    return texts
+
+
+def _matcher() -> KnownValues:
+    return KnownValues(
+        Profile(
+            values={
+                "imei": "358240051111110",
+                "android_id": "9774d56d682e549c",
+                "mac": "02:00:00:44:55:66",
+                "advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+                "email": "Test.User@example.org",
+                "account_id": "u-1029384756",
+            }
+        )
+    )
+
+
+def test_find_all_answers_find_value_by_value():
+    """find_all (one scan over the joined fields) is find() of each field, in the same order;
+    find_repeated (JSON keys, searched once each) is find() as a tuple, also when asked again."""
+    matcher = _matcher()
+    texts = _texts_with_known_forms(matcher, 3000, seed=11)
+    found = 0
+    for start in range(0, len(texts), 30):
+        chunk = texts[start : start + 30]
+        expected = [matcher.find(text) for text in chunk]
+        assert matcher.find_all(chunk) == expected
+        found += sum(map(len, expected))
+    for text in texts[:500]:
+        assert matcher.find_repeated(text) == tuple(matcher.find(text))
+        assert matcher.find_repeated(text) == tuple(matcher.find(text))
+    assert found > 1000, "the texts do contain known values"

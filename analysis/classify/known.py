@@ -45,6 +45,7 @@ JOINABLE = ("imei", "android_id", "mac", "serial", "advertising_id", "oaid", "im
 JOINERS = ("", "_", "-", ":", "|")
 _HEX_RUN = re.compile(r"[0-9a-f]{16,}")
 MAX_HEX_RUN = 512  # longer hex runs (hex-encoded blobs) are looked up at their start only
+MEMO_SIZE = 16384  # distinct JSON keys remembered per matcher (find_repeated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ class KnownValues:
         self._exact_re = _alternation(self._exact, 0)
         location = profile.values.get("location")
         self.location = tuple(location) if isinstance(location, list | tuple) and len(location) == 2 else None
+        self._memo: dict[str, tuple[KnownMatch, ...]] = {}
 
     def find(self, value: str) -> list[KnownMatch]:
         """Known values inside `value` (each profile key once)."""
@@ -183,6 +185,19 @@ class KnownValues:
             for key in keys.split("|"):
                 found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         return list(found.values())
+
+    def find_repeated(self, text: str) -> tuple[KnownMatch, ...]:
+        """find() of a text that repeats from request to request (a JSON key), searched once.
+
+        Only for texts of a bounded vocabulary: values differ from request to request, so a memo
+        of them would only grow. The memo keeps its first MEMO_SIZE texts; later ones are searched
+        every time."""
+        found = self._memo.get(text)
+        if found is None:
+            found = tuple(self.find(text))
+            if len(self._memo) < MEMO_SIZE:
+                self._memo[text] = found
+        return found
 
     def _hex_matches(self, lowered: str):
         """(position, text, keys, how) of derived digests inside the hex runs of `lowered`."""

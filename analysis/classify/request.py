@@ -171,10 +171,11 @@ def classify_request(
     known = matcher.find_all([f.value for f in decoded.fields]) if matcher is not None else None
     keys_known = None
     if matcher is not None:
-        # an identifier used as a JSON key: only keys that could be one (digits, @, long) are searched
-        keyed = [_searchable_key(f.key) for f in decoded.fields]
-        if any(keyed):
-            keys_known = matcher.find_all(keyed)
+        # an identifier used as a JSON key: only keys that could be one (digits, @, long) are
+        # searched, each distinct key once (keys repeat from request to request, values do not)
+        keys_known = [
+            matcher.find_repeated(key) if (key := _searchable_key(f.key)) else () for f in decoded.fields
+        ]
     for index, field in enumerate(decoded.fields):
         verdict = classify_field(field)
         if verdict is not None:
