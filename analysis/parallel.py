@@ -1,17 +1,25 @@
-"""Analysing a big mitmproxy dump on every core: record ranges in worker processes.
+"""Analysing a big mitmproxy dump or HAR on every core: record ranges in worker processes.
 
 A dump's records are found from their length prefixes alone (analysis.sources.framing), and
 split into contiguous byte ranges; each worker process reads its range with the fast reader
 (analysis.sources.fastdump), turns the records into rows with its own RowCollector
-(analysis.rows), and sends back only the rows. The parent concatenates them in file order, so
+(analysis.rows), and sends back only the rows. A HAR is parsed once here (JSON is a tenth of
+reading it) and split into ranges of entry indexes; forked workers inherit the parsed entries
+and turn their ranges into records and rows. The parent concatenates the rows in file order, so
 the result is the same as one sequential pass. analysis.reader decides when to come here.
 
 Workers are only started when there is enough work (PARALLEL_MIN_RECORDS records and more
 than one core). The start method is `fork` when this process has a single thread (a worker is
 ready in milliseconds), else `forkserver` (about a second: it imports pandas and mitmproxy), or
 `spawn` where neither exists.
-Damage anywhere (a record that does not frame or does not load) sends the whole file back to
-the sequential reader, whose resync keeps every good flow and reports the bad bytes.
+Damage anywhere in a dump (a record that does not frame or does not load) sends the whole file
+back to the sequential reader, whose resync keeps every good flow and reports the bad bytes. A
+HAR entry that cannot be read is skipped with a warning wherever it is read, so a HAR's ranges
+bring back their warnings and damage in order instead.
+
+Whatever a worker would build before its first record (the known-value matcher, the endpoint
+tables, the public-suffix list, the schemas) is built here before the fork, so every worker
+inherits it ready.
 """
 
 from __future__ import annotations
@@ -23,18 +31,28 @@ import os
 import pickle
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from phonehome.analysis.classify.endpoints import site_of
+from phonehome.analysis.classify.request import known_values_for
+from phonehome.analysis.classify.schemas import shipped_schemas
 from phonehome.analysis.labels import internal_counts, note_internal
 from phonehome.analysis.records import Labels, ProgressCallback, SourceReport
 from phonehome.analysis.rows import RowCollector, Rows, RowSettings
+from phonehome.analysis.sources import app_traffic
 from phonehome.analysis.sources.fastdump import DamageInRange, iter_dump
 from phonehome.analysis.sources.framing import record_offsets
 
-#: Below this many records a dump is analysed in-process (worker start-up would dominate).
+if TYPE_CHECKING:  # sources.har is imported where a HAR is read (a dump-only run never needs it)
+    from phonehome.analysis.sources.har import HarEntries
+
+#: Below this many records (dump) or entries (HAR) a file is analysed in-process (worker
+#: start-up would dominate).
 PARALLEL_MIN_RECORDS = 2_000
 #: Ranges per worker: several, so a slow range (big bodies) does not leave a core idle.
 RANGES_PER_WORKER = 8
@@ -87,14 +105,25 @@ def plan_ranges(path: Path, size: int, workers: int) -> list[tuple[int, int]] | 
     return split_ranges(offsets, size, workers * RANGES_PER_WORKER)
 
 
+def plan_entry_ranges(count: int, workers: int) -> list[tuple[int, int]] | None:
+    """Contiguous [start, end) ranges of `count` HAR entries for `workers` processes, or None when
+    they are better read in one pass (fewer than PARALLEL_MIN_RECORDS, a single worker)."""
+    if workers <= 1 or count < PARALLEL_MIN_RECORDS:
+        return None
+    parts = min(count, workers * RANGES_PER_WORKER)
+    bounds = [count * part // parts for part in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 @dataclass(slots=True)
 class RangeRows:
     """What one worker sends back for one byte range: rows and what its reader said, never records."""
 
     rows: Rows = field(default_factory=Rows)
     records: int = 0
-    warnings: list[str] = field(default_factory=list)  # label warnings; damage stops the range
+    warnings: list[str] = field(default_factory=list)  # label warnings (dump), entry warnings (HAR)
     notes: list[str] = field(default_factory=list)  # e.g. internal flows left out (labels.note_internal)
+    damage: list[str] = field(default_factory=list)  # HAR entries skipped; in a dump damage stops the range
 
 
 # One RowCollector per settings per process, so its caches (endpoint lists, classifications)
@@ -111,6 +140,18 @@ def _range_collector(settings: RowSettings) -> RowCollector:
         collector = _COLLECTORS[key] = RowCollector(settings)
     collector.take()  # start empty (a previous range that met damage may have left rows)
     return collector
+
+
+def _prepare_collector(settings: RowSettings) -> None:
+    """Build, before the fork, what every worker's collector would otherwise build at its first
+    record: the endpoint classifier (user lists included), the profile's known-value matcher,
+    the public-suffix list and the shipped schemas. Forked workers inherit them ready (and this
+    process uses them for its own ranges)."""
+    collector = _range_collector(settings)
+    collector.load_endpoint_lists()
+    known_values_for(settings.profile)
+    site_of("example.com")
+    shipped_schemas()
 
 
 def analyse_range(
@@ -132,6 +173,31 @@ def analyse_range(
 
 def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings, tuple[str, ...]]) -> RangeRows | None:
     return analyse_range(*task)
+
+
+# The HAR being analysed, set before the workers are forked so that they inherit its parsed
+# entries (copy-on-write) instead of receiving them pickled: token -> (entries, settings).
+_HAR_JOBS: dict[int, tuple[HarEntries, RowSettings]] = {}
+
+
+def analyse_entries(har: HarEntries, start: int, end: int, settings: RowSettings) -> RangeRows:
+    """Rows for entries [start, end) of a parsed HAR, with that range's warnings, damage and notes,
+    as the sequential reader would have put them in its SourceReport."""
+    from phonehome.analysis.sources.har import har_records
+
+    collector = _range_collector(settings)
+    report = SourceReport(str(har.path))
+    for record in app_traffic(har_records(har, report, start, end), report):
+        collector.add(record)
+    return RangeRows(collector.take(), report.records, report.warnings, report.notes, report.damage)
+
+
+def _analyse_entries_task(
+    task: tuple[int, int, int, tuple[HarEntries, RowSettings] | None],
+) -> RangeRows:
+    token, start, end, shipped = task
+    har, settings = _HAR_JOBS[token] if shipped is None else shipped
+    return analyse_entries(har, start, end, settings)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -187,21 +253,62 @@ def collect_ranges(
     workers: int,
     progress: ProgressCallback | None = None,
 ) -> bool:
-    """Rows added in order, records and warnings in `report`: True; False, with both
-    untouched, when a range held damage (then the caller reads the file sequentially).
+    """A dump's byte ranges: rows added in order, records and warnings in `report`: True; False,
+    with both untouched, when a range held damage (then the caller reads the file sequentially)."""
+    tasks = [(path, start, end, defaults, collector.settings, report.modes) for start, end in ranges]
+    parts = _run_ranges(tasks, _analyse_task, collector.settings, workers, _context(), str(path), progress)
+    if parts is None:
+        return False
+    _merge(parts, report, collector, repeated_warnings=False)
+    return True
+
+
+def collect_entry_ranges(
+    har: HarEntries,
+    ranges: list[tuple[int, int]],
+    report: SourceReport,
+    collector: RowCollector,
+    workers: int,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """A parsed HAR's entry ranges: rows added in order; records, warnings, damage and notes in
+    `report`, exactly as one sequential pass puts them there."""
+    token, context = id(har), _context()
+    settings = collector.settings
+    # forked workers find the entries in _HAR_JOBS; others get their range pickled
+    forked = context.get_start_method() == "fork"
+    tasks = [(token, a, b, None if forked else (har.part(a, b), settings)) for a, b in ranges]
+    _HAR_JOBS[token] = (har, settings)
+    try:
+        parts = _run_ranges(tasks, _analyse_entries_task, settings, workers, context, str(har.path), progress)
+    finally:
+        _HAR_JOBS.pop(token, None)
+    assert parts is not None  # a HAR range never stops on damage
+    _merge(parts, report, collector, repeated_warnings=True)
+
+
+def _run_ranges(
+    tasks: list[tuple],
+    work: Callable[[tuple], RangeRows | None],
+    settings: RowSettings,
+    workers: int,
+    context: multiprocessing.context.BaseContext,
+    name: str,
+    progress: ProgressCallback | None,
+) -> list[RangeRows] | None:
+    """Every task's rows, in task order; None as soon as one comes back None (damage).
 
     This process is one of the `workers`: while `workers - 1` pool processes start up and
-    take ranges from the front, it takes ranges from the back itself (a queued range that no
+    take tasks from the front, it takes tasks from the back itself (a queued task that no
     worker has started can be cancelled and done here), so no core idles during start-up. A
-    range whose worker died (e.g. a script without an `if __name__ == "__main__":` guard) is
+    task whose worker died (e.g. a script without an `if __name__ == "__main__":` guard) is
     done here too: the result never depends on whether the workers worked.
     """
-    tasks = [(path, start, end, defaults, collector.settings, report.modes) for start, end in ranges]
     parts: list[RangeRows | None] = [None] * len(tasks)
     records = 0
 
     def keep(index: int, rows: RangeRows | None) -> bool:
-        """Store a range's rows; False when the range held damage (then everything stops)."""
+        """Store a task's rows; False when its range held damage (then everything stops)."""
         nonlocal records
         if rows is None:
             _COLLECTORS.clear()
@@ -210,34 +317,46 @@ def collect_ranges(
         parts[index] = rows
         records += rows.records
         if progress is not None:
-            progress(str(path), records)
+            progress(name, records)
         return True
 
-    context = _context()
+    _prepare_collector(settings)  # before the fork: the workers inherit it built
     with ProcessPoolExecutor(max(1, workers - 1), mp_context=context) as pool:
-        futures = [pool.submit(_analyse_task, task) for task in tasks]
+        futures = [pool.submit(work, task) for task in tasks]
         import_table_libraries()  # the workers exist now: no fork will copy the importing thread
         for index in reversed(range(len(tasks))):
             if not futures[index].cancel():
-                break  # a worker has it; every earlier range is taken too
-            if not keep(index, analyse_range(*tasks[index])):
-                return False
+                break  # a worker has it; every earlier task is taken too
+            if not keep(index, work(tasks[index])):
+                return None
         for index, future in enumerate(futures):
             if parts[index] is not None:
                 continue
             try:
                 rows = future.result()
             except BrokenProcessPool:
-                rows = analyse_range(*tasks[index])
+                rows = work(tasks[index])
             if not keep(index, rows):
-                return False
+                return None
+    _COLLECTORS.clear()
+    return parts  # type: ignore[return-value]  # every part is set
+
+
+def _merge(
+    parts: list[RangeRows], report: SourceReport, collector: RowCollector, *, repeated_warnings: bool
+) -> None:
+    """Ranges' rows and reports into the input's, in file order.
+
+    `repeated_warnings`: a HAR's warnings name their entry and are appended as the sequential
+    reader appends them; a dump's label warnings are said once per input (warn_once)."""
     for rows in parts:
-        assert rows is not None
         collector.rows.extend(rows.rows)
-        for warning in rows.warnings:
-            report.warn_once(warning)
+        if repeated_warnings:
+            report.warnings.extend(rows.warnings)
+        else:
+            for warning in rows.warnings:
+                report.warn_once(warning)
+        report.damage.extend(rows.damage)
         for kind, count in internal_counts(rows.notes).items():
             note_internal(report, kind, count)
-    report.records += records
-    _COLLECTORS.clear()
-    return True
+        report.records += rows.records

@@ -2,10 +2,11 @@
 
 Every input goes through `collect_source`, with its kind sniffed once by the caller. Records
 are read in order in this process (analysis.sources.read_source and the fast dump reader) and
-fed to a RowCollector, except for the one case where that is slow: a big, well-framed
-mitmproxy dump (alone, or as a capture directory's flows.mitm) with more than one worker
-allowed, whose byte ranges analysis.parallel analyses in worker processes. Both paths give the
-same rows, in the same order, with the same SourceReport (tests/test_parallel.py).
+fed to a RowCollector, except where that is slow, with more than one worker allowed: a big,
+well-framed mitmproxy dump (alone, or as a capture directory's flows.mitm), whose byte ranges
+analysis.parallel analyses in worker processes, and a big HAR, parsed once here and analysed
+in ranges of entries by forked workers. Both paths give the same rows, in the same order,
+with the same SourceReport (tests/test_parallel.py, tests/test_har_parallel.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from phonehome.analysis import parallel
 from phonehome.analysis.records import Labels, ProgressCallback, SourceReport
 from phonehome.analysis.rows import RowCollector
-from phonehome.analysis.sources import read_source
+from phonehome.analysis.sources import CaptureError, app_traffic, read_source
 from phonehome.analysis.sources.capture_dir import capture_parts, read_events
 from phonehome.analysis.sources.fastdump import iter_dump
 from phonehome.analysis.sources.framing import has_records
@@ -38,9 +39,12 @@ def collect_source(
 ) -> bool:
     """Add the rows of every record of `path` (of `kind`, see sources.sniff_kind) to `collector`.
 
-    `workers`: processes for a big dump (None: parallel.default_workers()). Returns whether the
-    byte-range path was taken. Raises CaptureError when `path` holds nothing readable.
+    `workers`: processes for a big dump or HAR (None: parallel.default_workers()). Returns
+    whether the records were analysed in ranges. Raises CaptureError when `path` holds nothing
+    readable.
     """
+    if kind == "har" and workers != 1:
+        return collect_har(path, defaults, report, collector, workers=workers, progress=progress)
     if kind == "dump":
         return collect_dump(path, defaults, report, collector, workers=workers, progress=progress)
     if kind == "capture_dir":
@@ -86,6 +90,35 @@ def collect_dump(
     if ranges and parallel.collect_ranges(path, ranges, defaults, report, collector, workers, progress):
         return True
     _feed(iter_dump(path, defaults, report), path, collector, progress)
+    return False
+
+
+def collect_har(
+    path: Path,
+    defaults: Labels,
+    report: SourceReport,
+    collector: RowCollector,
+    *,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> bool:
+    """A HAR's rows: parsed once here, then its entries in ranges on several cores when worth it
+    (PARALLEL_MIN_RECORDS entries, more than one worker), else read in one pass here.
+
+    Same rows, in the same order, with the same report (records, warnings, damage, notes) as
+    read_source's pass; a damaged entry is skipped with its warning on either path.
+    """
+    from phonehome.analysis.sources.har import har_records, load_har  # not needed for a dump
+
+    if not path.exists():
+        raise CaptureError(path, "no such file or directory")
+    har = load_har(path, defaults)
+    workers = parallel.default_workers() if workers is None else max(1, workers)
+    ranges = parallel.plan_entry_ranges(har.count, workers)
+    if ranges:
+        parallel.collect_entry_ranges(har, ranges, report, collector, workers, progress)
+        return True
+    _feed(app_traffic(har_records(har, report, release=True), report), path, collector, progress)
     return False
 
 

@@ -67,7 +67,7 @@ def read_source(
     """Records from one capture path, in order, in this process; `kind` if already sniffed.
 
     Raises CaptureError for a missing or unreadable path. (The analysis reads through
-    phonehome.analysis.reader, which sends big dumps to worker processes instead.)
+    phonehome.analysis.reader, which sends big dumps and HARs to worker processes instead.)
     """
     path = Path(path)
     if not path.exists():
@@ -84,16 +84,17 @@ def read_source(
     elif kind == "har":
         from phonehome.analysis.sources.har import read_har
 
-        yield from _app_traffic(read_har(path, defaults, report), report)
+        yield from app_traffic(read_har(path, defaults, report), report)
     else:
         from phonehome.analysis.sources.pcap import read_pcap
 
-        yield from _app_traffic(read_pcap(path, defaults, report, keylog=keylog), report)
+        yield from app_traffic(read_pcap(path, defaults, report, keylog=keylog), report)
 
 
-def _app_traffic(records: Iterator[Record], report: SourceReport) -> Iterator[Record]:
+def app_traffic(records: Iterator[Record], report: SourceReport) -> Iterator[Record]:
     """HAR and pcap records without requests the proxy answers itself (mitm.it, phonehome.mark),
-    counted in report.notes; dumps carry the recorder's own mark and their readers leave them out."""
+    counted in report.notes; dumps carry the recorder's own mark and their readers leave them out.
+    (analysis.parallel applies it to each range of a big HAR in its worker.)"""
     for record in records:
         kind = internal_kind(None, record.host) if isinstance(record, HttpRecord) else None
         if kind is None:
