@@ -68,3 +68,45 @@ def test_framing_ok_never_rejects_what_the_parser_accepts_on_short_noise():
             accepted += 1
             assert framing_ok(data), data.hex()
     assert accepted > 300
+
+
+def test_join_paths_cheap_tests_only_pass_keys_the_bare_key_pattern_passes():
+    """join_path tries str.isidentifier and str.isalnum before its regex: every character either
+    accepts must be one the regex's class accepts, over all of Unicode."""
+    from phonehome.analysis.decode.walk import _BARE_KEY
+
+    for code in range(0x110000):
+        c = chr(code)
+        if c.isalnum() or ("a" + c).isidentifier():
+            assert _BARE_KEY.fullmatch(c), hex(code)
+    assert not "".isidentifier() and not "".isalnum()
+
+
+def test_plausible_text_decodes_exactly_what_the_strict_utf8_codec_decodes():
+    """plausible_text decodes with errors="replace" first (no exception on random bytes): its
+    answer must be the strict codec's text, and U+FFFD that is really in the text is still text."""
+    from phonehome.analysis.decode.codecs import plausible_text
+
+    rng = random.Random(8)
+    samples = [rng.randbytes(rng.randint(4, 40)) for _ in range(20_000)]
+    words = ["caf\u00e9", "na\u00efve", "\u65e5\u672c\u8a9e", "\ufffd", "r\u00e9sum\u00e9", "ok"]
+    samples += [" ".join(rng.choices(words, k=rng.randint(2, 8))).encode() for _ in range(2_000)]
+    samples += [s.encode() + b"\xff" for s in words]
+    texts = 0
+    for data in samples:
+        try:
+            strict = data.decode("utf-8")
+        except UnicodeDecodeError:
+            strict = None
+        text = plausible_text(data)
+        if strict is None:
+            assert text is None, data
+        else:
+            assert text is None or text == strict, data
+            texts += text is not None
+            if "\ufffd" in strict:  # judged like any other printable non-alphanumeric symbol
+                bullet = strict.replace("\ufffd", "\u2022").encode()
+                assert (text is None) == (plausible_text(bullet) is None), data
+    kept = "caf\u00e9 au lait \ufffd s'il vous pla\u00eet"
+    assert plausible_text(kept.encode()) == kept
+    assert texts > 1_000

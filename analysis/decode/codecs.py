@@ -252,10 +252,12 @@ def plausible_text(data: bytes, min_chars: int = 4) -> str | None:
         if _ASCII_CONTROL.search(data) or not _ASCII_LETTER.search(data):
             return None
         return data.decode("ascii")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = data.decode("utf-8", "replace")  # no exception to raise and catch on random bytes
+    if "\ufffd" in text:  # not UTF-8, or UTF-8 that holds U+FFFD itself: the strict codec decides
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     good = 0
     letters = 0
     for ch in text:

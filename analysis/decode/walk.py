@@ -30,7 +30,7 @@ _MSGPACK_MAP_START = frozenset([*range(0x81, 0x90), 0xDE, 0xDF])
 def join_path(path: str, key: str) -> str:
     """`path.key`, or `path["key"]` (JSON string quoting) when the key holds `.`, `[`, `]`, `"`,
     whitespace or is empty, so every path reads back unambiguously."""
-    if _BARE_KEY.fullmatch(key):
+    if key.isidentifier() or key.isalnum() or _BARE_KEY.fullmatch(key):  # the first two: cheap, common
         return f"{path}.{key}"
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
@@ -60,12 +60,23 @@ def _json(text: str) -> Any:
 
 
 class Walker:
-    """Decodes values of one request under one set of Limits, accumulating a DecodedRequest."""
+    """Decodes values of one request under one set of Limits, accumulating a DecodedRequest.
+
+    The walker runs once per value of every request (some 36 values and 180 leaves a request on
+    the varied session of benchmarks/bench_peer.py), so the limits it checks on every leaf and
+    layer are copied into plain attributes, and the result's field list is held directly.
+    """
+
+    __slots__ = ("fields", "inflated", "limits", "max_depth", "max_fields", "max_value_chars", "result")
 
     def __init__(self, limits: Limits):
         self.limits = limits
         self.result = DecodedRequest()
+        self.fields = self.result.fields
         self.inflated = 0
+        self.max_depth = limits.max_depth
+        self.max_fields = limits.max_fields
+        self.max_value_chars = limits.max_value_chars
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -79,13 +90,13 @@ class Walker:
             self.result.notes.append(note)
 
     def emit(self, loc: str, path: str, key: str, enc: tuple[str, ...], value: str) -> None:
-        fields = self.result.fields
-        if len(fields) >= self.limits.max_fields:
-            self.truncate(f"max_fields ({self.limits.max_fields}) reached")
+        fields = self.fields
+        if len(fields) >= self.max_fields:
+            self.truncate(f"max_fields ({self.max_fields}) reached")
             raise Stop
-        if len(value) > self.limits.max_value_chars:
-            self.truncate(f"max_value_chars ({self.limits.max_value_chars}) reached at {path}")
-            value = value[: self.limits.max_value_chars]
+        if len(value) > self.max_value_chars:
+            self.truncate(f"max_value_chars ({self.max_value_chars}) reached at {path}")
+            value = value[: self.max_value_chars]
         fields.append(Field(loc, path, key, enc, value))
 
     def emit_binary(self, loc: str, path: str, key: str, enc: tuple[str, ...], raw: bytes) -> None:
@@ -110,9 +121,10 @@ class Walker:
 
     def text(self, s: str, loc: str, path: str, key: str, enc: tuple[str, ...]) -> None:
         """A string value: its inner leaves if it provably hides more, else itself as a leaf."""
-        if len(s) >= 2 and (s[0] in "{[" or (len(s) >= 8 and not s.isdigit())):
-            if len(enc) >= self.limits.max_depth:
-                self.truncate(f"max_depth ({self.limits.max_depth}) reached at {path}")
+        n = len(s)
+        if n >= 2 and (s[0] in "{[" or (n >= 8 and not s.isdigit())):
+            if len(enc) >= self.max_depth:
+                self.truncate(f"max_depth ({self.max_depth}) reached at {path}")
             elif self._text_layers(s, loc, path, key, enc):
                 return
         self.emit(loc, path, key, enc, s)
@@ -213,8 +225,8 @@ class Walker:
         whole_body: bool = False,
     ) -> None:
         """Decode `raw` known to be content (a body, a part, decompressed data); always emits."""
-        if len(enc) >= self.limits.max_depth:
-            self.truncate(f"max_depth ({self.limits.max_depth}) reached at {path}")
+        if len(enc) >= self.max_depth:
+            self.truncate(f"max_depth ({self.max_depth}) reached at {path}")
             self.emit_binary(loc, path, key, enc, raw)
             return
         if not raw:
@@ -290,13 +302,21 @@ class Walker:
         if nesting >= self.limits.max_nesting:
             self.truncate(f"max_nesting ({self.limits.max_nesting}) reached at {path}")
             return
+        nesting += 1
+        text = self.text  # strings, most of the values, go straight to text (as value() would)
         if isinstance(obj, dict):
             for k, v in obj.items():
                 ks = k if isinstance(k, str) else _scalar(k)
-                self.value(v, loc, join_path(path, ks), ks, enc, nesting + 1)
+                if isinstance(v, str):
+                    text(v, loc, join_path(path, ks), ks, enc)
+                else:
+                    self.value(v, loc, join_path(path, ks), ks, enc, nesting)
         else:
             for i, v in enumerate(obj):
-                self.value(v, loc, f"{path}[{i}]", key, enc, nesting + 1)
+                if isinstance(v, str):
+                    text(v, loc, f"{path}[{i}]", key, enc)
+                else:
+                    self.value(v, loc, f"{path}[{i}]", key, enc, nesting)
 
     def value(self, v: Any, loc: str, path: str, key: str, enc: tuple[str, ...], nesting: int) -> None:
         if isinstance(v, str):
@@ -305,7 +325,7 @@ class Walker:
             self.structure(v, loc, path, key, enc, nesting)
         elif isinstance(v, (bytes, bytearray)):
             raw = bytes(v)
-            if not (len(enc) < self.limits.max_depth and self.bytes_strict(raw, loc, path, key, enc, True)):
+            if not (len(enc) < self.max_depth and self.bytes_strict(raw, loc, path, key, enc, True)):
                 self.opaque(loc, raw)
                 self.emit_binary(loc, path, key, enc, raw)
         elif v is not None:
