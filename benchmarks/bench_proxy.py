@@ -11,6 +11,7 @@ byte-identical). Prints figures, asserts nothing.
 
     python benchmarks/bench_proxy.py                  # 21 rounds x 200 requests, about a minute
     python benchmarks/bench_proxy.py -n 100 -r 41     # finer interleaving on a busy machine
+    python benchmarks/bench_proxy.py -c 4 --compare-rev HEAD~1   # paired with an older tree's addons
 
 "CPU/flow" is the CPU time the proxy process used per request (Linux /proc), and with the live
 inspector's worker process added: a steadier measure of the addons' cost than req/s on a shared
@@ -27,12 +28,15 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_peer import checkout
+
 from tests.support_proxy import ROOT, mitmdump, tls_upstream
 
 REDIRECT = ROOT / "tests" / "support_redirect_addon.py"
@@ -63,6 +67,24 @@ def tree_cpu(pid: int) -> float | None:
     """CPU seconds of a process and its children, or None."""
     own = proc_cpu(pid)
     return None if own is None else own + sum(tree_cpu(k) or 0.0 for k in children(pid))
+
+
+@contextmanager
+def pythonpath(root: Path | None):
+    """PYTHONPATH=root for the processes started inside (mitmdump and its helper children), so
+    `phonehome.addons` is imported from an older tree laid out by bench_peer.checkout."""
+    if root is None:
+        yield
+        return
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def _gets(s: requests.Session, n: int, seq: itertools.count) -> list[float]:
@@ -117,10 +139,25 @@ def main() -> None:
         "--compare",
         type=Path,
         default=None,
-        help="a second recorder file (e.g. `git show OLD:addons/recorder.py > /tmp/old.py`), run with"
-        " its inspector as a fourth proxy in the same interleaved rounds",
+        help="a second recorder file, run as a fourth proxy in the same interleaved rounds (it imports"
+        " the other addons from the installed tree: to compare a whole older tree, use --compare-rev)",
+    )
+    parser.add_argument(
+        "--compare-rev",
+        metavar="REV",
+        help="run git revision REV's addons (the whole tree: recorder, writer, inspector) as a fourth"
+        " proxy in the same interleaved rounds; its tree is kept in --cache",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "phonehome-bench",
+        help="where --compare-rev trees are kept (shared with bench_peer.py --rev)",
     )
     args = parser.parse_args()
+    compare_root = checkout(args.compare_rev, args.cache) if args.compare_rev else None
+    if compare_root is not None:
+        args.compare = compare_root / "phonehome" / "addons" / "recorder.py"
     configs = CONFIGS + (("compare",) if args.compare else ())
 
     with tempfile.TemporaryDirectory() as d, ExitStack() as stack:
@@ -141,7 +178,8 @@ def main() -> None:
         for name in configs:
             confdir = tmp / "conf"  # shared: one CA for all three
             addons, extra = setups[name]
-            port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
+            with pythonpath(compare_root if name == "compare" else None):
+                port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
             clients = []
             for _ in range(args.clients):
                 s = stack.enter_context(requests.Session())
@@ -193,7 +231,7 @@ def main() -> None:
         "bare": "bare mitmdump",
         "addons": "with phonehome addons",
         "recorder": "recorder, no inspect",
-        "compare": "--compare addons",
+        "compare": f"{args.compare_rev or '--compare'} addons"[:22],
     }
     for c in configs:
         cpu_text = f"  CPU/flow: proxy {med(cpu[c]):.2f} ms" if cpu[c] else ""
@@ -213,6 +251,13 @@ def main() -> None:
         print(f"ratio, compare/bare:   {med(ratio_cmp):.1%}  {spread}")
         vs = [a / b for a, b in zip(rps["addons"], rps["compare"], strict=True)]
         print(f"ratio, addons/compare: {med(vs):.1%}  (same rounds)")
+        if cpu["addons"] and cpu["compare"]:
+            dcpu = [a - b for a, b in zip(cpu["addons"], cpu["compare"], strict=True)]
+            dtree = [a - b for a, b in zip(tree["addons"], tree["compare"], strict=True)]
+            print(
+                f"CPU/flow, addons - compare (same rounds): proxy {med(dcpu):+.3f} ms,"
+                f" with children {med(dtree):+.3f} ms"
+            )
     print(
         "added latency per flow (addons - bare, same round):"
         f" p50 {med(add50):.2f} ms  p99 {med(add99):.2f} ms"
