@@ -5,8 +5,9 @@ hex, base64 (at all three byte alignments, so it is found inside a longer base64
 md5/sha1/sha256 in hex or base64; a MAC with or without separators; hash chains of the hex
 digests (sha256(md5(x)) and the like), the first 16 characters of a hex or base64url digest
 (truncated hashes), and digests of two device identifiers joined (md5(IMEI + "_" + MAC)), which
-name both. Matching a field is then a single pass of two compiled regexes (one case-insensitive,
-one case-sensitive for base64).
+name both. Matching a field is then a single pass of two multi-literal searches
+(analysis/literals.py: one over the lowered text, one case-sensitive for base64), and a lookup
+of the derived digests in its hex runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
-from phonehome.analysis.literals import literal_pattern
+from phonehome.analysis.literals import literal_search
 from phonehome.analysis.profile import Profile
 
 # profile key -> data type (DESIGN.md vocabulary)
@@ -158,9 +159,9 @@ class KnownValues:
         # a derived digest starts where its first (shortest-length) characters do: one set lookup
         # per position of a hex run, and the per-length lookups only at those few positions
         self._hex_prefixes = frozenset(form[: self._hex_lengths[0]] for form in self._hex)
-        # folded forms are lower case: match them against the lowered value (faster than IGNORECASE)
-        self._folded_re = _alternation(self._folded, 0)
-        self._exact_re = _alternation(self._exact, 0)
+        # folded forms are lower case: searched in the lowered value; base64 forms as they are
+        self._folded_search = literal_search(self._folded)
+        self._exact_search = literal_search(self._exact)
         location = profile.values.get("location")
         self.location = tuple(location) if isinstance(location, list | tuple) and len(location) == 2 else None
         self._memo: dict[str, tuple[KnownMatch, ...]] = {}
@@ -170,17 +171,18 @@ class KnownValues:
         found: dict[str, KnownMatch] = {}
         if len(value) < MIN_KNOWN_LENGTH:
             return []
-        if self._folded_re is not None:
+        if self._folded_search is not None:
             lowered = value.lower()
-            for match in self._folded_re.finditer(lowered):
-                keys, how = self._folded[match.group(0)]
-                text = value[match.start() : match.end()] if len(lowered) == len(value) else match.group(0)
+            for start, end in self._folded_search.spans(lowered):
+                keys, how = self._folded[lowered[start:end]]
+                text = value[start:end] if len(lowered) == len(value) else lowered[start:end]
                 for key in keys.split("|"):
                     found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
-        if self._exact_re is not None:
-            for match in self._exact_re.finditer(value):
-                key, how = self._exact[match.group(0)]
-                found.setdefault(key, KnownMatch(key, _type_of(key), how, match.group(0)))
+        if self._exact_search is not None:
+            for start, end in self._exact_search.spans(value):
+                text = value[start:end]
+                key, how = self._exact[text]
+                found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         for _, text, keys, how in self._hex_matches(value.lower()):
             for key in keys.split("|"):
                 found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
@@ -220,7 +222,7 @@ class KnownValues:
                         yield start, text, hit[0], hit[1]
 
     def find_all(self, values: list[str]) -> list[list[KnownMatch]]:
-        """find() for many values in one regex pass per matcher (fields of one request)."""
+        """find() for many values in one pass per search (fields of one request)."""
         results: list[list[KnownMatch]] = [[] for _ in values]
         if not values:
             return results
@@ -232,19 +234,19 @@ class KnownValues:
         joined = "\x00".join(values)
         lowered = joined.lower()
         seen: set[tuple[int, str]] = set()
-        for regex, table, source in (
-            (self._folded_re, self._folded, lowered),
-            (self._exact_re, self._exact, joined),
+        for search, table, source in (
+            (self._folded_search, self._folded, lowered),
+            (self._exact_search, self._exact, joined),
         ):
-            if regex is None:
+            if search is None:
                 continue
             # lower() can change lengths for a few non-ASCII characters: then fall back per value
             if len(source) != len(joined):
                 return [self.find(v) for v in values]
-            for match in regex.finditer(source):
-                index = bisect_right(starts, match.start()) - 1
-                keys, how = table[match.group(0)]
-                text = joined[match.start() : match.end()]
+            for start, end in search.spans(source):
+                index = bisect_right(starts, start) - 1
+                keys, how = table[source[start:end]]
+                text = joined[start:end]
                 for key in keys.split("|"):
                     if (index, key) in seen:
                         continue
@@ -271,10 +273,3 @@ def _type_of(key: str) -> str:
     if key.startswith("extra."):
         return "device_id.other"
     return PROFILE_TYPES.get(key, "device_id.other")
-
-
-def _alternation(forms: dict[str, object], flags: int) -> re.Pattern[str] | None:
-    """One regex for all forms, matching what the longest-first alternation `f1|f2|...` would
-    (a hash beats its prefix), but shaped as a trie (analysis/literals.py): Python's `re` tries a
-    flat alternation's branches one by one at every position, the trie one character test."""
-    return literal_pattern(forms, flags)
