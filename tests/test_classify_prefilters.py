@@ -230,3 +230,85 @@ def test_find_all_answers_find_value_by_value():
         assert matcher.find_repeated(text) == tuple(matcher.find(text))
         assert matcher.find_repeated(text) == tuple(matcher.find(text))
     assert found > 1000, "the texts do contain known values"
+
+
+def _schema_paths_and_hosts():
+    """Hosts (each schema's, a subdomain, upper case, a trailing dot, look-alikes) and field paths
+    (each pattern's literal spelling with indices, prefixes, near misses) to try the lookups on."""
+    from phonehome.analysis.classify.schemas import shipped_schemas
+
+    hosts, paths = ["example.org", "evilgraph.facebook.com.example", ""], ["", "body", "query.x"]
+    for schema in shipped_schemas():
+        for host in schema.hosts:
+            hosts += [host, "a." + host, host.upper() + ".", "x" + host]
+        for rule in [*schema.fields, *((p, "") for p, _ in schema.not_fields), *schema.scans]:
+            pattern = rule[0] if isinstance(rule, tuple) else rule.pattern
+            literal = pattern.pattern.replace(r"(?:\[\d+\])?", "[0]").replace(r"(?:.*\.)?", "x.")
+            literal = literal.replace(r"[^.\[]*", "any").replace("\\", "")
+            paths += [literal, literal + "x", "body." + literal, literal.replace("[0]", "")]
+    url_paths = ["/", "/a", "/v1/", "/v2.3/123/activities", "/v12.0/app/x", "/meval/1", "/mping", "/b/a"]
+    return hosts, paths, url_paths
+
+
+def test_schema_lookups_by_host_then_path_equal_matching_every_schema():
+    """schemas_for (schemas of the host cached, then their path regex) and rules_at (one lookup
+    per field path, None when no rule names it) answer what matching every schema's host, path
+    and field patterns one by one answers."""
+    from phonehome.analysis.classify.schemas import SHAPES, rules_at, schemas_for, shipped_schemas
+
+    hosts, paths, url_paths = _schema_paths_and_hosts()
+    named = 0
+    for host in hosts:
+        for url_path in url_paths:
+            folded = host.lower().rstrip(".")
+            expected = tuple(
+                s
+                for s in shipped_schemas()
+                if any(folded == h or folded.endswith("." + h) for h in s.hosts)
+                and (s.path is None or s.path.search(url_path) is not None)
+            )
+            schemas = schemas_for(host, url_path)
+            assert schemas == expected, (host, url_path)
+            if not schemas or url_path != "/":
+                continue
+            for path in paths:
+                rules = [
+                    (r.data_type, r.shape) for s in schemas for r in s.fields if r.pattern.fullmatch(path)
+                ]
+                scans = [(f, t) for s in schemas for p, f, t in s.scans if p.fullmatch(path)]
+                refuted = {
+                    t for s in schemas for p, types in s.not_fields if p.fullmatch(path) for t in types
+                }
+                at = rules_at(schemas, path)
+                if not (rules or scans or refuted):
+                    assert at is None, (host, path)
+                    continue
+                named += 1
+                assert (list(at.rules), list(at.scans), set(at.refuted)) == (rules, scans, refuted)
+                for value in (
+                    "",
+                    "0",
+                    "null",
+                    "12345",
+                    "com.example.app",
+                    "38400000-8cf0-11bd-b23e-10b96e40000d",
+                ):
+                    types = []
+                    for data_type, shape in rules:
+                        if data_type not in types and SHAPES[shape](value):
+                            types.append(data_type)
+                    assert at.field_types(value) == types
+    assert named > 100, "the paths do reach the schemas' rules"
+
+
+def test_a_lone_unrefuted_type_is_never_dropped():
+    """classify_request skips _dropped for a field with one data type and nothing refuted."""
+    from phonehome.analysis.classify.fields import Verdict
+    from phonehome.analysis.classify.request import _dropped
+    from phonehome.analysis.decode import Field
+
+    field = Field("body", "body.x", "x", ("json",), "v")
+    for data_type in ("device_id.imei", "device_id.other", "user_id", "token", "url", "contact.email"):
+        for evidence in ("known-value", "schema", "key-name+value-shape", "value-shape"):
+            best = {("body.x", data_type): (field, Verdict(data_type, "high", evidence), "v")}
+            assert _dropped("body.x", [data_type], best, frozenset()) == []

@@ -23,7 +23,7 @@ from phonehome.analysis.classify.fields import (
     normalise_key,
 )
 from phonehome.analysis.classify.known import KnownValues
-from phonehome.analysis.classify.schemas import field_types, refuted_types, scanned, schemas_for
+from phonehome.analysis.classify.schemas import rules_at, schemas_for
 from phonehome.analysis.classify.sensors import read_batch, signup_events
 from phonehome.analysis.classify.shapes import coordinate, gps_pair, is_package, is_url
 from phonehome.analysis.decode import DecodedRequest, Field, decode_value
@@ -33,6 +33,7 @@ from phonehome.analysis.records import HttpRecord
 
 NAVIGATION_TYPES = frozenset({"url", "search_query"})
 CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1}
+_CONFIDENCE_OF_RANK = {rank: name for name, rank in CONFIDENCE_RANK.items()}
 EVIDENCE_ORDER = ("known-value", "schema", "key-name", "value-shape", "persistence")
 # Types that name a person or device: a field is one of them, not several.
 IDENTIFIER_TYPES = ("device_id.", "user_id", "token")
@@ -92,6 +93,7 @@ def is_navigation(record: HttpRecord) -> bool:
     return record.method == "GET" and accept.startswith("text/html")
 
 
+@lru_cache(maxsize=1024)  # a handful of evidence names: few combinations, merged on every request
 def join_evidence(*parts: str) -> str:
     names = {name for part in parts for name in part.split("+") if name}
     return "+".join(name for name in EVIDENCE_ORDER if name in names)
@@ -153,16 +155,18 @@ def classify_request(
     signups = signup_events([(f.path, f.value) for f in decoded.fields]) if batch is not None else set()
 
     def offer(field: Field, verdict: Verdict, value: str | None = None) -> None:
-        if _not_a_leak(record, field, verdict.data_type, navigation):
+        data_type = verdict.data_type
+        if data_type in NAVIGATION_TYPES and _not_a_leak(record, field, data_type, navigation):
             return
-        slot = (field.path, verdict.data_type)
+        slot = (field.path, data_type)
         previous = best.get(slot)
         if previous is None:
             best[slot] = (field, verdict, value if value is not None else field.value)
             return
         old = previous[1]
-        rank = max(CONFIDENCE_RANK[old.confidence], CONFIDENCE_RANK[verdict.confidence])
-        confidence = next(name for name, r in CONFIDENCE_RANK.items() if r == rank)
+        confidence = _CONFIDENCE_OF_RANK[
+            max(CONFIDENCE_RANK[old.confidence], CONFIDENCE_RANK[verdict.confidence])
+        ]
         merged = Verdict(old.data_type, confidence, join_evidence(old.evidence, verdict.evidence))
         best[slot] = (previous[0], merged, previous[2])
 
@@ -180,17 +184,16 @@ def classify_request(
         verdict = classify_field(field)
         if verdict is not None:
             offer(field, verdict)
-        if schemas:
-            for data_type in field_types(schemas, field.path, field.value.strip()):
+        if schemas and (at := rules_at(schemas, field.path)) is not None:
+            for data_type in at.field_types(field.value.strip()):
                 if signups and field.path.endswith(".distinct_id") and field.path[:-12] in signups:
                     data_type = "user_id"  # track_signup: distinct_id is now the login id
                 confidence = "medium" if batch is not None and batch.crc_ok is False else "high"
                 offer(field, Verdict(data_type, confidence, "schema"))
-            for data_type, text in scanned(schemas, field.path, field.value):
+            for data_type, text in at.scanned(field.value):
                 offer(field, Verdict(data_type, "high", "schema"), text)
-            not_types = refuted_types(schemas, field.path)
-            if not_types:
-                refuted[field.path] = not_types
+            if at.refuted:
+                refuted[field.path] = at.refuted
         value = field.value
         # _inner_verdicts reads URLs (`://`) and free text (a space or newline): nothing else
         if (
@@ -244,6 +247,8 @@ def classify_request(
     for path, dtype in best:
         by_path[path].append(dtype)
     for path, dtypes in by_path.items():
+        if len(dtypes) == 1 and path not in refuted:
+            continue  # nothing to refute, no second identifier type: _dropped would keep it
         for dtype in _dropped(path, dtypes, best, refuted.get(path, frozenset())):
             del best[(path, dtype)]
     for field, verdict, value in best.values():

@@ -39,9 +39,13 @@ class Schema:
     scans: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = ()
 
     def applies(self, host: str, url_path: str) -> bool:
+        return self.covers_host(host) and self.covers_path(url_path)
+
+    def covers_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        if not any(host == h or host.endswith("." + h) for h in self.hosts):
-            return False
+        return any(host == h or host.endswith("." + h) for h in self.hosts)
+
+    def covers_path(self, url_path: str) -> bool:
         return self.path is None or self.path.search(url_path) is not None
 
 
@@ -123,61 +127,65 @@ def shipped_schemas() -> tuple[Schema, ...]:
     return parse_schemas(json.loads(text))
 
 
+@lru_cache(maxsize=1024)
+def _host_schemas(host: str) -> tuple[Schema, ...]:
+    """The shipped schemas for `host`: hosts repeat from request to request, URL paths may not."""
+    return tuple(s for s in shipped_schemas() if s.covers_host(host))
+
+
 @lru_cache(maxsize=4096)
 def schemas_for(host: str, url_path: str) -> tuple[Schema, ...]:
     """The shipped schemas that apply to a request to `host` at `url_path`."""
-    return tuple(s for s in shipped_schemas() if s.applies(host, url_path))
+    return tuple(s for s in _host_schemas(host) if s.covers_path(url_path))
+
+
+@dataclass(frozen=True, slots=True)
+class PathRules:
+    """What a request's schemas say about the field at one decoded path."""
+
+    rules: tuple[tuple[str, str], ...]  # (data type, shape) of the field rules matching the path
+    scans: tuple[tuple[re.Pattern[str], str], ...]  # (finder, data type) of the scans matching it
+    refuted: frozenset[str]  # data types the field is not, however it looks
+
+    def field_types(self, value: str) -> list[str]:
+        """Data types the schemas give the field with `value`."""
+        found: list[str] = []
+        for data_type, shape in self.rules:
+            if data_type not in found and SHAPES[shape](value):
+                found.append(data_type)
+        return found
+
+    def scanned(self, value: str) -> list[tuple[str, str]]:
+        """(data type, text) found by the scans inside the field's `value` (an undecoded blob)."""
+        out = []
+        for finder, data_type in self.scans:
+            match = finder.search(value)
+            if match:
+                out.append((data_type, match.group(0)))
+        return out
 
 
 @lru_cache(maxsize=16384)
-def _rules_at(schemas: tuple[Schema, ...], path: str) -> tuple[tuple[str, str], ...]:
-    """(data type, shape) of the rules matching `path`: paths repeat, so matched once each."""
-    return tuple(
+def rules_at(schemas: tuple[Schema, ...], path: str) -> PathRules | None:
+    """The rules of `schemas` for the field at `path`, None when no rule names it. Paths repeat
+    from request to request, so each is matched against the schemas' patterns once."""
+    rules = tuple(
         (rule.data_type, rule.shape)
         for schema in schemas
         for rule in schema.fields
         if rule.pattern.fullmatch(path)
     )
-
-
-def field_types(schemas: tuple[Schema, ...], path: str, value: str) -> list[str]:
-    """Data types the schemas give the field at `path` with `value`."""
-    found: list[str] = []
-    for data_type, shape in _rules_at(schemas, path):
-        if data_type not in found and SHAPES[shape](value):
-            found.append(data_type)
-    return found
-
-
-@lru_cache(maxsize=16384)
-def refuted_types(schemas: tuple[Schema, ...], path: str) -> frozenset[str]:
-    """Data types the schemas say the field at `path` is not (however it looks)."""
-    out: set[str] = set()
-    for schema in schemas:
-        for pattern, types in schema.not_fields:
-            if pattern.fullmatch(path):
-                out |= types
-    return frozenset(out)
-
-
-@lru_cache(maxsize=16384)
-def _scans_at(schemas: tuple[Schema, ...], path: str) -> tuple[tuple[re.Pattern[str], str], ...]:
-    """(finder, data type) of the scans whose field pattern matches `path`, matched once per path."""
-    return tuple(
+    scans = tuple(
         (finder, data_type)
         for schema in schemas
         for pattern, finder, data_type in schema.scans
         if pattern.fullmatch(path)
     )
-
-
-def scanned(schemas: tuple[Schema, ...], path: str, value: str) -> list[tuple[str, str]]:
-    """(data type, text) found by the schemas' scans inside the field at `path` (an undecoded blob)."""
-    if not any(schema.scans for schema in schemas):
-        return []
-    out = []
-    for finder, data_type in _scans_at(schemas, path):
-        match = finder.search(value)
-        if match:
-            out.append((data_type, match.group(0)))
-    return out
+    refuted: set[str] = set()
+    for schema in schemas:
+        for pattern, types in schema.not_fields:
+            if pattern.fullmatch(path):
+                refuted |= types
+    if not (rules or scans or refuted):
+        return None
+    return PathRules(rules, scans, frozenset(refuted))
