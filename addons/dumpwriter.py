@@ -19,6 +19,14 @@ Guarantees kept from writing in the proxy:
   not found there. (Not covered: the writer killed in the middle of a write while the proxy
   appends a large flow of its own right behind it; the cut then takes that flow too.)
 - Write errors (a full disk) come back to the proxy, which stops recording loudly, as before.
+
+The writer also runs the live inspector (addons/inspector.py) on the flows the proxy marks for it,
+after writing them: the flow is already unpickled there, so the proxy needs no second hand-off.
+Writing comes first: the socket is drained and every flow in it written before the next flow is
+inspected, and a writer too far behind hands flows back uninspected (the inspector then takes its
+own route). Summaries go back in batches, at most every RESULT_DELAY seconds, together with the
+confirmations; the proxy reads them with an event-loop reader, so it is woken per batch, not per
+flow.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import certs, io
 
@@ -51,7 +60,16 @@ MAX_MESSAGE = 64 * 1024  # larger pickled flows are written by the proxy itself
 SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
 CONFIRM_EVERY = 256  # flows; or when idle for CONFIRM_DELAY seconds
 CONFIRM_DELAY = 0.01
+RESULT_DELAY = 0.02  # seconds: inspection summaries are sent back at most this late, in one batch
+MAX_RESULTS = 64  # summaries per reply datagram (each text cut to MAX_TEXT characters)
+MAX_TEXT = 400
+MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed back uninspected
+MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
+WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
+
+# (flow id, summary, mark, error); summary None: not inspected here, inspect it elsewhere
+Result = tuple[str, str | None, bool, str]
 
 # Flows hold certificates (cryptography objects, not picklable) and, once intercepted, an
 # asyncio.Event; send the certificate as PEM and a fresh Event. A per-pickler table: no global
@@ -119,12 +137,24 @@ class DumpWriter:
     """The proxy's side: hands pickled flows to the writer process, falls back to writing itself.
 
     `submit` never blocks and returns False when the caller must write the flow itself. Messages
-    from the writer (confirmations, errors) are read when the next flow is submitted, not by an
-    event-loop reader: that would wake the proxy once per flow.
+    from the writer (confirmations, inspection results, errors) are read by an event-loop reader
+    when a loop is given (one wake-up per batch the writer sends), else when the next flow is
+    submitted. `on_inspected` receives the inspection results; `on_stopped` is called once the
+    writer is gone (died, or closed), when no more results will come.
     """
 
-    def __init__(self, path: Path, fd: int, on_error: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        on_error: Callable[[str], None],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_inspected: Callable[[list[Result]], None] | None = None,
+        on_stopped: Callable[[], None] | None = None,
+    ) -> None:
         self.path, self.fd, self.on_error = path, fd, on_error
+        self.on_inspected, self.on_stopped = on_inspected, on_stopped
         self.closing = False
         self.sock: socket.socket | None
         self.sock, self.proc = start_child(
@@ -138,18 +168,32 @@ class DumpWriter:
         self.confirmed_size = os.fstat(fd).st_size
         self.confirmed_count = 0
         self.failed = False  # the writer could not write: recording has stopped
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if loop is not None:
+            try:
+                loop.add_reader(self.sock, self.poll)
+                self.loop = loop
+            except Exception:  # e.g. a closed loop: read replies at each submit instead
+                pass
 
     @property
     def alive(self) -> bool:
         return self.sock is not None
 
-    def submit(self, flow_id: str, message: bytes) -> bool:
-        """Hand one pickled flow to the writer; False if the caller must write it itself."""
-        self.poll()
+    @property
+    def reading(self) -> bool:
+        """Whether replies are read as they come (so inspection results arrive without new flows)."""
+        return self.loop is not None and self.sock is not None
+
+    def submit(self, flow_id: str, message: bytes, inspect: bool = False) -> bool:
+        """Hand one pickled flow to the writer (to inspect too if `inspect`); False if the caller
+        must write it itself."""
+        if self.loop is None:
+            self.poll()
         if self.sock is None or self.failed or len(message) > MAX_MESSAGE:
             return False
         try:
-            self.sock.send(message)
+            self.sock.send((WRITE_AND_INSPECT if inspect else WRITE) + message)
         except (BlockingIOError, InterruptedError):
             return False  # the writer is behind; the socket holds plenty already
         except OSError:
@@ -179,16 +223,29 @@ class DumpWriter:
             for _ in range(count - self.confirmed_count):
                 self.unconfirmed.popleft()
             self.confirmed_count, self.confirmed_size = count, size
+        elif kind == b"R":
+            if self.on_inspected is not None:
+                try:
+                    self.on_inspected(pickle.loads(body))
+                except Exception as exc:  # annotating must never stop recording
+                    log.debug(f"phonehome: inspection results not applied: {type(exc).__name__}: {exc}")
         elif kind == b"S":  # one flow the writer could not serialise: skipped, as in the proxy
             log.error(f"phonehome: {body.decode(errors='replace')}")
         elif kind == b"E":
             self.failed = True
             self.on_error(body.decode(errors="replace"))
 
+    def _stop_reading(self) -> None:
+        if self.loop is not None and self.sock is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.sock)
+        self.loop = None
+
     def close(self, timeout: float = 30.0) -> None:
         """Let the writer finish what it holds and exit; whatever it did not write, write here."""
         if self.sock is None:
             return
+        self._stop_reading()
         self.closing = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)  # end of input: the writer drains, confirms, exits
@@ -204,11 +261,19 @@ class DumpWriter:
 
     def _died(self) -> None:
         """The writer is gone (or has finished): write here what it had not confirmed."""
+        self._stop_reading()
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        try:
+            self._write_unconfirmed()
+        finally:
+            if self.on_stopped is not None:
+                self.on_stopped()
+
+    def _write_unconfirmed(self) -> None:
         if self.closing and not self.unconfirmed:
             return  # finished normally
         pending, self.unconfirmed = list(self.unconfirmed), deque()
@@ -232,10 +297,70 @@ class DumpWriter:
                 log.error(f"phonehome: flow {flow_id} not recorded: {type(exc).__name__}: {exc}")
 
 
+class _Inspection:
+    """The writer's side of live inspection: flows waiting to be inspected, results to send back."""
+
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self.send = send
+        self.waiting: deque[tuple[Any, int]] = deque()  # (flow, message size)
+        self.waiting_bytes = 0
+        self.results: list[Result] = []
+        self.first_result = 0.0  # when the oldest unsent result was made
+        self.summarise: Callable[[Any], tuple[str, bool]] | None = None
+
+    def add(self, flow, size: int) -> None:
+        self.waiting.append((flow, size))
+        self.waiting_bytes += size
+        while len(self.waiting) > MAX_BEHIND or self.waiting_bytes > MAX_BEHIND_BYTES:
+            self._result(self._pop().id, None, False, "")  # too far behind: inspect it elsewhere
+
+    def _pop(self):
+        flow, size = self.waiting.popleft()
+        self.waiting_bytes -= size
+        return flow
+
+    def inspect_one(self) -> None:
+        flow = self._pop()
+        try:
+            if self.summarise is None:  # the analysis library, imported once it is needed
+                from phonehome.addons.inspector import summarise
+
+                self.summarise = summarise
+            summary, mark = self.summarise(flow)
+            self._result(flow.id, summary, mark, "")
+        except Exception as exc:  # reported back and logged there, as by the inspector's worker
+            self._result(flow.id, "", False, f"{type(exc).__name__}: {exc}")
+
+    def _result(self, flow_id: str, summary: str | None, mark: bool, error: str) -> None:
+        if not self.results:
+            self.first_result = time.monotonic()
+        cut = summary[:MAX_TEXT] if summary is not None else None
+        self.results.append((flow_id, cut, mark, error[:MAX_TEXT]))
+        if len(self.results) >= MAX_RESULTS:
+            self.flush()
+
+    def due(self) -> bool:
+        return bool(self.results) and time.monotonic() - self.first_result >= RESULT_DELAY
+
+    def flush(self) -> None:
+        results, self.results = self.results, []
+        if results:
+            with contextlib.suppress(OSError):
+                self.send(b"R" + pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def hand_back_all(self) -> None:
+        """At the end: what was not inspected yet goes back to the proxy's inspector."""
+        while self.waiting:
+            self._result(self._pop().id, None, False, "")
+        self.flush()
+
+
 def writer_main(sock_fd: int, fd: int) -> None:
-    """The writer process: append each flow it is sent, confirm, until the proxy's end closes."""
+    """The writer process: append each flow it is sent, confirm, inspect the flows marked for it,
+    until the proxy's end closes."""
     sock = socket.socket(fileno=sock_fd)
     count, since_confirmed, failed = 0, 0, False
+    inspection = _Inspection(sock.send)
 
     def confirm() -> None:
         nonlocal since_confirmed
@@ -244,14 +369,27 @@ def writer_main(sock_fd: int, fd: int) -> None:
         since_confirmed = 0
 
     while True:
-        if since_confirmed and not select.select([sock], [], [], CONFIRM_DELAY)[0]:
-            confirm()  # idle: tell the proxy what is on disk
+        if inspection.waiting:
+            timeout: float | None = 0.0  # only look whether more flows came, to write them first
+        elif since_confirmed or inspection.results:
+            timeout = CONFIRM_DELAY
+        else:
+            timeout = None
+        if timeout is not None and not select.select([sock], [], [], timeout)[0]:
+            if inspection.waiting:
+                inspection.inspect_one()
+                if inspection.due():
+                    inspection.flush()
+            else:  # idle: send what was inspected, tell the proxy what is on disk
+                inspection.flush()
+                confirm()
             continue
         try:
-            message = sock.recv(MAX_MESSAGE + 1)
+            message = sock.recv(MAX_MESSAGE + 2)
         except OSError:
             message = b""
         if not message:  # the proxy closed its end or died: everything it sent has been read
+            inspection.hand_back_all()
             confirm()
             return
         count += 1
@@ -259,7 +397,7 @@ def writer_main(sock_fd: int, fd: int) -> None:
         if not failed:
             flow_id = "?"
             try:
-                flow = pickle.loads(message)
+                flow = pickle.loads(memoryview(message)[1:])
                 flow_id = flow.id
                 data = flow_bytes(flow)
             except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
@@ -272,8 +410,13 @@ def writer_main(sock_fd: int, fd: int) -> None:
                     failed = True  # keep reading, so the proxy never waits on us; it stops sending
                     with contextlib.suppress(OSError):
                         sock.send(f"Ecannot write flows.mitm: {exc}".encode())
+                else:
+                    if message[:1] == WRITE_AND_INSPECT:
+                        inspection.add(flow, len(message))
         if since_confirmed >= CONFIRM_EVERY:
             confirm()
+        if inspection.due():
+            inspection.flush()
 
 
 if __name__ == "__main__":

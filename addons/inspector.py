@@ -4,16 +4,18 @@ Runs the same decoder and classifier as `phonehome analyze` on each finished req
 one-line summary into `flow.comment`; flows carrying identifiers or URLs are marked. Any failure is
 logged and swallowed: inspection must never break the phone's traffic.
 
-Off the proxy's event loop: the response hook only schedules, with `loop.call_soon`, the hand-off
-for after the response has gone back to the phone; the hand-off turns the flow into a small record
-and gives it to a worker process (`python inspector.py FD --worker`, started with the proxy). When the
-worker's verdict comes back the comment and mark are set and mitmweb is told (one update per 50 ms
-for all flows annotated in it). Where no worker can run (no event loop, a frozen mitmproxy build,
-Windows, option `phonehome_inspect_worker=false`), when the worker has died, or when it is more than
-MAX_PENDING flows behind, the flow is inspected in the proxy process instead, also after the
-response has been sent. Either way
-the comment is set after the recorder saved the flow, so it is not part of flows.mitm;
-`phonehome analyze` recomputes everything from the request anyway.
+Off the proxy's event loop. With the recorder (addons/recorder.py) the inspector has a feed: a flow
+the recorder hands to its writer process is inspected there, after being written, so the proxy
+hands each flow over once (addons/dumpwriter.py). Otherwise the response hook only schedules, with
+`loop.call_soon`, the hand-off for after the response has gone back to the phone; the hand-off turns
+the flow into a small record and gives it to a worker process (`python inspector.py FD --worker`,
+started with the proxy, or when first needed if there is a feed). When a summary comes back the
+comment and mark are set and mitmweb is told (one update per 50 ms for all flows annotated in it).
+Where no worker can run (no event loop, a frozen mitmproxy build, Windows, option
+`phonehome_inspect_worker=false`), when the worker has died, or when it is more than MAX_PENDING
+flows behind, the flow is inspected in the proxy process instead, also after the response has been
+sent. Either way the comment is set after the recorder saved the flow, so it is not part of
+flows.mitm; `phonehome analyze` recomputes everything from the request anyway.
 
 Work per flow is bounded: live decoding uses LIVE_LIMITS, tighter than the analyser's, and a request
 body over MAX_LIVE_BODY bytes is not decoded live at all (the summary says so; `phonehome analyze`
@@ -33,6 +35,7 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from mitmproxy import ctx, http
@@ -287,6 +290,10 @@ class Inspector:
         self.next_key = 0
         self.dirty: list[http.HTTPFlow] = []
         self.update_timer: asyncio.TimerHandle | None = None
+        # set by the recorder: True when it takes the flow, to have it inspected in its writer process
+        self.feed: Callable[[http.HTTPFlow], bool] | None = None
+        self.enabled = True  # option phonehome_inspect, kept here: read for every flow
+        self.stopped = False
 
     def load(self, loader) -> None:
         loader.add_option("phonehome_inspect", bool, True, "Annotate flows live with what they send.")
@@ -297,12 +304,19 @@ class Inspector:
             "Run live inspection in a separate process, off the proxy's event loop.",
         )
 
+    def configure(self, updated: set[str]) -> None:
+        if "phonehome_inspect" in updated:
+            self.enabled = ctx.options.phonehome_inspect
+
     def running(self) -> None:
+        if self.feed is not None:
+            return  # the feed inspects; a worker of our own starts if a flow ever needs one
         with contextlib.suppress(Exception):  # start the worker before the first flow needs it
             if ctx.options.phonehome_inspect:
                 self._worker(asyncio.get_running_loop())
 
     def done(self) -> None:
+        self.stopped = True
         if self.worker is not None:
             self.worker.close()
             self.worker = None
@@ -312,16 +326,40 @@ class Inspector:
         self.pending.clear()
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if flow.metadata.get("phonehome_marker"):
+        if flow.metadata.get("phonehome_marker") or not self.enabled:
             return
         try:
-            if not ctx.options.phonehome_inspect:
-                return
             loop = asyncio.get_running_loop()
-        except Exception:  # no running loop / no options (unit use): inspect inline
+        except Exception:  # no running loop (unit use): inspect inline
             self.inspect(flow, False)
             return
+        if self.feed is not None:
+            try:
+                if self.feed(flow):
+                    return  # inspected where the recorder writes it; deliver() brings the summary
+            except Exception as exc:
+                log.debug(f"phonehome inspector: feed failed: {type(exc).__name__}: {exc}")
         loop.call_soon(self._hand_off, flow, loop)  # after the response has gone back to the phone
+
+    def inspect_later(self, flow: http.HTTPFlow) -> None:
+        """For a flow the feed took but could not have inspected: our own route, after this turn."""
+        if self.stopped or not self.enabled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.inspect(flow, False)
+            return
+        loop.call_soon(self._hand_off, flow, loop)
+
+    def deliver(self, flow: http.HTTPFlow, summary: str, mark: bool, error: str) -> None:
+        """A summary made elsewhere (the worker, the feed's writer process): annotate the flow."""
+        if error:
+            log.debug(f"phonehome inspector: {error}")
+        try:
+            self.annotate(flow, summary, mark, not self.stopped)
+        except Exception as exc:
+            log.debug(f"phonehome inspector: {type(exc).__name__}: {exc}")
 
     def _hand_off(self, flow: http.HTTPFlow, loop: asyncio.AbstractEventLoop) -> None:
         """Give the flow to the worker process, or inspect it here when there is none."""
@@ -369,14 +407,8 @@ class Inspector:
 
     def _result(self, key: int, summary: str, mark: bool, error: str) -> None:
         flow = self.pending.pop(key, None)
-        if flow is None:
-            return
-        if error:
-            log.debug(f"phonehome inspector: {error}")
-        try:
-            self.annotate(flow, summary, mark, True)
-        except Exception as exc:
-            log.debug(f"phonehome inspector: {type(exc).__name__}: {exc}")
+        if flow is not None:
+            self.deliver(flow, summary, mark, error)
 
     def inspect(self, flow: http.HTTPFlow, notify: bool = False) -> None:
         """Classify one flow here and annotate it; exceptions are logged, never raised."""

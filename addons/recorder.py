@@ -18,7 +18,9 @@ while recording is noticed within CHECK_EVERY seconds, reported, recreated and r
 (addons/capturedir.py); a second proxy on the same session is refused. Registered here too: the
 guard (addons/guard.py: no proxied access to the laptop, clients limited to the phone), the live
 inspector (addons/inspector.py; its annotations arrive after the flow was written) and the
-WireGuard QR code (addons/wgqr.py).
+WireGuard QR code (addons/wgqr.py). The recorder is the inspector's feed: a flow handed to the
+writer process is inspected there too, so the proxy hands each flow over once; a flow the writer
+does not take is left to the inspector's own route.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 from mitmproxy import command, ctx, dns, exceptions, http, tcp, tls, udp, version
 
 from phonehome.addons import capturedir, markers
-from phonehome.addons.dumpwriter import DumpWriter, append_record, flow_bytes, pickle_flow
+from phonehome.addons.dumpwriter import DumpWriter, Result, append_record, flow_bytes, pickle_flow
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
 from phonehome.addons.sessionfile import SessionFile
@@ -111,7 +113,12 @@ def _tool_versions() -> dict[str, str]:
 class Recorder:
     """Writes labelled flows, marker phases, session.json and events.jsonl."""
 
-    def __init__(self) -> None:
+    def __init__(self, inspector: Inspector | None = None) -> None:
+        self.inspector = inspector
+        if inspector is not None:
+            inspector.feed = self.take_inspection
+        self.to_inspect: set[str] = set()  # ids of flows the inspector left to the writer process
+        self.inspecting: dict[str, http.HTTPFlow] = {}  # handed to the writer, no summary back yet
         self.labels: dict[str, Any] = {"session": "", "app": None, "mode": "normal", "phase": None}
         self.dir: Path | None = None
         self.fd: int | None = None  # flows.mitm, opened O_APPEND
@@ -322,7 +329,18 @@ class Recorder:
         if not ctx.options.phonehome_record_worker or os.name != "posix" or getattr(sys, "frozen", False):
             return
         try:
-            self.writer = DumpWriter(self.dir / "flows.mitm", self.fd, self._fail)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            self.writer = DumpWriter(
+                self.dir / "flows.mitm",
+                self.fd,
+                self._fail,
+                loop=loop,
+                on_inspected=self._inspected,
+                on_stopped=self._inspect_pending_elsewhere,
+            )
         except Exception as exc:
             log.warning(f"phonehome: no writer process ({exc}); writing flows in the proxy")
 
@@ -518,6 +536,48 @@ class Recorder:
     def dns_error(self, flow: dns.DNSFlow) -> None:
         self._save(flow)
 
+    # -- live inspection in the writer process ------------------------------------------------
+    def take_inspection(self, flow: http.HTTPFlow) -> bool:
+        """The inspector's feed: whether this finished flow will be inspected by the writer process
+        along with being written (then the inspector does nothing more for it)."""
+        writer = self.writer
+        if (
+            writer is None
+            or not writer.reading
+            or writer.failed
+            or self.fd is None
+            or self.failed
+            or self.lost
+            or flow.websocket is not None  # saved later, at its end; inspected now
+            or flow.metadata.get("phonehome_marker")
+        ):
+            return False
+        self.to_inspect.add(flow.id)
+        return True
+
+    def _inspect_elsewhere(self, flow) -> None:
+        """A flow taken for inspection that the writer process will not inspect after all."""
+        if self.inspector is not None:
+            self.inspector.inspect_later(flow)
+
+    def _inspected(self, results: list[Result]) -> None:
+        """Summaries from the writer process (None: not inspected there)."""
+        for flow_id, summary, mark, error in results:
+            flow = self.inspecting.pop(flow_id, None)
+            if flow is None or self.inspector is None:
+                continue
+            if summary is None:
+                self._inspect_elsewhere(flow)
+            else:
+                self.inspector.deliver(flow, summary, mark, error)
+
+    def _inspect_pending_elsewhere(self) -> None:
+        """No summaries will come (the writer stopped, or cannot write): the flows still waiting for
+        one take the inspector's own route."""
+        flows, self.inspecting = list(self.inspecting.values()), {}
+        for flow in flows:
+            self._inspect_elsewhere(flow)
+
     def _save(self, flow) -> None:
         """Queue a finished flow to be written right after the proxy has passed it on: serialising
         it then overlaps with the phone reading the response instead of delaying the response."""
@@ -525,6 +585,9 @@ class Recorder:
             return
         if self.fd is None or self.failed:
             self.dropped += 1  # counted, and said when recording resumes or ends
+            if flow.id in self.to_inspect:
+                self.to_inspect.discard(flow.id)
+                self._inspect_elsewhere(flow)
             return
         flow.metadata.setdefault(LABEL_KEY, dict(self.labels))
         self.queued.append(flow)
@@ -540,12 +603,23 @@ class Recorder:
             self._write(flow)
 
     def _write(self, flow) -> None:
+        inspect = False
+        if self.to_inspect:
+            inspect = flow.id in self.to_inspect
+            self.to_inspect.discard(flow.id)
+        self._write_flow(flow, inspect)
+        if inspect and flow.id not in self.inspecting:  # written here, or not at all: inspect elsewhere
+            self._inspect_elsewhere(flow)
+
+    def _write_flow(self, flow, inspect: bool) -> None:
         if self.fd is None or self.failed:
             return
         if self.writer is not None:
             try:
-                if self.writer.submit(flow.id, pickle_flow(flow)):
+                if self.writer.submit(flow.id, pickle_flow(flow), inspect):
                     self.written += 1
+                    if inspect:
+                        self.inspecting[flow.id] = flow
                     return
             except Exception:  # not picklable: FlowWriter below tells whether it can be recorded
                 pass
@@ -603,6 +677,9 @@ class Recorder:
         """Stop recording loudly (disk full, permissions) but keep proxying the phone's traffic."""
         self.failed = problem
         log.error(f"phonehome: RECORDING STOPPED: {problem}. Traffic is still proxied but not saved.")
+        self._inspect_pending_elsewhere()
 
 
-addons = [Guard(), Inspector(), Recorder(), WireGuardQR()]  # the guard first: refused flows go no further
+_inspector = Inspector()
+# the guard first: refused flows go no further; the recorder feeds the inspector (see above)
+addons = [Guard(), _inspector, Recorder(_inspector), WireGuardQR()]

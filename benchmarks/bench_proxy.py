@@ -13,9 +13,9 @@ byte-identical). Prints figures, asserts nothing.
     python benchmarks/bench_proxy.py -n 100 -r 41     # finer interleaving on a busy machine
     python benchmarks/bench_proxy.py -c 4 --compare-rev HEAD~1   # paired with an older tree's addons
 
-"CPU/flow" is the CPU time the proxy process used per request (Linux /proc), and with the live
-inspector's worker process added: a steadier measure of the addons' cost than req/s on a shared
-machine.
+"CPU/flow" is the CPU time the proxy process used per request (Linux /proc), and with its helper
+processes (the flow writer, the live inspector's worker) added, summed over all rounds: a steadier
+measure of the addons' cost than req/s on a shared machine.
 """
 
 from __future__ import annotations
@@ -210,9 +210,9 @@ def main() -> None:
                 p50[name].append(pct(lat, 50))
                 p99[name].append(pct(lat, 99))
                 if before is not None and after is not None:
-                    cpu[name].append((after - before) / len(lat) * 1000)
+                    cpu[name].append((after - before) * 1000)
                 if tree_before is not None and tree_after is not None:
-                    tree[name].append((tree_after - tree_before) / len(lat) * 1000)
+                    tree[name].append((tree_after - tree_before) * 1000)
             print(
                 f"round {i + 1}/{args.rounds}: "
                 + "  ".join(f"{c} {rps[c][-1]:.0f}/s" for c in configs)
@@ -221,6 +221,11 @@ def main() -> None:
             )
 
     med = statistics.median
+
+    def per_flow(ms: list[float]) -> float:
+        """CPU ms per request over all rounds (per round, /proc's 10 ms ticks are too coarse)."""
+        return sum(ms) / (len(ms) * args.requests)
+
     ratio = [a / b for a, b in zip(rps["addons"], rps["bare"], strict=True)]
     ratio_rec = [a / b for a, b in zip(rps["recorder"], rps["bare"], strict=True)]
     add50 = [a - b for a, b in zip(p50["addons"], p50["bare"], strict=True)]
@@ -234,9 +239,9 @@ def main() -> None:
         "compare": f"{args.compare_rev or '--compare'} addons"[:22],
     }
     for c in configs:
-        cpu_text = f"  CPU/flow: proxy {med(cpu[c]):.2f} ms" if cpu[c] else ""
+        cpu_text = f"  CPU/flow: proxy {per_flow(cpu[c]):.3f} ms" if cpu[c] else ""
         if tree[c] and has_worker[c]:
-            cpu_text += f", with worker {med(tree[c]):.2f} ms"
+            cpu_text += f", with children {per_flow(tree[c]):.3f} ms"
         print(
             f"{labels[c]:22s}{med(rps[c]):8.1f} req/s"
             f"  p50 {med(p50[c]):.2f} ms  p99 {med(p99[c]):.2f} ms{cpu_text}"
@@ -252,12 +257,9 @@ def main() -> None:
         vs = [a / b for a, b in zip(rps["addons"], rps["compare"], strict=True)]
         print(f"ratio, addons/compare: {med(vs):.1%}  (same rounds)")
         if cpu["addons"] and cpu["compare"]:
-            dcpu = [a - b for a, b in zip(cpu["addons"], cpu["compare"], strict=True)]
-            dtree = [a - b for a, b in zip(tree["addons"], tree["compare"], strict=True)]
-            print(
-                f"CPU/flow, addons - compare (same rounds): proxy {med(dcpu):+.3f} ms,"
-                f" with children {med(dtree):+.3f} ms"
-            )
+            dcpu = per_flow(cpu["addons"]) - per_flow(cpu["compare"])
+            dtree = per_flow(tree["addons"]) - per_flow(tree["compare"])
+            print(f"CPU/flow, addons - compare: proxy {dcpu:+.3f} ms, with children {dtree:+.3f} ms")
     print(
         "added latency per flow (addons - bare, same round):"
         f" p50 {med(add50):.2f} ms  p99 {med(add99):.2f} ms"

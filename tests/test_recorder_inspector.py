@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import pickle
 import signal
 import time
 
@@ -191,3 +192,112 @@ def test_a_worker_that_cannot_start_leaves_no_socket_or_process(monkeypatch) -> 
     ((sock, proc),) = started
     assert sock.fileno() == -1  # closed
     assert proc.poll() is not None
+
+
+def read_back(path) -> list:
+    from mitmproxy import io
+
+    with open(path, "rb") as fo:
+        return list(io.FlowReader(fo).stream())
+
+
+def fed_pair(tmp_path, tctx, session: str):
+    """An inspector fed by a recorder whose writer process inspects, as recorder.py wires them."""
+    insp = tctx.master.addons.get("inspector")
+    rec = tctx.master.addons.get("recorder")
+    tctx.configure(rec, phonehome_dir=str(tmp_path), phonehome_session=session)
+    insp.running()
+    rec.running()
+    assert rec.writer is not None and rec.writer.reading
+    return insp, rec
+
+
+def finish(insp, rec, flow) -> None:
+    """The hooks in the order of recorder.py's addon list: inspector, then recorder."""
+    rec.request(flow)
+    insp.response(flow)
+    rec.response(flow)
+
+
+def test_the_writer_process_inspects_what_it_writes(tmp_path) -> None:
+    """With the recorder, each flow is handed over once: written, then inspected, by the writer
+    process; no inspector worker is started, the summaries come back as annotations (after the
+    flow was written: flows.mitm holds no comment)."""
+    from phonehome.addons import recorder
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        rec, updates = recorder.Recorder(insp), Updates()
+        with taddons.context(insp, rec, updates) as tctx:
+            insp, rec = fed_pair(tmp_path, tctx, "fed")
+            flows = [leak_flow() for _ in range(5)] + [tflow.tflow(resp=True)]
+            for f in flows:
+                finish(insp, rec, f)
+            assert not insp.pending and len(rec.to_inspect) == len(flows)  # taken by the feed
+            await asyncio.sleep(0)
+            assert len(rec.inspecting) == len(flows) and not rec.to_inspect  # handed over once
+            await until(lambda: not rec.inspecting)
+            for f in flows[:5]:
+                assert f.comment.startswith("phonehome: ") and "android_id" in f.comment
+                assert f.marked == inspector.LEAK_TYPES_MARK
+            assert not flows[5].comment and not flows[5].marked
+            await until(lambda: len(updates.flows) == 5)
+            assert insp.worker is None  # no second process, no second hand-off
+            rec.done()
+            insp.done()
+        written = read_back(tmp_path / "fed" / "flows.mitm")
+        assert [f.id for f in written] == [f.id for f in flows]
+        assert not any(f.comment or f.marked for f in written)
+
+    asyncio.run(go())
+
+
+def test_flows_the_writer_does_not_inspect_take_the_inspectors_own_route(tmp_path) -> None:
+    """A flow too large to hand over is written by the proxy and inspected by the inspector's own
+    worker; flows waiting in a writer that dies are inspected there too."""
+    from phonehome.addons import dumpwriter, recorder
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        rec = recorder.Recorder(insp)
+        with taddons.context(insp, rec) as tctx:
+            insp, rec = fed_pair(tmp_path, tctx, "route")
+            big = leak_flow(b"a=" + b"x" * (2 * dumpwriter.MAX_MESSAGE))
+            finish(insp, rec, big)
+            await until(lambda: bool(big.comment))
+            assert "android_id" in big.comment and insp.worker is not None  # started when needed
+            writer = rec.writer
+            writer.proc.send_signal(signal.SIGSTOP)  # the writer takes flows but never answers ...
+            waiting = [leak_flow() for _ in range(3)]
+            for f in waiting:
+                finish(insp, rec, f)
+            await asyncio.sleep(0)
+            assert len(rec.inspecting) == 3
+            writer.proc.send_signal(signal.SIGKILL)  # ... and dies
+            await until(lambda: not rec.inspecting and all(f.comment for f in waiting))
+            assert all("android_id" in f.comment for f in waiting)
+            rec.done()
+            insp.done()
+        assert {f.id for f in read_back(tmp_path / "route" / "flows.mitm")} == {f.id for f in [big, *waiting]}
+
+    asyncio.run(go())
+
+
+def test_a_writer_too_far_behind_hands_flows_back_uninspected(monkeypatch) -> None:
+    from phonehome.addons import dumpwriter
+
+    sent: list[bytes] = []
+    monkeypatch.setattr(dumpwriter, "MAX_BEHIND", 3)
+    inspection = dumpwriter._Inspection(sent.append)
+    flows = [leak_flow() for _ in range(5)]
+    for f in flows:
+        inspection.add(f, 100)
+    assert [f.id for f, _ in inspection.waiting] == [f.id for f in flows[2:]]
+    inspection.inspect_one()
+    inspection.hand_back_all()
+    (reply,) = sent
+    results = pickle.loads(reply[1:])
+    assert reply[:1] == b"R"
+    assert [(r[0], r[1]) for r in results[:2]] == [(flows[0].id, None), (flows[1].id, None)]
+    assert results[2][0] == flows[2].id and "android_id" in results[2][1] and results[2][2]
+    assert [(r[0], r[1]) for r in results[3:]] == [(flows[3].id, None), (flows[4].id, None)]
