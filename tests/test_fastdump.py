@@ -203,3 +203,93 @@ def test_empty_dump_is_the_same_error_or_warning(tmp_path: Path):
     assert slow == fast and fast[3] is not None
     slow, fast = both(path, allow_empty=True)
     assert slow == fast and fast[1]
+
+
+def _reordered(buf: bytes, rng) -> bytes:
+    """The record with the keys of its flow, request and connection dicts in another order
+    (mitmproxy reads a dict's keys in any order; the fast reader's layouts must not care)."""
+    from mitmproxy.io import tnetstring
+
+    state = tnetstring.loads(buf)
+
+    def shuffle(d: dict) -> dict:
+        items = list(d.items())
+        rng.shuffle(items)
+        return dict(items)
+
+    for key in ("request", "client_conn", "server_conn"):
+        state[key] = shuffle(state[key])
+    return tnetstring.dumps(shuffle(state))
+
+
+def test_layouts_change_nothing_when_records_differ_in_layout(tmp_path: Path, sample_capture: Path):
+    """Records whose dicts list their keys in another order, with a key more (`backup`) or less
+    (no `sni`), between records laid out alike: the same records, warnings and errors as
+    mitmproxy's path, and the same answer, record by record, as reading without layouts."""
+    import random
+
+    from phonehome.analysis.sources.fastdump import Layouts
+
+    rng = random.Random(20)
+    nosni = tflow.tflow(resp=True)
+    nosni.client_conn = connection.Client(peername=("10.0.0.2", 5000), sockname=("10.0.0.1", 8080))
+    backup = tflow.tflow(resp=True)
+    backup.backup()
+    extra = write(tmp_path / "extra.mitm", [nosni, backup, *_flows()])
+    records = record_bytes(sample_capture / "flows.mitm") + record_bytes(extra)
+    mixed = []
+    for buf in records:
+        mixed += [buf, _reordered(buf, rng), buf] if rng.random() < 0.4 else [buf]
+    path = tmp_path / "mixed.mitm"
+    path.write_bytes(b"".join(mixed))
+    slow, fast = both(path)
+    assert slow == fast
+    assert sum(isinstance(r, HttpRecord) for r in fast[0]) > len(records)
+
+    layouts = Layouts()
+    for buf in mixed:
+        answers = []
+        for shared in (layouts, None):
+            try:
+                answers.append(http_record_from_record(buf, "x", DEFAULTS, None, shared))
+            except Exception as exc:  # the same kind of refusal either way
+                answers.append(type(exc))
+        assert answers[0] == answers[1]
+    assert {"flow", "request", "client", "server", "response"} <= layouts.known.keys()
+
+
+def test_layouts_refuse_damage_as_the_full_parse_does():
+    """A value running past its dict, a negative length, a key written another way: with a
+    learned layout the record is refused with the same exception type as without one."""
+    from phonehome.analysis.sources.fastdump import Layouts
+
+    f = tflow.tflow(resp=True)
+    good = write_bytes([f])
+    damaged = [  # each the same length as the original, so the record's own frame still holds
+        good.replace(b"8:HTTP/1.1,}7:request;", b"9:HTTP/1.1,}7:request;", 1),  # past the request
+        good.replace(b"6:method;3:GET,", b"6:method;-3:GE,", 1),  # a negative length
+        good.replace(b"4:port;2:22#", b"4:port;02:2#", 1),  # a length with a leading zero
+        good.replace(b"4:path;5:/path", b"4:path,5:/path", 1),  # a bytes key
+        good.replace(b"4:host;7:address", b"04:host7:address", 1),  # a key written another way
+    ]
+    for buf in damaged:
+        assert buf != good and len(buf) == len(good)
+        layouts = Layouts()
+        http_record_from_record(good, "x", DEFAULTS, None, layouts)
+        answers = []
+        for shared in (layouts, None):
+            try:
+                answers.append(http_record_from_record(buf, "x", DEFAULTS, None, shared))
+            except Exception as exc:
+                answers.append(type(exc))
+        assert answers[0] == answers[1], buf
+
+
+def write_bytes(flows: list) -> bytes:
+    import io
+
+    fo = io.BytesIO()
+    writer = FlowWriter(fo)
+    for f in flows:
+        writer.add(f)
+    return fo.getvalue()
