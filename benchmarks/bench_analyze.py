@@ -21,9 +21,17 @@ of the N side-by-side runs, all of them listed: on a shared machine one run vari
 `--stages N` also times each stage of the sequential path on the first N flows, to show which one
 dominates.
 
+`--worker-startup N` measures instead what a worker process pays before its first range is done:
+N fresh processes per side, alternating, each forks one pool worker that runs the same first
+range of a dump (default: the varied 5,000-request session of bench_peer.py, with its known
+values) and reports its CPU; "cold" is a worker that builds its own collector (known-value
+matcher, endpoint tables, public-suffix list, schemas), "prepared" one forked after
+analysis.parallel built them in the parent, as `phonehome analyze` does.
+
     python benchmarks/bench_analyze.py                       # 5k, 20k, 100k
     python benchmarks/bench_analyze.py 5000 20000 100000 --repeat 3
     python benchmarks/bench_analyze.py 5000 --stages 2000 --cprofile
+    python benchmarks/bench_analyze.py --worker-startup 7
 """
 
 from __future__ import annotations
@@ -121,6 +129,63 @@ def fast_analysis(path: Path, workers: int | None):
     return build_analysis(collector.take(), [report], profile), ranges, start_method
 
 
+VARIED = Path.home() / ".cache" / "phonehome-bench" / "varied-v1-5000"
+
+
+def _first_range_cpu(task: tuple) -> dict:
+    """In a pool worker: CPU it used before its first task, and CPU of that task and of the next."""
+    from phonehome.analysis import parallel
+
+    before = time.process_time()
+    parallel._analyse_task(task)
+    first = time.process_time() - before
+    again = time.process_time()
+    parallel._analyse_task(task)
+    return {"bootstrap": before, "first": first, "again": time.process_time() - again}
+
+
+def startup_child(mode: str, path: Path) -> dict:
+    """One side of --worker-startup: fork one worker, run the dump's first range in it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from phonehome.analysis import parallel
+    from phonehome.analysis.pipeline import default_labels, load_profiles
+    from phonehome.analysis.profile import Profile
+    from phonehome.analysis.rows import RowSettings
+
+    known = path.parent / "known-values.json"
+    settings = RowSettings(load_profiles([path], Profile.load(known) if known.exists() else None))
+    ranges = parallel.plan_ranges(path, path.stat().st_size, 2)
+    if not ranges:
+        raise SystemExit(f"{path}: too few records for ranges")
+    task = (path, *ranges[0], default_labels(path, None, None), settings, ())
+    if mode == "prepared":
+        parallel._prepare_collector(settings)
+    context = parallel._context()
+    if context.get_start_method() != "fork":
+        raise SystemExit("workers would not be forked: nothing to inherit")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_first_range_cpu, task).result()
+
+
+def worker_startup(path: Path, repeat: int) -> None:
+    """--worker-startup: medians of `repeat` alternating fresh processes per side."""
+    runs: dict[str, list[dict]] = {"cold": [], "prepared": []}
+    for _ in range(repeat):
+        for mode in runs:
+            runs[mode].append(run_child(f"startup-{mode}", path, None))
+    print(f"worker start-up on {path} (first of 16 ranges), CPU ms in the worker, medians of {repeat}")
+    for mode, rs in runs.items():
+        figures = {
+            key: statistics.median(r[key] for r in rs) * 1e3 for key in ("bootstrap", "first", "again")
+        }
+        each = ", ".join(f"{r['first'] * 1e3:.0f}" for r in rs)
+        print(
+            f"  {mode:9s} bootstrap {figures['bootstrap']:6.1f}  first range {figures['first']:7.1f}"
+            f"  same range again {figures['again']:7.1f}   first range, every run: {each}"
+        )
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run with the median time (the upper one of an even count)."""
     return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
@@ -204,10 +269,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs per side; medians")
     parser.add_argument("--stages", type=int, default=0, metavar="N", help="per-stage timing on N flows")
     parser.add_argument("--cprofile", action="store_true", help="with --stages: a cProfile too")
+    parser.add_argument(
+        "--worker-startup", type=int, default=0, metavar="N", help="a worker's start-up cost, N runs per side"
+    )
+    parser.add_argument("--dump", type=Path, default=VARIED / "flows.mitm", help="dump for --worker-startup")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), args.workers)))
+        mode, path = args.child[0], Path(args.child[1])
+        if mode.startswith("startup-"):
+            print(json.dumps(startup_child(mode.removeprefix("startup-"), path)))
+        else:
+            print(json.dumps(child(mode, path, args.workers)))
+        return 0
+    if args.worker_startup:
+        if not args.dump.exists():
+            raise SystemExit(f"{args.dump} missing: run benchmarks/varied_session.py 5000, or pass --dump")
+        worker_startup(args.dump, args.worker_startup)
         return 0
 
     from phonehome.analysis.parallel import available_cores

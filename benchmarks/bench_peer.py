@@ -25,9 +25,15 @@ TrackHAR is installed with npm into --cache/trackhar (default ~/.cache/phonehome
 or $PHONEHOME_TRACKHAR_DIR, shared with bench_real.py) on first use; the sessions are generated
 in --cache too. Needs only Python (this venv), node and npm.
 
+`--baseline REV` adds the same phonehome sides run from git revision REV ("... @REV") to the same
+rounds, so a change is measured paired with what it changes (same minutes, same load), and prints
+the ratios working-tree (or --rev/--pyroot) / REV; `--sides WORD,...` runs only the sides whose
+name contains one of the words (e.g. `--sides HAR` for the HAR sides alone).
+
     python benchmarks/bench_peer.py                         # 5k, 20k, 50k; 3 alternating rounds
     python benchmarks/bench_peer.py 5000 50000 100000 --repeat 5
     python benchmarks/bench_peer.py --small-only --repeat 11
+    python benchmarks/bench_peer.py 5000 --rev HEAD --baseline HEAD~3 --sides phonehome --repeat 5 --no-small
 """
 
 from __future__ import annotations
@@ -101,8 +107,9 @@ def checkout(rev: str, cache: Path) -> Path:
 PYROOT: Path | None = None  # set by --rev: run phonehome from this tree instead of the installed one
 
 
-def phonehome_command() -> list[str]:
-    if PYROOT is not None:
+def phonehome_command(pyroot: Path | None = None) -> list[str]:
+    """argv that runs `phonehome` from `pyroot` (see checkout), PYROOT, or the installed command."""
+    if (pyroot or PYROOT) is not None:
         return [
             sys.executable,
             "-c",
@@ -120,8 +127,9 @@ def phonehome_command() -> list[str]:
 GNU_TIME = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
 
 
-def timed(argv: list[str]) -> dict:
-    """Run argv as a child process; wall and CPU seconds, peak RSS (MB) and its stdout.
+def timed(argv: list[str], pyroot: Path | None = None) -> dict:
+    """Run argv as a child process (phonehome from `pyroot` or PYROOT if set); wall and CPU
+    seconds, peak RSS (MB) and its stdout.
 
     Peak RSS comes from GNU time's %M when /usr/bin/time exists: a child's ru_maxrss also counts
     the image it was forked from before exec (this benchmark, 40-70 MB), which GNU time, a small
@@ -133,8 +141,9 @@ def timed(argv: list[str]) -> dict:
         tempfile.NamedTemporaryFile() as rss,
     ):
         env = None
-        if PYROOT is not None:
-            path = os.pathsep.join(filter(None, [str(PYROOT), os.environ.get("PYTHONPATH")]))
+        root = pyroot or PYROOT
+        if root is not None:
+            path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
             env = dict(os.environ, PYTHONPATH=path)
         wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else argv
         start = time.perf_counter()
@@ -159,21 +168,43 @@ def timed(argv: list[str]) -> dict:
     }
 
 
+BASELINE: tuple[str, Path] | None = None  # set by --baseline: (revision, its tree's pyroot)
+SIDES: tuple[str, ...] = ()  # set by --sides: only sides whose name contains one of these
+
+
 def sides_for(dump: Path, har: Path, profile: Path | None, driver: Path, jobs: int | None) -> dict:
-    """name -> a function returning the argv for one run (fresh output dir each time)."""
-    ph = phonehome_command()
+    """name -> (a function returning the argv for one run (fresh output dir each time), pyroot)."""
     prof = ["--profile", str(profile)] if profile else []
     extra = ["-j", str(jobs)] if jobs else []
 
-    def analyze(path: Path):
+    def analyze(path: Path, pyroot: Path | None = None):
+        ph = phonehome_command(pyroot)
         return lambda out: [*ph, "analyze", str(path), *prof, *extra, "-o", out, "-q"]
 
-    return {
-        "phonehome HAR": analyze(har),
-        "phonehome dump": analyze(dump),
-        "TrackHAR HAR": lambda out: ["node", str(driver), str(har), *([str(profile)] if profile else [])],
-        "FlowReader dump": lambda out: [sys.executable, "-c", FLOWREADER, str(dump)],
+    sides = {
+        "phonehome HAR": (analyze(har), None),
+        "phonehome dump": (analyze(dump), None),
+        "TrackHAR HAR": (
+            lambda out: ["node", str(driver), str(har), *([str(profile)] if profile else [])],
+            None,
+        ),
+        "FlowReader dump": (lambda out: [sys.executable, "-c", FLOWREADER, str(dump)], None),
     }
+    if BASELINE is not None:
+        rev, root = BASELINE
+        sides[f"phonehome HAR @{rev}"] = (analyze(har, root), root)
+        sides[f"phonehome dump @{rev}"] = (analyze(dump, root), root)
+    return chosen(sides)
+
+
+def chosen(sides: dict) -> dict:
+    """The sides --sides asks for (all without it)."""
+    if not SIDES:
+        return sides
+    kept = {name: side for name, side in sides.items() if any(word in name for word in SIDES)}
+    if not kept:
+        raise SystemExit(f"bench_peer: --sides {','.join(SIDES)} matches none of {', '.join(sides)}")
+    return kept
 
 
 def run_rounds(sides: dict, repeat: int) -> dict[str, list[dict]]:
@@ -183,8 +214,9 @@ def run_rounds(sides: dict, repeat: int) -> dict[str, list[dict]]:
     for r in range(repeat):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            argv, pyroot = sides[name]
             with tempfile.TemporaryDirectory(prefix="phonehome-peer-") as out:
-                runs[name].append(timed(sides[name](out)))
+                runs[name].append(timed(argv(out), pyroot))
     return runs
 
 
@@ -211,15 +243,25 @@ def print_size(requests: int, runs: dict, har: Path, dump: Path) -> None:
             f"  {name:16s} {med(walls):8.2f} {med(walls) * 1e3 / requests:7.3f} {cpu:7.2f}"
             f" {rss:6.0f} MB   {', '.join(f'{w:.2f}' for w in walls)}"
         )
-    for top, bottom in [
+    pairs = [
         ("phonehome HAR", "TrackHAR HAR"),
         ("phonehome dump", "TrackHAR HAR"),
         ("phonehome dump", "FlowReader dump"),
         ("phonehome HAR", "FlowReader dump"),
-    ]:
+    ]
+    if BASELINE is not None:
+        pairs += [(f"phonehome {kind}", f"phonehome {kind} @{BASELINE[0]}") for kind in ("HAR", "dump")]
+    for top, bottom in pairs:
+        if top not in runs or bottom not in runs:
+            continue
         m, each = ratio(runs, top, bottom)
-        c, _ = ratio(runs, top, bottom, "cpu")
-        print(f"  {top} / {bottom}: {m:.2f}x wall ({', '.join(f'{x:.2f}' for x in each)}); {c:.2f}x CPU")
+        c, each_cpu = ratio(runs, top, bottom, "cpu")
+        print(
+            f"  {top} / {bottom}: {m:.2f}x wall ({', '.join(f'{x:.2f}' for x in each)});"
+            f" {c:.2f}x CPU ({', '.join(f'{x:.2f}' for x in each_cpu)})"
+        )
+    if "TrackHAR HAR" not in runs:
+        return
     tr = json.loads(runs["TrackHAR HAR"][0]["stdout"].strip().splitlines()[-1])
     print(
         f"  TrackHAR: {tr['handled']} of {tr['requests']} requests handled,"
@@ -247,10 +289,10 @@ def small(cache: Path, driver: Path, repeat: int) -> dict:
     har = sample_har(cache)
     ph = phonehome_command()
     sides = {
-        "phonehome sample": lambda out: [*ph, "analyze", str(SAMPLE), "-o", out, "-q"],
-        "TrackHAR sample": lambda out: ["node", str(driver), str(har), str(SAMPLE / "profile.json")],
-        "python -c pass": lambda out: [sys.executable, "-c", "pass"],
-        'node -e ""': lambda out: ["node", "-e", ""],
+        "phonehome sample": (lambda out: [*ph, "analyze", str(SAMPLE), "-o", out, "-q"], None),
+        "TrackHAR sample": (lambda out: ["node", str(driver), str(har), str(SAMPLE / "profile.json")], None),
+        "python -c pass": (lambda out: [sys.executable, "-c", "pass"], None),
+        'node -e ""': (lambda out: ["node", "-e", ""], None),
     }
     runs = run_rounds(sides, repeat)
     print(
@@ -287,13 +329,25 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="time phonehome from DIR/phonehome/{analysis,...} (e.g. a patched --rev tree)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run phonehome as of git revision REV in the same rounds, and print the paired ratios",
+    )
+    parser.add_argument(
+        "--sides", help="comma-separated words: run only the sides whose name contains one (e.g. HAR)"
+    )
     args = parser.parse_args(argv)
 
-    global PYROOT
+    global PYROOT, BASELINE, SIDES
     if args.rev:
         PYROOT = checkout(args.rev, args.cache)
     if args.pyroot:
         PYROOT = args.pyroot.resolve()
+    if args.baseline:
+        BASELINE = (args.baseline, checkout(args.baseline, args.cache))
+    if args.sides:
+        SIDES = tuple(word.strip() for word in args.sides.split(",") if word.strip())
 
     driver = ensure_trackhar(Path(os.environ.get("PHONEHOME_TRACKHAR_DIR", args.cache / "trackhar")))
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
@@ -303,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         f" trackhar {TRACKHAR_VERSION}; whole processes, wall-time medians of alternating rounds"
     )
     print(f"phonehome: {'from ' + str(PYROOT) if PYROOT else 'the installed working tree'}")
+    if BASELINE is not None:
+        print(f"baseline: phonehome as of {BASELINE[0]}, from {BASELINE[1]}")
     record: dict = {}
     if not args.small_only:
         for requests in args.sizes:
