@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from phonehome.analysis.classify import shapes
 from phonehome.analysis.decode import Field
@@ -197,18 +198,51 @@ def effective_key(field: Field) -> str:
     return key
 
 
+# The key-gated rules of classify_field come in two runs; a key in none of a run's sets skips it.
+_EARLY_KEYS = (
+    IMEI_KEYS | ANDROID_ID_KEYS | AD_ID_KEYS | OAID_KEYS | MAC_KEYS | WIFI_KEYS | IMSI_KEYS | ICCID_KEYS
+    | SERIAL_KEYS | PHONE_KEYS
+)  # fmt: skip
+_LATE_KEYS = (
+    TOKEN_KEYS | URL_KEYS | SEARCH_KEYS | MODEL_KEYS | OS_VERSION_KEYS | APP_ID_KEYS | USER_KEYS
+    | DEVICE_ID_KEYS | AD_ID_KEYS
+)  # fmt: skip
+
+
+class KeyView(NamedTuple):
+    """What a field's key name (and, for a generic name, its parent's) tells the rules."""
+
+    key: str  # the key the rules read: effective_key, or the known key it ends with
+    suffixed: bool  # `key` is a known suffix of the name (x-crashlytics-installation-id)
+    noise: bool  # a per-request noise key (nonce, crc, ts): never an identifier
+    imei_context: bool  # an id key or device words (imei, dev, hwid...): 15 Luhn digits are an IMEI
+    early: bool  # `key` is in one of the sets the first run of key-gated rules reads
+    late: bool  # ... of the second run
+
+
+@lru_cache(maxsize=16384)
+def key_view(name: str, path: str) -> KeyView:
+    """The KeyView of a field named `name` at `path`. Keys and paths repeat from request to
+    request (values do not), so this is decided once per distinct pair, not per field."""
+    key = effective_key(Field("", path, name, (), ""))
+    noise = key in NOISE_KEYS
+    suffixed = False
+    if not noise and key not in ALL_KEYS and name:
+        suffixed = bool(suffix_key(name))
+        key = suffix_key(name) or key
+    imei_context = key in DEVICE_ID_KEYS or _DEVICE_WORDS.search(name) is not None
+    return KeyView(key, suffixed, noise, imei_context, key in _EARLY_KEYS, key in _LATE_KEYS)
+
+
 def classify_field(field: Field) -> Verdict | None:
     """The data type of one field from its key and value, or None when it is nothing of note."""
     value = field.value.strip()
     if not value or len(value) > 4096:
         return None
-    key = effective_key(field)
-    if key in NOISE_KEYS:
+    view = key_view(field.key, field.path)
+    if view.noise:
         return None
-    suffixed = False
-    if key not in ALL_KEYS and field.key:
-        suffixed = bool(suffix_key(field.key))
-        key = suffix_key(field.key) or key
+    key = view.key
 
     # the URL shape is asked up to four times below: once
     url_shaped = shapes.is_url(value)
@@ -225,6 +259,35 @@ def classify_field(field: Field) -> Verdict | None:
     if shapes.is_email(value):
         return Verdict("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
 
+    if view.early:
+        verdict = _early_keyed(key, value)
+        if verdict is not None:
+            return verdict
+    if shapes.is_mac(value):
+        return Verdict("device_id.mac", "medium", "value-shape")
+    if view.imei_context and shapes.is_plausible_imei(value):
+        # context before shape: 15 Luhn-valid digits alone are as often a pixel or order id
+        return Verdict("device_id.imei", "medium", "key-name+value-shape")
+    if (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
+        return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
+    if shapes.local_ip(value):
+        return Verdict("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
+    if view.late:
+        verdict = _late_keyed(key, view.suffixed, field, value, url_shaped)
+        if verdict is not None:
+            return verdict
+    # an identifier cookie: a random-looking id (or one holding a UUID or a 32-hex id) under any
+    # cookie name that is not a login, the "ID cookie" of web measurement studies (Englehardt et al.,
+    # "Cookies that give you away", WWW 2015: long-lived, >= 8 characters, random, set per browser)
+    if field.location == "cookie" and key not in TOKEN_KEYS and not url_shaped and shapes.is_cookie_id(value):
+        return Verdict("device_id.other", "low", "value-shape")
+    if url_shaped and field.location in ("query", "body", "cookie"):
+        return Verdict("url", "low", "value-shape")
+    return None
+
+
+def _early_keyed(key: str, value: str) -> Verdict | None:
+    """The rules of a key naming a device or SIM identifier, an address or a phone number."""
     if key in IMEI_KEYS:
         if shapes.is_imei(value):
             return Verdict("device_id.imei", "high", "key-name+value-shape")
@@ -253,15 +316,11 @@ def classify_field(field: Field) -> Verdict | None:
         return Verdict("device_id.serial", "medium", "key-name+value-shape")
     if key in PHONE_KEYS and shapes.is_phone(value):
         return Verdict("contact.phone", "high", "key-name+value-shape")
-    if shapes.is_mac(value):
-        return Verdict("device_id.mac", "medium", "value-shape")
-    if shapes.is_plausible_imei(value) and (key in DEVICE_ID_KEYS or _DEVICE_WORDS.search(field.key)):
-        # context before shape: 15 Luhn-valid digits alone are as often a pixel or order id
-        return Verdict("device_id.imei", "medium", "key-name+value-shape")
-    if (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
-        return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
-    if shapes.local_ip(value):
-        return Verdict("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
+    return None
+
+
+def _late_keyed(key: str, suffixed: bool, field: Field, value: str, url_shaped: bool) -> Verdict | None:
+    """The rules of a key naming a token, URL, search, device model, OS, app or user/device id."""
     # an analytics "session id" in a body or query is per-session noise; in a cookie it is a login
     in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
     if key in TOKEN_KEYS and in_auth_place and len(value) >= 12 and shapes.is_identifier_like(value):
@@ -298,13 +357,6 @@ def classify_field(field: Field) -> Verdict | None:
     # an advertising id without its UUID shape only under the key itself (`_kua_aa_id` is no AAID)
     if key in AD_ID_KEYS and not suffixed and shapes.is_identifier_like(value):
         return Verdict("device_id.advertising_id", "low", "key-name+value-shape")
-    # an identifier cookie: a random-looking id (or one holding a UUID or a 32-hex id) under any
-    # cookie name that is not a login, the "ID cookie" of web measurement studies (Englehardt et al.,
-    # "Cookies that give you away", WWW 2015: long-lived, >= 8 characters, random, set per browser)
-    if field.location == "cookie" and key not in TOKEN_KEYS and not url_shaped and shapes.is_cookie_id(value):
-        return Verdict("device_id.other", "low", "value-shape")
-    if url_shaped and field.location in ("query", "body", "cookie"):
-        return Verdict("url", "low", "value-shape")
     return None
 
 
