@@ -2,8 +2,9 @@
 
 sources -> decode -> classify -> findings. This module only wires the stages together: each
 input's kind is sniffed once here, read through the one reader seam (analysis.reader) into
-rows (analysis.rows), and the rows become DataFrames (build_analysis). Each stage lives in its
-own package and knows nothing of the others' I/O. docs/architecture.md draws the whole flow.
+rows (analysis.rows), and the rows become tables (build_analysis: Arrow tables, DataFrames on
+demand). Each stage lives in its own package and knows nothing of the others' I/O.
+docs/architecture.md draws the whole flow.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from phonehome.analysis.classify import mark_persistence
-from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, findings_from_rows
+from phonehome.analysis.classify.persistence import mark_persistence_rows
 from phonehome.analysis.modes import normalize_mode
 from phonehome.analysis.plan import merge_plan_canaries
 from phonehome.analysis.profile import Profile
@@ -28,6 +28,7 @@ from phonehome.analysis.sources.dedup import drop_duplicates
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "Analysis",
@@ -40,15 +41,72 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+TABLES = ("flows", "findings", "contacts")
+
+
+@dataclass(eq=False)
 class Analysis:
-    """Everything one run of `phonehome analyze` found."""
+    """Everything one run of `phonehome analyze` found: three tables, the inputs' reports, the profile.
+
+    The tables are built as Arrow tables (analysis.arrow_tables), which is all `phonehome
+    analyze` needs to write them, so that command never imports pandas. `flows`, `findings` and
+    `contacts` give them as DataFrames, built on first access; from then on the DataFrame is the
+    table (a caller may change or replace it, and write_tables writes what it holds).
+    """
 
     flows: pd.DataFrame
     findings: pd.DataFrame
     contacts: pd.DataFrame
     sources: list[SourceReport] = field(default_factory=list)
     profile: Profile | None = None
+
+    @classmethod
+    def from_tables(
+        cls, tables: dict[str, pa.Table], sources: list[SourceReport], profile: Profile | None
+    ) -> Analysis:
+        """An Analysis of Arrow tables (arrow_tables.arrow_table), one per name in TABLES."""
+        analysis = cls.__new__(cls)
+        analysis._arrow = {name: tables[name] for name in TABLES}
+        analysis._frames = {}
+        analysis.sources, analysis.profile = sources, profile
+        return analysis
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        found = self._frames.get(name)
+        if found is None:
+            from phonehome.analysis.arrow_tables import frame
+
+            found = self._frames[name] = frame(self._arrow.pop(name), name)
+        return found
+
+    def _set(self, name: str, value: pd.DataFrame) -> None:
+        if "_frames" not in self.__dict__:  # the dataclass __init__ sets the tables first
+            self._arrow, self._frames = {}, {}
+        self._arrow.pop(name, None)
+        self._frames[name] = value
+
+    def table(self, name: str) -> pa.Table:
+        """Table `name` as Arrow, without building a DataFrame when none was asked for."""
+        found = self._arrow.get(name)
+        if found is not None:
+            return found
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self._frames[name], preserve_index=False)
+
+    def size(self, name: str) -> int:
+        """Rows in table `name`."""
+        found = self._arrow.get(name)
+        return found.num_rows if found is not None else len(self._frames[name])
+
+    def distinct(self, name: str, column: str) -> int:
+        """Distinct non-missing values in one column of table `name` (DataFrame.nunique)."""
+        found = self._arrow.get(name)
+        if found is None:
+            return int(self._frames[name][column].nunique())
+        import pyarrow.compute as pc
+
+        return pc.count_distinct(found.column(column)).as_py()
 
     @property
     def warnings(self) -> list[str]:
@@ -63,6 +121,19 @@ class Analysis:
     @property
     def notes(self) -> list[str]:
         return [n for report in self.sources for n in report.notes]
+
+
+def _table_property(name: str) -> property:
+    return property(
+        lambda self: self._frame(name),
+        lambda self, value: self._set(name, value),
+        doc=f"The {name} table as a DataFrame (built from the Arrow table on first access).",
+    )
+
+
+for _name in TABLES:  # after @dataclass, which made them fields: __init__ and replace() go through these
+    setattr(Analysis, _name, _table_property(_name))
+del _name
 
 
 def _named(path: str, message: str) -> str:
@@ -188,19 +259,19 @@ def _collect_deduplicated(
 
 
 def build_analysis(rows: Rows, reports: list[SourceReport], profile: Profile | None) -> Analysis:
-    """The three DataFrames from collected rows; persistence needs the whole findings table."""
-    import pandas as pd  # not at module level: see analysis.parallel.import_table_libraries
+    """The three tables from collected rows; persistence needs all the findings first.
 
-    findings = mark_persistence(findings_from_rows(rows.findings))
-    flows = pd.DataFrame.from_records(rows.flows, columns=list(FLOWS_COLUMNS))
-    flows = flows.astype(
-        {"status": "Int64", "request_size": "int64", "response_size": "Int64", "fields": "int64"}
-    )
-    flows["decode_truncated"] = flows["decode_truncated"].astype(bool)
-    flows["timestamp"] = flows["timestamp"].astype("float64")
-    contacts = pd.DataFrame.from_records(rows.contacts, columns=list(CONTACTS_COLUMNS))
-    contacts["timestamp"] = contacts["timestamp"].astype("float64")
-    return Analysis(flows, findings, contacts, reports, profile)
+    Arrow tables, no pandas (analysis.arrow_tables): the rows are consumed, each list released
+    once its table is built.
+    """
+    from phonehome.analysis.arrow_tables import arrow_table
+
+    mark_persistence_rows(rows.findings)
+    tables = {}
+    for name in TABLES:
+        tables[name] = arrow_table(getattr(rows, name), name)
+        setattr(rows, name, [])
+    return Analysis.from_tables(tables, reports, profile)
 
 
 def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -213,17 +284,16 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
         out / "flows.parquet",
         out / "contacts.parquet",
     ]
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from phonehome.analysis import sharing
 
-    findings = pa.Table.from_pandas(analysis.findings, preserve_index=False)
+    findings = analysis.table("findings")
     # Arrow's CSV writer: 7x faster than DataFrame.to_csv; quotes every string value
     sharing.write_csv(findings, written[0])  # formula-leading cells neutralised, CR/LF quoted (issue 15)
     pq.write_table(findings, written[1])
-    analysis.flows.to_parquet(written[2], index=False)
-    analysis.contacts.to_parquet(written[3], index=False)
+    pq.write_table(analysis.table("flows"), written[2])  # what DataFrame.to_parquet(index=False) does
+    pq.write_table(analysis.table("contacts"), written[3])
     for path in written:
         os.chmod(path, 0o600)
     return written

@@ -43,9 +43,10 @@ def neutralise_table(table: pa.Table) -> pa.Table:
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             risky = pc.match_substring_regex(column, _FORMULA_RE)
-            quote = pa.scalar("'", type=column.type)
-            empty = pa.scalar("", type=column.type)
-            column = pc.if_else(risky, pc.binary_join_element_wise(quote, column, empty), column)
+            # "'" inserted at position 0; no pa.scalar, which imports pandas (analysis.arrow_tables)
+            column = pc.if_else(
+                risky, pc.utf8_replace_slice(column, start=0, stop=0, replacement="'"), column
+            )
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=table.schema)
 

@@ -3,10 +3,15 @@
 An incognito session that sends the same distinct_id as the normal one is linkable to it, however
 "anonymous" each request looks. Only identifier-shaped values count; constants such as version
 strings, app ids and model names recur everywhere and link nothing.
+
+The rule is written once (`recurring_values`, `marked`) and applied two ways: to the findings
+rows before any table exists (`mark_persistence_rows`, what `phonehome analyze` uses: no pandas)
+and to a findings DataFrame (`mark_persistence`, for library callers holding a frame).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +25,13 @@ from phonehome.analysis.classify.shapes import (
     is_user_id_like,
     is_uuid,
 )
+from phonehome.analysis.findings import FINDINGS_COLUMNS
 
 LINKING_PREFIXES = ("device_id.", "user_id", "token", "contact.")
+
+_SESSION, _MODE, _DATA_TYPE, _VALUE, _CONFIDENCE, _EVIDENCE = (
+    FINDINGS_COLUMNS.index(c) for c in ("session", "mode", "data_type", "value", "confidence", "evidence")
+)
 
 
 def _linking_value(value: str) -> bool:
@@ -36,28 +46,76 @@ def _linking_value(value: str) -> bool:
     )
 
 
+def recurring_values(findings: Iterable[tuple[str, str, str, str]]) -> set[str]:
+    """The values of identifier findings seen in at least two (session, mode) pairs.
+
+    `findings`: (data_type, value, session, mode) of every finding. A finding counts when its
+    data type is a linking one and its value is identifier-shaped; each distinct data type and
+    value is tested once (findings tables repeat a few values a lot).
+    """
+    typed: dict[str, bool] = {}
+    linking: dict[str, bool] = {}
+    scopes: dict[str, set[str]] = {}
+    for data_type, value, session, mode in findings:
+        is_typed = typed.get(data_type)
+        if is_typed is None:
+            is_typed = typed[data_type] = data_type.startswith(LINKING_PREFIXES)
+        if not is_typed:
+            continue
+        links = linking.get(value)
+        if links is None:
+            links = linking[value] = _linking_value(value)
+        if links:
+            scopes.setdefault(value, set()).add(session + "\x00" + mode)
+    return {value for value, seen in scopes.items() if len(seen) >= 2}
+
+
+def marked(evidence: str, confidence: str) -> tuple[str, str]:
+    """(evidence, confidence) of a finding whose value recurs: `persistence` added to the
+    evidence once, and a low confidence raised to medium, since recurrence is itself evidence
+    that the value identifies the device or user."""
+    if "persistence" not in evidence.split("+"):
+        evidence = f"{evidence}+persistence"
+    return evidence, "medium" if confidence == "low" else confidence
+
+
+def mark_persistence_rows(rows: list[tuple]) -> None:
+    """mark_persistence on findings rows (tuples in FINDINGS_COLUMNS order), in place."""
+    recurring = recurring_values((row[_DATA_TYPE], row[_VALUE], row[_SESSION], row[_MODE]) for row in rows)
+    if not recurring:
+        return
+    typed = {t for t in {row[_DATA_TYPE] for row in rows} if t.startswith(LINKING_PREFIXES)}
+    for index, row in enumerate(rows):
+        if row[_VALUE] in recurring and row[_DATA_TYPE] in typed:
+            new = list(row)
+            new[_EVIDENCE], new[_CONFIDENCE] = marked(row[_EVIDENCE], row[_CONFIDENCE])
+            rows[index] = tuple(new)
+
+
 def mark_persistence(findings: pd.DataFrame) -> pd.DataFrame:
     """Add `persistence` to the evidence of identifier findings whose value recurs across
-    (session, mode) pairs; a low-confidence one becomes medium, since recurrence is itself
-    evidence that the value identifies the device or user."""
+    (session, mode) pairs; a low-confidence one becomes medium (see `marked`)."""
     if findings.empty:
         return findings
     findings = findings.copy()
-    # tests per distinct value, then vectorised lookups: findings tables repeat a few values a lot
-    data_types = findings["data_type"]
+    data_types, values = findings["data_type"], findings["value"]
+    recurring = recurring_values(
+        zip(
+            data_types.tolist(),
+            values.tolist(),
+            findings["session"].tolist(),
+            findings["mode"].tolist(),
+            strict=True,
+        )
+    )
+    if not recurring:
+        return findings
     typed = data_types.isin([t for t in data_types.unique() if t.startswith(LINKING_PREFIXES)])
-    values = findings["value"]
-    candidate = typed & values.isin([v for v in values[typed].unique() if _linking_value(v)])
-    if not candidate.any():
-        return findings
-    scope = findings.loc[candidate, "session"] + "\x00" + findings.loc[candidate, "mode"]
-    spread = scope.groupby(values[candidate]).nunique()
-    recurring = set(spread[spread >= 2].index)
-    hit = candidate & values.isin(recurring)
-    if not hit.any():
-        return findings
-    evidence = findings.loc[hit, "evidence"]
-    marked = {e: e if "persistence" in e.split("+") else f"{e}+persistence" for e in evidence.unique()}
-    findings.loc[hit, "evidence"] = evidence.map(marked)
-    findings.loc[hit & (findings["confidence"] == "low"), "confidence"] = "medium"
+    hit = typed & values.isin(recurring)
+    updated = [
+        marked(*pair)
+        for pair in zip(findings.loc[hit, "evidence"], findings.loc[hit, "confidence"], strict=True)
+    ]
+    findings.loc[hit, "evidence"] = [evidence for evidence, _ in updated]
+    findings.loc[hit, "confidence"] = [confidence for _, confidence in updated]
     return findings

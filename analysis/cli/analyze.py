@@ -51,11 +51,10 @@ def run(args: argparse.Namespace) -> int:
         )
     written = write_tables(result, args.output)
     if not options.quiet:
-        findings = result.findings
         print(
-            f"{len(result.flows)} requests, {len(result.contacts)} other contacts, "
-            f"{len(findings)} findings ({findings['data_type'].nunique()} data types, "
-            f"{findings['host'].nunique()} hosts) -> {Path(args.output)}",
+            f"{result.size('flows')} requests, {result.size('contacts')} other contacts, "
+            f"{result.size('findings')} findings ({result.distinct('findings', 'data_type')} data types, "
+            f"{result.distinct('findings', 'host')} hosts) -> {Path(args.output)}",
             file=sys.stderr,
         )
     for path in written:

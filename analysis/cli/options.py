@@ -126,7 +126,6 @@ def run_analysis(
     """
     from phonehome.analysis.pipeline import analyze
     from phonehome.analysis.profile import Profile
-    from phonehome.analysis.verdicts.inputs import input_warnings
 
     if options.mode is not None:
         warning = read_mode(options.mode, where="--mode").warning
@@ -146,12 +145,47 @@ def run_analysis(
     )
     if progress is not None and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
-    for warning in [*result.warnings, *input_warnings(result)]:
+    about_inputs = []
+    if may_warn_about_inputs(result):
+        from phonehome.analysis.verdicts.inputs import input_warnings  # imports pandas
+
+        about_inputs = input_warnings(result)
+    for warning in [*result.warnings, *about_inputs]:
         print(f"phonehome: warning: {warning}", file=sys.stderr)
     if not options.quiet:
         for note in result.notes:
             print(f"phonehome: {note}", file=sys.stderr)
     return result
+
+
+def may_warn_about_inputs(result: Analysis) -> bool:
+    """Whether verdicts.inputs.input_warnings could have anything to say, decided on the Arrow
+    tables without building DataFrames (that module needs pandas, which `analyze` otherwise never
+    imports): True if some input gave no HTTP request, or some capture (session and folder) holds
+    more than one app label. When False, input_warnings returns nothing (tests/test_arrow_tables.py
+    checks both on real captures)."""
+    import os
+
+    import pyarrow.compute as pc
+
+    flows = result.table("flows")
+    sources = [str(s) for s in pc.unique(flows.column("source")).to_pylist()] if flows.num_rows else []
+    for report in result.sources:
+        path = str(report.path)
+        prefix = path.rstrip(os.sep) + os.sep
+        if not any(source == path or source.startswith(prefix) for source in sources):
+            return True
+    tables = [result.table(name) for name in ("flows", "contacts")]
+    tables = [table for table in tables if table.num_rows]
+    if len({app for table in tables for app in pc.unique(table.column("app")).to_pylist()}) < 2:
+        return False  # a single app label (or none) throughout
+    apps: dict[tuple[str, str], set[str]] = {}
+    for table in tables:
+        columns = [table.column(c).to_pylist() for c in ("session", "app", "source")]
+        for session, app, source in set(zip(*columns, strict=True)):
+            key = (session, os.path.dirname(str(source)))
+            apps.setdefault(key, set()).add("" if app is None else str(app))
+    return any(len(found) > 1 for found in apps.values())
 
 
 def damage_exit(result: Analysis) -> int:

@@ -1,0 +1,240 @@
+"""Rows to Arrow tables, and Arrow tables to the DataFrames library callers know.
+
+`phonehome analyze` only writes its tables (findings.csv and Parquet), so it builds them as Arrow
+tables straight from the rows: importing pandas (0.4 s) was most of a small capture's run.
+The tables are the very ones `pa.Table.from_pandas` made of the DataFrames the pipeline built
+before: same Arrow types, same values, and the same `pandas` schema metadata, so the Parquet
+files are byte for byte the same and `pd.read_parquet` gives back the same frames
+(tests/test_arrow_tables.py compares both paths on the sample and on real captures).
+
+That means repeating here what pandas decided about each column (its dtype) and what pyarrow
+then wrote, column kind by column kind (COLUMN_KINDS):
+
+- `text`: object-dtype strings, "" for missing (the findings table: findings.normalise_findings).
+- `inferred`: strings (None allowed) whose dtype pandas infers: with pandas' `future.infer_string`
+  (default from pandas 3) its `str` dtype, written as `large_string`; before that, object,
+  written as `string`; a column of nothing but None (or no rows) is object, written as `null`.
+- `inferred_int`: integers whose dtype pandas infers (int64; object when there are no rows).
+- `float64`, `int64`, `Int64` (nullable), `bool`: a dtype the pipeline set with astype.
+
+`frame(table, name)` is the way back: the DataFrame the pipeline used to return.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from phonehome.analysis.findings import CONTACTS_COLUMNS, FINDINGS_COLUMNS, FLOWS_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "findings": FINDINGS_COLUMNS,
+    "flows": FLOWS_COLUMNS,
+    "contacts": CONTACTS_COLUMNS,
+}
+
+#: Each table's column kinds (see the module docstring); a column not named is `inferred`
+#: (or, in the findings table, `text`).
+COLUMN_KINDS: dict[str, dict[str, str]] = {
+    "findings": {"timestamp": "float64"},
+    "flows": {
+        "timestamp": "float64",
+        "status": "Int64",
+        "request_size": "int64",
+        "response_size": "Int64",
+        "fields": "int64",
+        "decode_truncated": "bool",
+        "opaque_bytes": "inferred_int",
+    },
+    "contacts": {"timestamp": "float64"},
+}
+
+
+def kinds(name: str) -> list[str]:
+    """The kind of each column of table `name`, in column order."""
+    default = "text" if name == "findings" else "inferred"
+    return [COLUMN_KINDS[name].get(column, default) for column in TABLE_COLUMNS[name]]
+
+
+def infer_string() -> bool:
+    """Whether pandas gives strings its `str` dtype: always from pandas 3; before that only with
+    `future.infer_string` set (read only when pandas is imported: it is off by default)."""
+    try:
+        if int(_pandas_version().split(".")[0]) >= 3:
+            return True
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    pandas = sys.modules.get("pandas")
+    try:
+        return pandas is not None and bool(pandas.get_option("future.infer_string"))
+    except (KeyError, AttributeError):  # a pandas without the option
+        return False
+
+
+def _pandas_version() -> str:
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        return pandas.__version__
+    return importlib.metadata.version("pandas")
+
+
+def _strings(values: Sequence, pa) -> pa.Array:
+    """A string array of str or None values (None: null), or ValueError for anything else.
+
+    Built with pyarrow's StringBuilder: `pa.array` (and `pa.scalar`) import pandas to check
+    whether their argument is a pandas object, which is the import this module avoids."""
+    builder = pa.lib.StringBuilder()
+    try:
+        builder.append_values(values)
+    except TypeError as exc:
+        raise ValueError("not strings") from exc
+    return builder.finish()
+
+
+def _text_array(values: Sequence, pa) -> pa.Array:
+    """Strings, "" for None and str() of anything else (findings.normalise_findings' rule)."""
+    try:
+        array = _strings(values, pa)
+    except ValueError:
+        array = None
+    if array is None or array.null_count:
+        array = _strings(["" if v is None else v if isinstance(v, str) else str(v) for v in values], pa)
+    return array
+
+
+def _validity(missing, np, pa):
+    """The validity bitmap of a numpy bool mask of missing values (None when none is missing)."""
+    if not missing.any():
+        return None
+    return pa.py_buffer(np.packbits(~missing, bitorder="little"))
+
+
+def _float_array(values: Sequence, np, pa) -> pa.Array:
+    """float64, as pd.to_numeric(errors="coerce") then Arrow: what is no number is missing."""
+    try:
+        numbers = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        numbers = np.array([_number(v) for v in values], dtype=np.float64)
+    validity = _validity(np.isnan(numbers), np, pa)
+    return pa.Array.from_buffers(pa.float64(), len(numbers), [validity, pa.py_buffer(numbers)])
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _int_array(values: Sequence, np, pa) -> pa.Array:
+    """int64, None missing (pandas' nullable Int64)."""
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    numbers = np.array([0 if v is None else v for v in values] if missing.any() else values, dtype=np.int64)
+    validity = _validity(missing, np, pa)
+    return pa.Array.from_buffers(pa.int64(), len(numbers), [validity, pa.py_buffer(numbers)])
+
+
+def _bool_array(values: Sequence, np, pa) -> pa.Array:
+    bits = np.packbits(np.array([bool(v) for v in values], dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def column_array(values: Sequence, kind: str) -> tuple[pa.Array, str, str]:
+    """(Arrow array, pandas_type, numpy_type) of one column's values of `kind`, as
+    pa.Table.from_pandas records them for the column the pipeline's DataFrame had."""
+    import numpy as np  # pyarrow imports it anyway
+    import pyarrow as pa
+
+    if kind == "float64":
+        return _float_array(values, np, pa), "float64", "float64"
+    if kind in ("int64", "Int64"):
+        return _int_array(values, np, pa), "int64", kind
+    if kind == "bool":
+        return _bool_array(values, np, pa), "bool", "bool"
+    if not values:  # an object column without rows
+        return pa.nulls(0), "empty", "object"
+    if kind == "text":
+        return _text_array(values, pa), "unicode", "object"
+    if kind == "inferred_int":
+        return _int_array(values, np, pa), "int64", "int64"
+    if kind == "inferred":
+        array = _strings(values, pa)
+        if array.null_count == len(array):  # None throughout: an object column
+            return pa.nulls(len(array)), "empty", "object"
+        if infer_string():
+            return array.cast(pa.large_string()), "object", "str"
+        return array, "unicode", "object"
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def arrow_table(rows: Sequence[tuple], name: str) -> pa.Table:
+    """Table `name` ("findings", "flows" or "contacts") of row tuples in its column order:
+    equal, schema metadata included, to pa.Table.from_pandas of the pipeline's DataFrame."""
+    import pyarrow as pa
+
+    columns = TABLE_COLUMNS[name]
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    arrays, described = [], []
+    for column, column_values, kind in zip(columns, values, kinds(name), strict=True):
+        array, pandas_type, numpy_type = column_array(column_values, kind)
+        arrays.append(array)
+        described.append(
+            {
+                "name": column,
+                "field_name": column,
+                "pandas_type": pandas_type,
+                "numpy_type": numpy_type,
+                "metadata": None,
+            }
+        )
+    del values
+    metadata = {
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": described,
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": _pandas_version(),
+    }
+    return pa.Table.from_arrays(
+        arrays, names=list(columns), metadata={b"pandas": json.dumps(metadata).encode()}
+    )
+
+
+def frame(table: pa.Table, name: str) -> pd.DataFrame:
+    """The DataFrame of an arrow_table (what the pipeline's tables always were): the findings
+    as object columns of str (findings.normalise_findings), the other tables with the dtypes
+    their metadata records."""
+    import pandas as pd
+
+    if name != "findings":
+        return table.to_pandas()
+    columns = {}
+    for column in table.column_names:
+        values = table.column(column)
+        if column == "timestamp":
+            columns[column] = pd.Series(values.to_numpy(), dtype="float64", copy=False)
+        else:
+            columns[column] = pd.Series(_shared_objects(values), dtype=object, copy=False)
+    return pd.DataFrame(columns, columns=list(FINDINGS_COLUMNS))
+
+
+def _shared_objects(values: pa.ChunkedArray):
+    """A numpy object array of the column's strings, one Python str per distinct value (as
+    to_pandas' deduplicate_objects would give, which pandas 3 only offers for its str dtype)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if len(values) == 0:
+        return np.empty(0, dtype=object)
+    if pa.types.is_null(values.type):  # None throughout (an object column of None)
+        return np.full(len(values), None, dtype=object)
+    encoded = values.combine_chunks().dictionary_encode()
+    return encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]

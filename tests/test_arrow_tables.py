@@ -1,0 +1,243 @@
+"""The tables `phonehome analyze` builds without pandas equal the ones pandas built before.
+
+build_analysis turns rows into Arrow tables (analysis.arrow_tables) and writes them; the
+reference here is the code it replaced, kept verbatim: row tuples into DataFrames, persistence
+marked on the DataFrame, `pa.Table.from_pandas` / `DataFrame.to_parquet` to write. On the sample
+capture, every real capture in tests/data/real, all of them in one run (persistence across
+sessions), inputs with empty tables and contacts with and without a server IP, the written
+files must be the same bytes and the DataFrames `Analysis` gives must equal the reference frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from phonehome.analysis import pipeline, sharing
+from phonehome.analysis.classify.persistence import LINKING_PREFIXES, _linking_value
+from phonehome.analysis.cli.options import may_warn_about_inputs
+from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, findings_from_rows
+from phonehome.analysis.profile import Profile
+from phonehome.analysis.rows import Rows
+from phonehome.analysis.verdicts.inputs import input_warnings
+
+DATA = Path(__file__).resolve().parent / "data"
+REAL = sorted(p for p in (DATA / "real").iterdir() if p.suffix in (".har", ".mitm"))
+FILES = ("findings.csv", "findings.parquet", "flows.parquet", "contacts.parquet")
+
+
+# --- the reference: the pandas path as it was (pipeline.build_analysis / write_tables at 7ba390a) ---
+
+
+def reference_mark_persistence(findings: pd.DataFrame) -> pd.DataFrame:
+    if findings.empty:
+        return findings
+    findings = findings.copy()
+    data_types = findings["data_type"]
+    typed = data_types.isin([t for t in data_types.unique() if t.startswith(LINKING_PREFIXES)])
+    values = findings["value"]
+    candidate = typed & values.isin([v for v in values[typed].unique() if _linking_value(v)])
+    if not candidate.any():
+        return findings
+    scope = findings.loc[candidate, "session"] + "\x00" + findings.loc[candidate, "mode"]
+    spread = scope.groupby(values[candidate]).nunique()
+    recurring = set(spread[spread >= 2].index)
+    hit = candidate & values.isin(recurring)
+    if not hit.any():
+        return findings
+    evidence = findings.loc[hit, "evidence"]
+    marked = {e: e if "persistence" in e.split("+") else f"{e}+persistence" for e in evidence.unique()}
+    findings.loc[hit, "evidence"] = evidence.map(marked)
+    findings.loc[hit & (findings["confidence"] == "low"), "confidence"] = "medium"
+    return findings
+
+
+def reference_frames(rows: Rows) -> dict[str, pd.DataFrame]:
+    findings = reference_mark_persistence(findings_from_rows(rows.findings))
+    flows = pd.DataFrame.from_records(rows.flows, columns=list(FLOWS_COLUMNS))
+    flows = flows.astype(
+        {"status": "Int64", "request_size": "int64", "response_size": "Int64", "fields": "int64"}
+    )
+    flows["decode_truncated"] = flows["decode_truncated"].astype(bool)
+    flows["timestamp"] = flows["timestamp"].astype("float64")
+    contacts = pd.DataFrame.from_records(rows.contacts, columns=list(CONTACTS_COLUMNS))
+    contacts["timestamp"] = contacts["timestamp"].astype("float64")
+    return {"findings": findings, "flows": flows, "contacts": contacts}
+
+
+def reference_write(frames: dict[str, pd.DataFrame], out: Path) -> None:
+    out.mkdir()
+    findings = pa.Table.from_pandas(frames["findings"], preserve_index=False)
+    sharing.write_csv(findings, out / "findings.csv")
+    pq.write_table(findings, out / "findings.parquet")
+    frames["flows"].to_parquet(out / "flows.parquet", index=False)
+    frames["contacts"].to_parquet(out / "contacts.parquet", index=False)
+
+
+# --- the inputs ---
+
+
+def _empty_har(tmp: Path) -> list[Path]:
+    har = tmp / "empty.har"
+    har.write_text(
+        json.dumps({"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}})
+    )
+    return [har]
+
+
+def _dns_pcap(tmp: Path) -> list[Path]:
+    """Contacts only (no flows, no findings), one with a server IP."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.utils import wrpcap
+
+    query = (
+        IP(src="10.0.0.2", dst="10.0.0.1")
+        / UDP(sport=5353, dport=53)
+        / DNS(rd=1, qd=DNSQR(qname="a.example"))
+    )
+    answer = (
+        IP(src="10.0.0.1", dst="10.0.0.2")
+        / UDP(sport=53, dport=5353)
+        / DNS(qr=1, qd=DNSQR(qname="b.example"), an=DNSRR(rrname="b.example", rdata="93.184.216.34"))
+    )
+    query.time, answer.time = 1_700_000_000.0, 1_700_000_001.0
+    pcap = tmp / "dns.pcap"
+    wrpcap(str(pcap), [query, answer])
+    return [pcap]
+
+
+def _sample(tmp: Path, sample: Path) -> list[Path]:
+    return [sample]
+
+
+CASES = {
+    "sample": lambda tmp, sample: [sample],
+    **{f"real-{p.stem}": (lambda p: lambda tmp, sample: [p])(p) for p in REAL},
+    "all-together": lambda tmp, sample: [sample, *REAL],
+    "empty-har": lambda tmp, sample: _empty_har(tmp),
+    "dns-pcap": lambda tmp, sample: _dns_pcap(tmp),
+    "empty-har-and-sample": lambda tmp, sample: [*_empty_har(tmp), sample],
+}
+
+
+def analysed(
+    paths: list[Path], monkeypatch, profile: Profile | None = None
+) -> tuple[pipeline.Analysis, Rows]:
+    """analyze() as `phonehome analyze` calls it, and a copy of the rows its tables were built from."""
+    seen: list[Rows] = []
+    build = pipeline.build_analysis
+
+    def spy(rows, reports, profile):
+        seen.append(Rows(list(rows.flows), list(rows.findings), list(rows.contacts)))
+        return build(rows, reports, profile)
+
+    monkeypatch.setattr(pipeline, "build_analysis", spy)
+    result = pipeline.analyze(paths, profile=profile)
+    monkeypatch.undo()
+    assert len(seen) == 1
+    return result, seen[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_written_tables_and_frames_equal_the_pandas_path(case, tmp_path, monkeypatch, sample_capture):
+    paths = CASES[case](tmp_path, sample_capture)
+    result, rows = analysed(paths, monkeypatch)
+    expected = reference_frames(rows)
+    reference_write(expected, tmp_path / "reference")
+    written = pipeline.write_tables(result, tmp_path / "arrow")  # from the Arrow tables: no frame built yet
+    assert [p.name for p in written] == list(FILES)
+    for name in FILES:
+        assert (tmp_path / "arrow" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(getattr(result, name), frame, check_exact=True)
+    # and written again from the frames (what --redact does): the same files
+    pipeline.write_tables(result, tmp_path / "frames")
+    for name in FILES:
+        assert (tmp_path / "frames" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+def test_the_sample_with_its_profile_marks_persistence_like_the_pandas_path(
+    tmp_path, monkeypatch, sample_capture
+):
+    """Known values and three modes: identifier findings recur, so persistence marks are made."""
+    result, rows = analysed([sample_capture], monkeypatch, Profile.load(sample_capture / "profile.json"))
+    expected = reference_frames(rows)
+    assert expected["findings"]["evidence"].str.contains("persistence").sum() >= 5
+    pd.testing.assert_frame_equal(result.findings, expected["findings"], check_exact=True)
+
+
+def test_a_frame_once_built_is_what_gets_written(tmp_path, sample_capture):
+    result = pipeline.analyze([sample_capture])
+    result.findings.loc[0, "value"] = "changed by the caller"
+    pipeline.write_tables(result, tmp_path / "out")
+    assert (
+        pq.read_table(tmp_path / "out" / "findings.parquet").column("value")[0].as_py()
+        == "changed by the caller"
+    )
+    assert result.size("findings") == len(result.findings)
+
+
+def test_summary_counts_without_frames_equal_the_frames(sample_capture):
+    tables = pipeline.analyze([sample_capture])
+    counts = [tables.size(n) for n in pipeline.TABLES] + [
+        tables.distinct("findings", "data_type"),
+        tables.distinct("findings", "host"),
+    ]
+    frames = pipeline.analyze([sample_capture])
+    assert counts == [len(getattr(frames, n)) for n in pipeline.TABLES] + [
+        frames.findings["data_type"].nunique(),
+        frames.findings["host"].nunique(),
+    ]
+    assert counts[2] > 0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_input_warning_is_missed_by_the_pandas_free_check(case, tmp_path, sample_capture):
+    """run_analysis only asks input_warnings (pandas) when may_warn_about_inputs says it could warn."""
+    result = pipeline.analyze(CASES[case](tmp_path, sample_capture))
+    may_warn = may_warn_about_inputs(result)
+    warnings = input_warnings(result)
+    if warnings:
+        assert may_warn
+    assert may_warn == case.startswith("empty-har") or case == "dns-pcap" or bool(warnings)
+
+
+def test_mixed_apps_in_one_capture_are_seen_by_the_check(tmp_path):
+    from tests.support_report import browsing_flows, write_capture
+
+    flows = browsing_flows("com.a", "normal", 1_700_000_000.0) + browsing_flows(
+        "com.b", "normal", 1_700_000_100.0
+    )
+    mixed = write_capture(tmp_path / "mixed", flows)
+    result = pipeline.analyze([mixed])
+    assert may_warn_about_inputs(result)
+    assert any("holds traffic of 2 apps" in w for w in input_warnings(result))
+    apart = [
+        write_capture(tmp_path / a, browsing_flows(a, "normal", 1_700_000_000.0)) for a in ("com.a", "com.b")
+    ]
+    assert not may_warn_about_inputs(pipeline.analyze(apart))
+
+
+def test_analyze_of_the_sample_does_not_import_pandas(tmp_path, sample_capture):
+    """The point of the Arrow tables: a small capture answers without pandas' 0.4 s import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom phonehome.analysis.cli.main import main\n"
+        f"code = main(['analyze', {str(sample_capture)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr
+    assert "findings" in done.stderr
