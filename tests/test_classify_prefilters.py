@@ -312,3 +312,52 @@ def test_a_lone_unrefuted_type_is_never_dropped():
         for evidence in ("known-value", "schema", "key-name+value-shape", "value-shape"):
             best = {("body.x", data_type): (field, Verdict(data_type, "high", evidence), "v")}
             assert _dropped("body.x", [data_type], best, frozenset()) == []
+
+
+def _plain_values() -> list[str]:
+    """ASCII letters and digits only, at the shapes' edges: hex of a MAC's, an Android ID's and a
+    digest's length, digit runs of an IMEI's, IMSI's, timestamp's length, the prefixes of JWTs,
+    GA cookies, URLs and bearer tokens, and random mixes."""
+    rng = random.Random(5)
+    hexdigits, alnum = (
+        "0123456789abcdefABCDEF",
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    )
+    values = [
+        "a",
+        "0",
+        "GA1",
+        "eyJ",
+        "eyJhbGciOi",
+        "https",
+        "httpsexampleorg",
+        "APA91b",
+        "ya29",
+        "xoxb",
+        "ghp",
+    ]
+    for length in range(1, 100):
+        values.append("".join(rng.choice(hexdigits) for _ in range(length)))
+        values.append("".join(rng.choice("0123456789") for _ in range(length)))
+        values.append("EAA" + "".join(rng.choice(alnum) for _ in range(length)))
+        values.append("eyJ" + "".join(rng.choice(alnum) for _ in range(length)))
+        values += ["".join(rng.choice(alnum) for _ in range(length)) for _ in range(20)]
+    return values
+
+
+def test_shapes_skipped_for_plain_values_never_match_them():
+    """classify_field asks these shapes only of values with a character other than an ASCII
+    letter or digit: on plain values each of them answers no anyway."""
+    values = _plain_values()
+    assert all(v.isascii() and v.isalnum() for v in values)
+    for value in values:
+        assert not shapes.is_url(value), value
+        assert not shapes.is_fcm_token(value), value
+        assert not (value.startswith("GA1.") and shapes.GA_COOKIE.match(value)), value
+        assert not shapes.is_jwt(value), value
+        assert not shapes.is_email(value), value
+        assert not shapes.is_mac(value), value
+        assert shapes.gps_pair(value) is None, value
+        assert not shapes.local_ip(value), value
+    # the shape kept for plain values does answer yes on some of them
+    assert any(shapes.is_prefixed_token(v) for v in values)

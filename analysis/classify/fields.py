@@ -243,34 +243,38 @@ def classify_field(field: Field) -> Verdict | None:
     if view.noise:
         return None
     key = view.key
+    # Most values are plain words and numbers. The shapes asked under `symbols` all need a
+    # character other than an ASCII letter or digit (`://`, `:APA91b`, `.`, `@`, `:` or `-`), so
+    # for a plain value they are not asked (tests/test_classify_prefilters.py checks each one).
+    symbols = not (value.isascii() and value.isalnum())
 
     # the URL shape is asked up to four times below: once
-    url_shaped = shapes.is_url(value)
+    url_shaped = symbols and shapes.is_url(value)
 
     # shapes that name what they are
-    if shapes.is_fcm_token(value) or shapes.is_prefixed_token(value):
+    if (symbols and shapes.is_fcm_token(value)) or shapes.is_prefixed_token(value):
         return Verdict("token", "high", "value-shape")
-    if value.startswith("GA1.") and shapes.GA_COOKIE.match(value):
+    if symbols and value.startswith("GA1.") and shapes.GA_COOKIE.match(value):
         return Verdict("device_id.other", "high", "value-shape")
 
     # unambiguous shapes first
-    if shapes.is_jwt(value):
+    if symbols and shapes.is_jwt(value):
         return Verdict("token", "high", "value-shape")
-    if shapes.is_email(value):
+    if symbols and shapes.is_email(value):
         return Verdict("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
 
     if view.early:
         verdict = _early_keyed(key, value)
         if verdict is not None:
             return verdict
-    if shapes.is_mac(value):
+    if symbols and shapes.is_mac(value):
         return Verdict("device_id.mac", "medium", "value-shape")
     if view.imei_context and shapes.is_plausible_imei(value):
         # context before shape: 15 Luhn-valid digits alone are as often a pixel or order id
         return Verdict("device_id.imei", "medium", "key-name+value-shape")
-    if (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
+    if symbols and (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
         return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
-    if shapes.local_ip(value):
+    if symbols and shapes.local_ip(value):
         return Verdict("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
     if view.late:
         verdict = _late_keyed(key, view.suffixed, field, value, url_shaped)
