@@ -241,6 +241,13 @@ def _native(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+def _native_pairs(fields: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    """Headers as mitmproxy's Headers.fields would give them as text: (_native, _native) pairs."""
+    return tuple(
+        [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in fields]
+    )
+
+
 def _host_header(fields: list[tuple[bytes, bytes]]) -> str | None:
     """Headers.get("Host"): every Host value, folded with ", " as mitmproxy does."""
     values = [_native(v) for k, v in fields if k.lower() == b"host"]
@@ -330,7 +337,7 @@ def http_record_from_record(
         if response.keys() != _RESPONSE_KEYS:
             raise Unsupported("unexpected response keys")
         status = _get(buf, response, b"status_code")
-        response_headers = tuple((_native(k), _native(v)) for k, v in _headers(buf, *response[b"headers"]))
+        response_headers = _native_pairs(_headers(buf, *response[b"headers"]))
         ctag, cstart, cend = response[b"content"]
         if ctag == _BYTES:
             response_size = cend - cstart
@@ -354,7 +361,7 @@ def http_record_from_record(
         port=port,
         path=_native(path),
         http_version=_native(http_version),
-        request_headers=tuple((_native(k), _native(v)) for k, v in fields),
+        request_headers=_native_pairs(fields),
         request_body=content or b"",
         status=status,
         response_headers=response_headers,
