@@ -91,7 +91,8 @@ def test_plausible_text_decodes_exactly_what_the_strict_utf8_codec_decodes():
     samples = [rng.randbytes(rng.randint(4, 40)) for _ in range(20_000)]
     words = ["caf\u00e9", "na\u00efve", "\u65e5\u672c\u8a9e", "\ufffd", "r\u00e9sum\u00e9", "ok"]
     samples += [" ".join(rng.choices(words, k=rng.randint(2, 8))).encode() for _ in range(2_000)]
-    samples += [s.encode() + b"\xff" for s in words]
+    samples += [s.encode() + b"\xff" for s in words]  # U+FFFD in the text and invalid bytes as well
+    samples += [b"\xff" + "caf\u00e9 au lait \ufffd".encode(), "\ufffd\ufffd\ufffd r\u00e9sum\u00e9".encode()]
     texts = 0
     for data in samples:
         try:
@@ -110,3 +111,19 @@ def test_plausible_text_decodes_exactly_what_the_strict_utf8_codec_decodes():
     kept = "caf\u00e9 au lait \ufffd s'il vous pla\u00eet"
     assert plausible_text(kept.encode()) == kept
     assert texts > 1_000
+
+
+def test_sniff_compression_names_nothing_for_a_first_byte_outside_the_set():
+    """The walker asks sniff_compression only when the first byte is in COMPRESSION_FIRST_BYTES:
+    every pair of first bytes (with the rest of each magic after them) agrees."""
+    from phonehome.analysis.decode.codecs import COMPRESSION_FIRST_BYTES, sniff_compression
+
+    named = set()
+    for first in range(256):
+        for second in range(256):
+            for rest in (b"", b"\x2f\xfd", b"\x08\x00\x00\x00"):
+                kind = sniff_compression(bytes([first, second]) + rest)
+                if kind is not None:
+                    named.add(kind)
+                    assert first in COMPRESSION_FIRST_BYTES, (first, second, rest)
+    assert named == {"gzip", "zstd", "zlib"}

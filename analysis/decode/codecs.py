@@ -35,6 +35,11 @@ CONTENT_CODINGS = {
 }
 
 
+#: Every first byte sniff_compression can name a format for (gzip 1f, zstd 28, and a zlib header's
+#: first byte: method 8, window up to 7): any other first byte needs no call.
+COMPRESSION_FIRST_BYTES = frozenset([0x1F, 0x28, *(b for b in range(256) if b & 0x0F == 8 and b >> 4 <= 7)])
+
+
 def sniff_compression(data: bytes) -> str | None:
     """The compression format announced by `data`'s magic bytes (brotli has none)."""
     if data[:2] == b"\x1f\x8b":
@@ -236,6 +241,7 @@ def unhex(text: str) -> bytes | None:
 _ASCII_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ASCII_LETTER = re.compile(rb"[A-Za-z]")
+_REPLACEMENT_UTF8 = "\ufffd".encode()
 _PUNCT = frozenset(" \t\r\n!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
@@ -253,8 +259,10 @@ def plausible_text(data: bytes, min_chars: int = 4) -> str | None:
             return None
         return data.decode("ascii")
     text = data.decode("utf-8", "replace")  # no exception to raise and catch on random bytes
-    if "\ufffd" in text:  # not UTF-8, or UTF-8 that holds U+FFFD itself: the strict codec decides
-        try:
+    if "\ufffd" in text:  # bytes that are not UTF-8, or UTF-8 of U+FFFD itself
+        if _REPLACEMENT_UTF8 not in data:
+            return None
+        try:  # both perhaps: the strict codec decides
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return None

@@ -24,6 +24,7 @@ _BARE_KEY = re.compile(r"[^.\[\]\"\s]+")
 _FORM = re.compile(r"[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)+")
 _FORM_SINGLE = re.compile(r"[\w.$\[\]-]+=[^&\s]*")
 _ENCODED_STRUCTURE = re.compile(r"%(?:3[aAdD]|2[fF26cC]|7[bB]|5[bB])")
+_COMPRESSION_FIRST_BYTES = codecs.COMPRESSION_FIRST_BYTES
 _MSGPACK_MAP_START = frozenset([*range(0x81, 0x90), 0xDE, 0xDF])
 #: Field(...) without NamedTuple's Python-level __new__ (one call less per leaf, a leaf per emit).
 _new_field = tuple.__new__
@@ -188,7 +189,7 @@ class Walker:
         """Decode `raw` (from base64/hex) only if it is plausibly meaningful; False emits nothing."""
         if not raw:
             return False
-        kind = codecs.sniff_compression(raw)
+        kind = codecs.sniff_compression(raw) if raw[0] in _COMPRESSION_FIRST_BYTES else None
         if kind is not None:
             res = self.inflate(kind, raw)
             if res is not None and (res.complete or res.truncated):  # a cut stream is no evidence
