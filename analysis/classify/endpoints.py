@@ -47,6 +47,7 @@ class EndpointListError(ValueError):
     """A user endpoint list that cannot be read; the message names the file."""
 
 
+@lru_cache(maxsize=8192)  # hosts repeat (a Referer's, the request's own); the IDNA/PSL lookup is slow
 def site_of(host: str) -> str:
     """The registrable domain (eTLD+1) of `host`; the host itself for IPs and bare suffixes."""
     host = host.strip(".").lower()

@@ -152,7 +152,9 @@ def classify_request(
     schemas = schemas_for(record.host, record.url_path)
     refuted: dict[str, frozenset[str]] = {}
     batch = read_batch(record) if any(s.id == "sensorsdata" for s in schemas) else None
-    signups = signup_events([(f.path, f.value) for f in decoded.fields]) if batch is not None else set()
+    signups: set[str] = set()
+    if batch is not None:
+        signups = signup_events([(f.path, f.value) for f in decoded.fields if f.value == "track_signup"])
 
     def offer(field: Field, verdict: Verdict, value: str | None = None) -> None:
         data_type = verdict.data_type
@@ -235,13 +237,28 @@ def classify_request(
             offer(lat_field, verdict, f"{lat},{lon}")
     if matcher is not None and matcher.location is not None:
         for field in decoded.fields:
-            if field.key and normalise_key(field.key) in _COORDINATE_KEYS:
-                continue
             pair_value = gps_pair(field.value)
-            if pair_value and matcher.near_location(*pair_value):
+            if pair_value is None or (field.key and normalise_key(field.key) in _COORDINATE_KEYS):
+                continue  # a lat or lon key's value is paired above
+            if matcher.near_location(*pair_value):
                 offer(field, Verdict("location.gps", "high", "known-value"))
 
     labels = record.labels
+    # the request's own columns, the same in each of its findings
+    head = (
+        labels.session,
+        labels.app or "",
+        labels.mode,
+        record.flow_id,
+        record.timestamp,
+        record.method,
+        record.host,
+        endpoint.site,
+        endpoint.owner,
+        endpoint.category,
+        endpoint.party,
+        record.url,
+    )
     findings = []
     by_path: dict[str, list[str]] = defaultdict(list)
     for path, dtype in best:
@@ -254,18 +271,7 @@ def classify_request(
     for field, verdict, value in best.values():
         findings.append(
             Finding(
-                labels.session,
-                labels.app or "",
-                labels.mode,
-                record.flow_id,
-                record.timestamp,
-                record.method,
-                record.host,
-                endpoint.site,
-                endpoint.owner,
-                endpoint.category,
-                endpoint.party,
-                record.url,
+                *head,
                 field.location,
                 field.path,
                 ">".join(field.encodings),
