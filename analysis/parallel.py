@@ -24,6 +24,7 @@ inherits it ready.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import itertools
 import multiprocessing
@@ -321,23 +322,30 @@ def _run_ranges(
         return True
 
     _prepare_collector(settings)  # before the fork: the workers inherit it built
-    with ProcessPoolExecutor(max(1, workers - 1), mp_context=context) as pool:
-        futures = [pool.submit(work, task) for task in tasks]
-        import_table_libraries()  # the workers exist now: no fork will copy the importing thread
-        for index in reversed(range(len(tasks))):
-            if not futures[index].cancel():
-                break  # a worker has it; every earlier task is taken too
-            if not keep(index, work(tasks[index])):
-                return None
-        for index, future in enumerate(futures):
-            if parts[index] is not None:
-                continue
-            try:
-                rows = future.result()
-            except BrokenProcessPool:
-                rows = work(tasks[index])
-            if not keep(index, rows):
-                return None
+    # Objects that exist now (a HAR's parsed entries, the modules, the prepared collector) are
+    # left out of garbage collections until the ranges are done: a worker's collections then
+    # never write to (and copy) the pages it inherited, nor does this process walk them again.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max(1, workers - 1), mp_context=context) as pool:
+            futures = [pool.submit(work, task) for task in tasks]
+            import_table_libraries()  # the workers exist now: no fork will copy the importing thread
+            for index in reversed(range(len(tasks))):
+                if not futures[index].cancel():
+                    break  # a worker has it; every earlier task is taken too
+                if not keep(index, work(tasks[index])):
+                    return None
+            for index, future in enumerate(futures):
+                if parts[index] is not None:
+                    continue
+                try:
+                    rows = future.result()
+                except BrokenProcessPool:
+                    rows = work(tasks[index])
+                if not keep(index, rows):
+                    return None
+    finally:
+        gc.unfreeze()
     _COLLECTORS.clear()
     return parts  # type: ignore[return-value]  # every part is set
 

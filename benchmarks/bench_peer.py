@@ -25,10 +25,11 @@ TrackHAR is installed with npm into --cache/trackhar (default ~/.cache/phonehome
 or $PHONEHOME_TRACKHAR_DIR, shared with bench_real.py) on first use; the sessions are generated
 in --cache too. Needs only Python (this venv), node and npm.
 
-`--baseline REV` adds the same phonehome sides run from git revision REV ("... @REV") to the same
-rounds, so a change is measured paired with what it changes (same minutes, same load), and prints
-the ratios working-tree (or --rev/--pyroot) / REV; `--sides WORD,...` runs only the sides whose
-name contains one of the words (e.g. `--sides HAR` for the HAR sides alone).
+`--baseline REV` adds the same phonehome sides run from git revision REV ("... @REV"; or from a
+directory laid out like --pyroot's) to the same rounds, so a change is measured paired with what
+it changes (same minutes, same load), and prints the ratios working-tree (or --rev/--pyroot) /
+REV; `--sides WORD,...` runs only the sides whose name contains one of the words (e.g. `--sides
+HAR` for the HAR sides alone).
 
     python benchmarks/bench_peer.py                         # 5k, 20k, 50k; 3 alternating rounds
     python benchmarks/bench_peer.py 5000 50000 100000 --repeat 5
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="also run phonehome as of git revision REV in the same rounds, and print the paired ratios",
+        help="also run phonehome as of git revision REV (or from a --pyroot-like DIR) in the same rounds,"
+        " and print the paired ratios",
     )
     parser.add_argument(
         "--sides", help="comma-separated words: run only the sides whose name contains one (e.g. HAR)"
@@ -344,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         PYROOT = checkout(args.rev, args.cache)
     if args.pyroot:
         PYROOT = args.pyroot.resolve()
-    if args.baseline:
+    if args.baseline and (Path(args.baseline) / "phonehome").is_dir():  # a tree laid out like --pyroot
+        root = Path(args.baseline).resolve()
+        BASELINE = (root.parent.name if root.name == "pyroot" else root.name, root)
+    elif args.baseline:
         BASELINE = (args.baseline, checkout(args.baseline, args.cache))
     if args.sides:
         SIDES = tuple(word.strip() for word in args.sides.split(",") if word.strip())
