@@ -127,3 +127,31 @@ def test_sniff_compression_names_nothing_for_a_first_byte_outside_the_set():
                     named.add(kind)
                     assert first in COMPRESSION_FIRST_BYTES, (first, second, rest)
     assert named == {"gzip", "zstd", "zlib"}
+
+
+def test_the_walkers_json_decoder_gives_what_json_loads_gives():
+    """walk._json keeps one JSONDecoder instead of json.loads(text, parse_int=...) per call: the
+    same objects, and None exactly where json.loads raises (a BOM, huge integers kept as text)."""
+    import json
+
+    from phonehome.analysis.decode.walk import _int_or_text, _json
+
+    texts = [
+        '{"a": [1, 2.5, "x", null, true]}',
+        "\ufeff{}",
+        '  {"n": -12}  ',
+        '{"big": ' + "9" * 5000 + "}",
+        "[1, 2",
+        '"just a string"',
+        "{} {}",
+        "[" * 100_000 + "]" * 100_000,
+        "Infinity",
+        "",
+    ]
+    for text in texts:
+        try:
+            expected = json.loads(text, parse_int=_int_or_text)
+        except (ValueError, RecursionError):
+            expected = None
+        assert _json(text) == expected, text[:40]
+    assert _json('{"big": ' + "9" * 5000 + "}") == {"big": "9" * 5000}
