@@ -4,7 +4,9 @@ mitmproxy's FlowWriter spends about 0.4 ms of the proxy's CPU on a live flow: `g
 both connections, and the pure-Python tnetstring encoder walks the result. Pickling the flow object
 takes about 0.14 ms (C code), so the proxy pickles each finished flow and sends it, as one
 datagram, to a writer process that unpickles it and appends exactly the bytes mitmproxy's
-FlowWriter makes of it. The dump's format is mitmproxy's, written by mitmproxy's code.
+FlowWriter makes of it. The dump's format is mitmproxy's, written by mitmproxy's code. A connection
+the writer already holds unchanged is sent as a reference (addons/flowpickle.py): on keep-alive
+connections that is most of the pickling saved.
 
 Guarantees kept from writing in the proxy:
 - A flow handed over survives the proxy's death. It goes by one `send` on an AF_UNIX
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copyreg
 import errno
 import io as stdlib_io
 import logging
@@ -50,9 +51,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import certs, io
+from mitmproxy import io
 
 from phonehome.addons.childproc import start_child, yield_to_the_proxy
+from phonehome.addons.flowpickle import ConnectionMemo, load_message, pickle_flow
+
+__all__ = ["DumpWriter", "Result", "append_record", "flow_bytes", "pickle_flow", "recover_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +70,11 @@ MAX_TEXT = 400
 MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed back uninspected
 MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
+_NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 
 # (flow id, summary, mark, error); summary None: not inspected here, inspect it elsewhere
 Result = tuple[str, str | None, bool, str]
-
-# Flows hold certificates (cryptography objects, not picklable) and, once intercepted, an
-# asyncio.Event; send the certificate as PEM and a fresh Event. A per-pickler table: no global
-# copyreg registration inside mitmproxy's process.
-_PICKLE_TABLE = copyreg.dispatch_table.copy()
-_PICKLE_TABLE[certs.Cert] = lambda cert: (certs.Cert.from_pem, (cert.to_pem(),))
-_PICKLE_TABLE[asyncio.Event] = lambda event: (asyncio.Event, ())
-
-
-def pickle_flow(flow) -> bytes:
-    """The flow object as a pickle the writer process can rebuild it from."""
-    buffer = stdlib_io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _PICKLE_TABLE
-    pickler.dump(flow)
-    return buffer.getvalue()
 
 
 def flow_bytes(flow) -> bytes:
@@ -164,7 +153,9 @@ class DumpWriter:
             pass_fds=(fd,),
             buffer_bytes=SOCKET_BUFFER,
         )
-        self.unconfirmed: deque[tuple[str, bytes]] = deque()  # (flow id, pickle), in sending order
+        # (flow id, pickle, the connections it refers to), in sending order
+        self.unconfirmed: deque[tuple[str, bytes, dict]] = deque()
+        self.memo = ConnectionMemo()
         self.confirmed_size = os.fstat(fd).st_size
         self.confirmed_count = 0
         self.failed = False  # the writer could not write: recording has stopped
@@ -185,11 +176,27 @@ class DumpWriter:
         """Whether replies are read as they come (so inspection results arrive without new flows)."""
         return self.loop is not None and self.sock is not None
 
-    def submit(self, flow_id: str, message: bytes, inspect: bool = False) -> bool:
-        """Hand one pickled flow to the writer (to inspect too if `inspect`); False if the caller
-        must write it itself."""
+    def submit_flow(self, flow, inspect: bool = False) -> bool:
+        """Pickle one flow (connections the writer holds unchanged as references) and hand it to
+        the writer, to inspect too if `inspect`; False if the caller must write it itself."""
         if self.loop is None:
             self.poll()
+        if self.sock is None or self.failed:
+            return False
+        message, refs, new = self.memo.pickle(flow)
+        if not self._send(flow.id, message, refs, inspect):
+            return False
+        self.memo.commit(new)
+        return True
+
+    def submit(self, flow_id: str, message: bytes, inspect: bool = False) -> bool:
+        """Hand one flow pickled whole (pickle_flow) to the writer; False if the caller must write
+        it itself."""
+        if self.loop is None:
+            self.poll()
+        return self._send(flow_id, message, {}, inspect)
+
+    def _send(self, flow_id: str, message: bytes, refs: dict, inspect: bool) -> bool:
         if self.sock is None or self.failed or len(message) > MAX_MESSAGE:
             return False
         try:
@@ -199,7 +206,7 @@ class DumpWriter:
         except OSError:
             self._died()
             return False
-        self.unconfirmed.append((flow_id, message))
+        self.unconfirmed.append((flow_id, message, refs))
         return True
 
     def poll(self) -> None:
@@ -229,11 +236,34 @@ class DumpWriter:
                     self.on_inspected(pickle.loads(body))
                 except Exception as exc:  # annotating must never stop recording
                     log.debug(f"phonehome: inspection results not applied: {type(exc).__name__}: {exc}")
+        elif kind == b"F":  # the writer could not read message number N back: write it here
+            self._write_here(_NUMBER.unpack(body)[0])
         elif kind == b"S":  # one flow the writer could not serialise: skipped, as in the proxy
             log.error(f"phonehome: {body.decode(errors='replace')}")
         elif kind == b"E":
             self.failed = True
             self.on_error(body.decode(errors="replace"))
+
+    def _write_here(self, number: int) -> None:
+        """A flow the writer could not unpickle (e.g. a class only this process can import)."""
+        self.memo.forget()  # from now on every connection travels in full again
+        index = number - self.confirmed_count - 1
+        if not 0 <= index < len(self.unconfirmed):
+            return
+        flow_id, message, refs = self.unconfirmed[index]
+        if self.on_inspected is not None:  # the writer cannot inspect it either
+            with contextlib.suppress(Exception):
+                self.on_inspected([(flow_id, None, False, "")])
+        try:
+            data = flow_bytes(load_message(message, refs))
+        except Exception as exc:
+            log.error(f"phonehome: flow {flow_id} not recorded: {type(exc).__name__}: {exc}")
+            return
+        try:
+            append_record(self.fd, data)
+        except OSError as exc:
+            self.failed = True
+            self.on_error(f"cannot write flows.mitm: {exc}")
 
     def _stop_reading(self) -> None:
         if self.loop is not None and self.sock is not None:
@@ -282,14 +312,14 @@ class DumpWriter:
         except OSError as exc:
             self.on_error(f"cannot read back flows.mitm after the writer process stopped: {exc}")
             return
-        missing = [(flow_id, message) for flow_id, message in pending if flow_id not in present]
+        missing = [(flow_id, message, refs) for flow_id, message, refs in pending if flow_id not in present]
         log.warning(
             f"phonehome: the flow writer process stopped (exit code {self.proc.returncode}); the proxy"
             f" writes flows itself from now on, starting with the {len(missing)} it had not written"
         )
-        for flow_id, message in missing:
+        for flow_id, message, refs in missing:
             try:
-                append_record(self.fd, flow_bytes(pickle.loads(message)))
+                append_record(self.fd, flow_bytes(load_message(message, refs)))
             except OSError as exc:
                 self.on_error(f"cannot write flows.mitm: {exc}")
                 return
@@ -395,10 +425,14 @@ def writer_main(sock_fd: int, fd: int) -> None:
         count += 1
         since_confirmed += 1
         if not failed:
-            flow_id = "?"
             try:
                 flow = pickle.loads(memoryview(message)[1:])
-                flow_id = flow.id
+            except Exception:  # e.g. a class this process cannot import: the proxy writes it
+                with contextlib.suppress(OSError):
+                    sock.send(b"F" + _NUMBER.pack(count))
+                continue
+            flow_id = flow.id
+            try:
                 data = flow_bytes(flow)
             except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
                 with contextlib.suppress(OSError):

@@ -40,7 +40,7 @@ from typing import Any
 from mitmproxy import command, ctx, dns, exceptions, http, tcp, tls, udp, version
 
 from phonehome.addons import capturedir, markers
-from phonehome.addons.dumpwriter import DumpWriter, Result, append_record, flow_bytes, pickle_flow
+from phonehome.addons.dumpwriter import DumpWriter, Result, append_record, flow_bytes
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
 from phonehome.addons.sessionfile import SessionFile
@@ -616,7 +616,7 @@ class Recorder:
             return
         if self.writer is not None:
             try:
-                if self.writer.submit(flow.id, pickle_flow(flow), inspect):
+                if self.writer.submit_flow(flow, inspect):
                     self.written += 1
                     if inspect:
                         self.inspecting[flow.id] = flow

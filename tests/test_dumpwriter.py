@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
+import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mitmproxy import certs
 from mitmproxy.test import taddons, tflow
 
-from phonehome.addons import dumpwriter
+from phonehome.addons import dumpwriter, flowpickle
 from phonehome.addons import recorder as recorder_mod
 from phonehome.analysis.records import SourceReport
 from phonehome.analysis.sources.mitm import iter_flows
@@ -145,3 +148,137 @@ async def test_writer_can_be_turned_off(tmp_path: Path) -> None:
         r.response(f)
         r.done()
     assert read_ids(tmp_path / "off" / "flows.mitm") == [f.id]
+
+
+def connections_that_change(tmp_path: Path) -> Iterator:
+    """Flows over shared keep-alive connections, yielded one by one as they finish, whose
+    connections change between flows in every way one can: replaced values, a list changed in
+    place, a value that is not immutable (changed in place too), a new certificate list, closing."""
+    cert = certs.Cert.from_pem(self_signed(tmp_path)[0].read_bytes())
+    first, second = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    first.server_conn.certificate_list = [cert]
+    first.client_conn.alpn_offers = [b"http/1.1"]
+    n = 0
+
+    def on(base):
+        nonlocal n
+        f = tflow.tflow(resp=True)
+        f.client_conn, f.server_conn = base.client_conn, base.server_conn
+        f.request.path = f"/{n}"
+        n += 1
+        return f
+
+    for _ in range(5):
+        yield on(first)
+    first.client_conn.alpn_offers.append(b"h2")  # in place
+    yield on(first)
+    yield on(first)
+    first.server_conn.certificate_list = [cert, cert]
+    yield on(first)
+    first.server_conn.tls_version = "TLSv1.1"
+    yield on(second)
+    yield on(first)
+    second.client_conn.__dict__["extra"] = {"mutable": [1]}  # never remembered: sent whole each time
+    yield on(second)
+    second.client_conn.__dict__["extra"]["mutable"].append(2)
+    yield on(second)
+    first.server_conn.timestamp_end = 1_000_000_001.5
+    first.client_conn.tls = not first.client_conn.tls
+    yield on(first)
+    yield on(first)
+
+
+def open_dump(tmp_path: Path) -> tuple[Path, int]:
+    path = tmp_path / "flows.mitm"
+    return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def test_connections_sent_once_are_written_exactly_as_flowwriter_writes(tmp_path: Path) -> None:
+    """A connection the writer holds unchanged travels as a reference; the dump is still exactly
+    what FlowWriter makes of each flow as it was when handed over."""
+    path, fd = open_dump(tmp_path)
+    expected, full, sent, refs_sent = [], [], [], []
+    try:
+        writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+        for f in connections_that_change(tmp_path):
+            expected.append(dumpwriter.flow_bytes(f))
+            full.append(len(dumpwriter.pickle_flow(f)))
+            before = writer.unconfirmed[-1][1] if writer.unconfirmed else b""
+            assert writer.submit_flow(f)
+            assert writer.unconfirmed[-1][1] is not before
+            sent.append(len(writer.unconfirmed[-1][1]))
+            refs_sent.append(writer.unconfirmed[-1][2])
+        writer.close()
+        assert not writer.unconfirmed and writer.confirmed_count == len(expected)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(expected)
+    referenced = [len(refs) for refs in refs_sent]
+    assert referenced == [0, 2, 2, 2, 2, 1, 2, 1, 0, 1, 1, 1, 0, 2]  # a change is never referenced
+    assert sent[1] < full[1] / 2  # the second flow on a connection: both connections referenced
+
+
+def test_many_connections_age_out_alike_on_both_sides(tmp_path: Path) -> None:
+    flows = [tflow.tflow(resp=True) for _ in range(flowpickle.LIMIT + 50)]
+    again = []
+    for f in (flows[0], flows[-1], flows[10]):  # aged out, remembered, aged out
+        g = tflow.tflow(resp=True)
+        g.client_conn, g.server_conn = f.client_conn, f.server_conn
+        again.append(g)
+    path, fd = open_dump(tmp_path)
+    try:
+        writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+        for f in [*flows, *again]:
+            assert writer.submit_flow(f)
+        writer.close()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(dumpwriter.flow_bytes(f) for f in [*flows, *again])
+
+
+def test_flows_with_references_are_recovered_when_the_writer_dies(tmp_path: Path) -> None:
+    """What the dead writer had not written is rebuilt in the proxy from the snapshots the
+    references were sent with, not from the connections as they are by then."""
+    flows = list(connections_that_change(tmp_path))
+    path, fd = open_dump(tmp_path)
+    try:
+        writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+        writer.proc.send_signal(signal.SIGSTOP)  # nothing gets written by the writer
+        expected = []
+        for f in connections_that_change(tmp_path):
+            expected.append(dumpwriter.flow_bytes(f))
+            assert writer.submit_flow(f)
+        del flows
+        writer.proc.send_signal(signal.SIGKILL)
+        writer.proc.wait()
+        writer.poll()
+        assert not writer.alive
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(expected)
+
+
+def test_a_flow_the_writer_cannot_unpickle_is_written_by_the_proxy(tmp_path: Path) -> None:
+    """A class only the proxy can import (e.g. a script's) on a flow: the writer says so, the proxy
+    writes that flow itself; nothing is lost."""
+    module = types.ModuleType("phonehome_only_in_this_process")
+    exec("class Thing:\n    pass", module.__dict__)
+    module.Thing.__module__ = module.__name__
+    sys.modules[module.__name__] = module
+    try:
+        flows = flows_with_certificates(tmp_path, 6)
+        flows[2].__dict__["addon_state"] = module.Thing()  # not part of the dump, but pickled
+        path, fd = open_dump(tmp_path)
+        try:
+            writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+            for f in flows:
+                assert writer.submit_flow(f)
+            writer.close()
+        finally:
+            os.close(fd)
+    finally:
+        del sys.modules[module.__name__]
+    assert sorted(read_ids(path)) == sorted(f.id for f in flows)
+    records = path.read_bytes()
+    for f in flows:
+        assert records.count(dumpwriter.flow_bytes(f)) == 1
