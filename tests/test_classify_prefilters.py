@@ -361,3 +361,35 @@ def test_shapes_skipped_for_plain_values_never_match_them():
         assert not shapes.local_ip(value), value
     # the shape kept for plain values does answer yes on some of them
     assert any(shapes.is_prefixed_token(v) for v in values)
+
+
+def test_free_text_scans_need_their_character():
+    """_inner_verdicts scans free text for e-mails only with an `@`, phone numbers only with a
+    `+`, `key=value` / `key: value` pairs only with `=` or `:`; without it each scan finds nothing."""
+    from phonehome.analysis.classify.request import _EMAIL_IN_TEXT, _INNER_PAIR, _PHONE_IN_TEXT
+
+    rng = random.Random(9)
+    alphabet = "ab xyz09_$.-@+=:;,()/\n\t%"
+    texts = [
+        "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko)",
+        "mail me at someone@example.org", "call +49 30 1234567 now", "device_id=9774d56d682e549c; x",
+        "token: abcdefgh", "a = b", "user:x@y.zz +1 202 555 0143",
+    ]  # fmt: skip
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(20000)]
+    for _ in range(500):  # near misses: what each scan finds, then the same without its character
+        noise = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 20)))
+        phone = "+" + " ".join(
+            str(rng.randrange(low, high)) for low, high in ((1, 99), (10, 999), (100, 9999)) * 2
+        )
+        email = f"u{rng.randrange(1000)}@host{rng.randrange(99)}.org"
+        for piece in (phone, email, f"k{rng.randrange(9)}={email}"):
+            texts.append(f"{noise} {piece} {noise}")
+            texts.append(f"{noise} {piece} {noise}".replace("+", " ").replace("@", "a").replace("=", " "))
+    found = {"@": 0, "+": 0, "=:": 0}
+    for text in texts:
+        for needs, regex in (("@", _EMAIL_IN_TEXT), ("+", _PHONE_IN_TEXT), ("=:", _INNER_PAIR)):
+            hit = regex.search(text) is not None
+            if not any(ch in text for ch in needs):
+                assert not hit, (needs, text)
+            found[needs] += hit
+    assert min(found.values()) > 10, found

@@ -8,7 +8,6 @@ can check it: `key-name`, `value-shape`, or both.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -16,8 +15,13 @@ from phonehome.analysis.classify import shapes
 from phonehome.analysis.decode import Field
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """What one field is (a DESIGN.md data type), how sure, and why (`key-name+value-shape`).
+
+    A NamedTuple, not a frozen dataclass: the classifier makes about one per field that says
+    anything (100,000 on the varied 5,000-request session), and a frozen dataclass's __init__
+    sets each attribute through object.__setattr__ (0.70 against 0.37 us per Verdict here)."""
+
     data_type: str
     confidence: str
     evidence: str

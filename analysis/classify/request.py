@@ -316,20 +316,21 @@ def _inner_verdicts(record: HttpRecord, field: Field, navigation: bool, depth: i
         return
     if " " not in value and "\n" not in value:
         return
-    for match in _EMAIL_IN_TEXT.finditer(value):
+    # each scan below needs a character most free text (a User-Agent, a page title) lacks
+    for match in _EMAIL_IN_TEXT.finditer(value) if "@" in value else ():
         email = match.group(0)
         yield (
             Field(field.location, field.path, "", field.encodings, email),
             Verdict("contact.email", "medium", "value-shape"),
         )
-    for match in _PHONE_IN_TEXT.finditer(value):
+    for match in _PHONE_IN_TEXT.finditer(value) if "+" in value else ():
         phone = match.group(0)
         if 10 <= sum(c.isdigit() for c in phone) <= 15:
             yield (
                 Field(field.location, field.path, "", field.encodings, phone),
                 Verdict("contact.phone", "low", "value-shape"),
             )
-    for match in _INNER_PAIR.finditer(value):
+    for match in _INNER_PAIR.finditer(value) if "=" in value or ":" in value else ():
         key, inner_value = match.group(1), match.group(2)
         inner = Field(field.location, field.path, key.rsplit(".", 1)[-1], field.encodings, inner_value)
         verdict = classify_field(inner)
