@@ -31,9 +31,13 @@ _IMPOSSIBLE = frozenset({3, 4, 6, 7})
 
 def _varint_end(data: bytes, i: int, n: int) -> int:
     """Index after the varint starting at i, or -1 if it runs past the end or over 10 bytes."""
-    for j in range(i, min(n, i + 10)):
-        if data[j] < 0x80:
-            return j + 1
+    stop = i + 10
+    if stop > n:
+        stop = n
+    while i < stop:  # a while loop: no range object, no min() call (a third of the time on noise)
+        if data[i] < 0x80:
+            return i + 1
+        i += 1
     return -1
 
 
