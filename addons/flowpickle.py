@@ -68,12 +68,12 @@ def snapshot(state: dict[str, Any]) -> tuple[dict[str, Any], tuple[type, ...]] |
         elif not _frozen(value):
             return None
         copy[key] = value
-    return copy, tuple(type(v) for v in state.values())
+    return copy, tuple(map(type, state.values()))
 
 
 def unchanged(known: tuple[dict[str, Any], tuple[type, ...]], state: dict[str, Any]) -> bool:
     copy, types = known
-    return copy == state and types == tuple(type(v) for v in state.values())
+    return copy == state and types == tuple(map(type, state.values()))
 
 
 # -- the writer's side: connections as last sent, by id --------------------------------------------
