@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from phonehome.analysis.findings import CONTACTS_COLUMNS, FINDINGS_COLUMNS, FLOWS_COLUMNS
@@ -208,6 +208,85 @@ def arrow_table(rows: Sequence[tuple], name: str) -> pa.Table:
     )
 
 
+#: Findings per chunk: rows become Arrow this many at a time (their tuples freed as they go), and
+#: the chunks are kept dictionary-encoded; also the rows per batch (and Parquet row group) written.
+CHUNK_ROWS = 65_536
+
+
+def findings_table(rows: list[tuple]) -> pa.Table:
+    """The findings table of row tuples, built CHUNK_ROWS rows at a time; `rows` is emptied.
+
+    Its string columns are dictionary-encoded chunk by chunk (a findings table repeats its
+    sessions, hosts, URLs, field paths and identifiers over and over): at 100,000 flows that is
+    a tenth of the plain table's memory. plain_batches() gives the rows of arrow_table(rows,
+    "findings") back, batch by batch; the schema metadata is that table's.
+    """
+    if len(rows) <= CHUNK_ROWS:
+        table = arrow_table(rows, "findings")
+        rows.clear()
+        return table
+    chunks = []
+    while rows:
+        part = rows[:CHUNK_ROWS]
+        del rows[:CHUNK_ROWS]
+        chunks.append(_dictionary_encoded(arrow_table(part, "findings")))
+        del part
+    import pyarrow as pa
+
+    return pa.concat_tables(chunks)
+
+
+def _dictionary_encoded(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    columns = [c.dictionary_encode() if pa.types.is_string(c.type) else c for c in table.columns]
+    fields = [pa.field(name, c.type) for name, c in zip(table.column_names, columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` with each dictionary-encoded column as its value type (metadata kept)."""
+    import pyarrow as pa
+
+    fields = [
+        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def plain_batches(table: pa.Table, rows: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The table's rows in batches of at most `rows` (CHUNK_ROWS), dictionary-encoded columns decoded
+    (one batch in memory at a time), with plain_schema."""
+    import pyarrow as pa
+
+    schema = plain_schema(table.schema)
+    for batch in table.to_batches(max_chunksize=rows or CHUNK_ROWS):
+        columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """The whole table with plain columns (what arrow_table would have built in one go)."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(t) for t in table.schema.types):
+        return table
+    return pa.Table.from_batches(list(plain_batches(table)), schema=plain_schema(table.schema))
+
+
+def distinct(column: pa.ChunkedArray) -> int:
+    """Distinct non-null values of a column, dictionary-encoded chunks included."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        return pc.count_distinct(column).as_py()
+    seen: set = set()
+    for chunk in column.chunks:
+        seen.update(chunk.dictionary.take(pc.unique(chunk.indices.drop_null())).to_pylist())
+    return len(seen)
+
+
 def frame(table: pa.Table, name: str) -> pd.DataFrame:
     """The DataFrame of an arrow_table (what the pipeline's tables always were): the findings
     as object columns of str (findings.normalise_findings), the other tables with the dtypes
@@ -227,8 +306,9 @@ def frame(table: pa.Table, name: str) -> pd.DataFrame:
 
 
 def _shared_objects(values: pa.ChunkedArray):
-    """A numpy object array of the column's strings, one Python str per distinct value (as
-    to_pandas' deduplicate_objects would give, which pandas 3 only offers for its str dtype)."""
+    """A numpy object array of the column's strings, one Python str per distinct value of a
+    chunk (as to_pandas' deduplicate_objects would give, which pandas 3 only offers for its str
+    dtype)."""
     import numpy as np
     import pyarrow as pa
 
@@ -236,5 +316,10 @@ def _shared_objects(values: pa.ChunkedArray):
         return np.empty(0, dtype=object)
     if pa.types.is_null(values.type):  # None throughout (an object column of None)
         return np.full(len(values), None, dtype=object)
-    encoded = values.combine_chunks().dictionary_encode()
-    return encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
+    parts = []
+    for chunk in values.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        parts.append(
+            encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy(zero_copy_only=False)]
+        )
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -86,7 +86,8 @@ class Analysis:
         self._frames[name] = value
 
     def table(self, name: str) -> pa.Table:
-        """Table `name` as Arrow, without building a DataFrame when none was asked for."""
+        """Table `name` as Arrow, without building a DataFrame when none was asked for. The findings
+        may be held in dictionary-encoded chunks: arrow_tables.plain() gives the plain table."""
         found = self._arrow.get(name)
         if found is not None:
             return found
@@ -104,9 +105,9 @@ class Analysis:
         found = self._arrow.get(name)
         if found is None:
             return int(self._frames[name][column].nunique())
-        import pyarrow.compute as pc
+        from phonehome.analysis.arrow_tables import distinct
 
-        return pc.count_distinct(found.column(column)).as_py()
+        return distinct(found.column(column))
 
     @property
     def warnings(self) -> list[str]:
@@ -261,14 +262,14 @@ def _collect_deduplicated(
 def build_analysis(rows: Rows, reports: list[SourceReport], profile: Profile | None) -> Analysis:
     """The three tables from collected rows; persistence needs all the findings first.
 
-    Arrow tables, no pandas (analysis.arrow_tables): the rows are consumed, each list released
-    once its table is built.
+    Arrow tables, no pandas (analysis.arrow_tables): the rows are consumed, the findings' a chunk
+    at a time, so their tuples and the table never both exist whole.
     """
-    from phonehome.analysis.arrow_tables import arrow_table
+    from phonehome.analysis.arrow_tables import arrow_table, findings_table
 
     mark_persistence_rows(rows.findings)
-    tables = {}
-    for name in TABLES:
+    tables = {"findings": findings_table(rows.findings)}  # chunk by chunk, the rows freed as it goes
+    for name in ("flows", "contacts"):
         tables[name] = arrow_table(getattr(rows, name), name)
         setattr(rows, name, [])
     return Analysis.from_tables(tables, reports, profile)
@@ -287,11 +288,17 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
     import pyarrow.parquet as pq
 
     from phonehome.analysis import sharing
+    from phonehome.analysis.arrow_tables import CHUNK_ROWS, plain, plain_batches, plain_schema
 
     findings = analysis.table("findings")
     # Arrow's CSV writer: 7x faster than DataFrame.to_csv; quotes every string value
     sharing.write_csv(findings, written[0])  # formula-leading cells neutralised, CR/LF quoted (issue 15)
-    pq.write_table(findings, written[1])
+    if findings.num_rows <= CHUNK_ROWS:
+        pq.write_table(plain(findings), written[1])
+    else:  # batch by batch, a row group each: the plain table is never whole in memory
+        with pq.ParquetWriter(written[1], plain_schema(findings.schema)) as writer:
+            for batch in plain_batches(findings):
+                writer.write_batch(batch)
     pq.write_table(analysis.table("flows"), written[2])  # what DataFrame.to_parquet(index=False) does
     pq.write_table(analysis.table("contacts"), written[3])
     for path in written:

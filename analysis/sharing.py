@@ -59,7 +59,19 @@ def write_csv(table: pa.Table | pd.DataFrame, path: str | os.PathLike[str]) -> N
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    pa_csv.write_csv(neutralise_table(table), path, pa_csv.WriteOptions(quoting_style="needed"))
+    # batch by batch, dictionary-encoded columns decoded (analysis.arrow_tables keeps big findings
+    # tables so): the neutralised copy is one batch, never the whole table; same bytes as one write
+    schema = pa.schema(
+        [
+            pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+            for f in table.schema
+        ]
+    )
+    options = pa_csv.WriteOptions(quoting_style="needed")
+    with pa_csv.CSVWriter(path, schema, write_options=options) as writer:
+        for batch in table.to_batches(max_chunksize=65_536):
+            columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+            writer.write_table(neutralise_table(pa.Table.from_arrays(columns, schema=schema)))
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -113,13 +113,13 @@ def _dns_pcap(tmp: Path) -> list[Path]:
     return [pcap]
 
 
-def _sample(tmp: Path, sample: Path) -> list[Path]:
-    return [sample]
+def _given(path: Path):
+    return lambda tmp, sample: [path]
 
 
 CASES = {
     "sample": lambda tmp, sample: [sample],
-    **{f"real-{p.stem}": (lambda p: lambda tmp, sample: [p])(p) for p in REAL},
+    **{f"real-{p.stem}": _given(p) for p in REAL},
     "all-together": lambda tmp, sample: [sample, *REAL],
     "empty-har": lambda tmp, sample: _empty_har(tmp),
     "dns-pcap": lambda tmp, sample: _dns_pcap(tmp),
@@ -161,6 +161,38 @@ def test_written_tables_and_frames_equal_the_pandas_path(case, tmp_path, monkeyp
     pipeline.write_tables(result, tmp_path / "frames")
     for name in FILES:
         assert (tmp_path / "frames" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("case", ["sample", "all-together"])
+def test_findings_in_many_chunks_give_the_same_tables(case, tmp_path, monkeypatch, sample_capture):
+    """A big findings table is built and written in dictionary-encoded chunks (here of 7 rows):
+    the same CSV bytes, the same Parquet table (schema, metadata, values; in several row groups)
+    and the same DataFrame."""
+    from phonehome.analysis import arrow_tables
+
+    monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", 7)
+    result, rows = analysed(CASES[case](tmp_path, sample_capture), monkeypatch)
+    monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", 7)  # analysed() undid it
+    assert len(rows.findings) > 2 * 7
+    assert result.table("findings").column("value").num_chunks > 2
+    assert pa.types.is_dictionary(result.table("findings").schema.field("value").type)
+    expected = reference_frames(rows)
+    reference_write(expected, tmp_path / "reference")
+    pipeline.write_tables(result, tmp_path / "arrow")
+    assert (tmp_path / "arrow" / "findings.csv").read_bytes() == (
+        tmp_path / "reference" / "findings.csv"
+    ).read_bytes()
+    written = pq.ParquetFile(tmp_path / "arrow" / "findings.parquet")
+    assert written.metadata.num_row_groups > 2
+    reference = pq.read_table(tmp_path / "reference" / "findings.parquet")
+    assert written.read().equals(reference, check_metadata=True)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "arrow" / "findings.parquet"),
+        pd.read_parquet(tmp_path / "reference" / "findings.parquet"),
+    )
+    assert result.distinct("findings", "value") == expected["findings"]["value"].nunique()
+    assert result.distinct("findings", "host") == expected["findings"]["host"].nunique()
+    pd.testing.assert_frame_equal(result.findings, expected["findings"], check_exact=True)
 
 
 def test_the_sample_with_its_profile_marks_persistence_like_the_pandas_path(
