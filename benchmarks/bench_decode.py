@@ -2,15 +2,23 @@
 
 Reads the capture once (through analysis.sources.read_source, not timed), then decodes every
 HTTP request `--repeat` times and prints requests, fields, time per request and fields/second,
-plus the slowest request. Speed is printed, never asserted.
+plus the slowest request, and the CPU seconds of one pass (median over the passes: CPU, not
+wall, because the machine may be shared). With `--reader` and a mitmproxy dump, the fast dump
+reader (analysis.sources.fastdump.iter_dump) is timed the same way. Speed is printed, never
+asserted.
+
+Compare two trees PAIRED (alternately, in the same minute), e.g. against a commit's tree made
+by benchmarks/bench_peer.py --rev:
 
     python benchmarks/bench_decode.py                          # the bundled sample capture
-    python benchmarks/bench_decode.py /tmp/phonehome-bench/flows-5000.mitm --repeat 1
+    python benchmarks/bench_decode.py ~/.cache/phonehome-bench/varied-v1-5000/flows.mitm --repeat 5 --reader
+    PYTHONPATH=~/.cache/phonehome-bench/trees/<sha>/pyroot python benchmarks/bench_decode.py ...
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -22,11 +30,28 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "captures" / "sample-mint-browser"
 
 
+def reader_cpu(capture: Path, repeat: int) -> tuple[int, list[float]]:
+    """(records, CPU seconds of each pass) of the fast dump reader over the capture's dump."""
+    from phonehome.analysis.sources.fastdump import iter_dump
+
+    dump = capture / "flows.mitm" if capture.is_dir() else capture
+    passes = []
+    count = 0
+    for _ in range(max(1, repeat)):
+        c0 = time.process_time()
+        count = sum(1 for _ in iter_dump(dump, Labels(), SourceReport(str(dump))))
+        passes.append(time.process_time() - c0)
+    return count, passes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("capture", nargs="?", default=str(SAMPLE))
     parser.add_argument("--repeat", type=int, default=200, help="decode every request this many times")
+    parser.add_argument("--reader", action="store_true", help="also time the fast dump reader (dumps only)")
     args = parser.parse_args(argv)
+
+    import phonehome.analysis.decode as decode_package
 
     report = SourceReport(args.capture)
     records = [r for r in read_source(args.capture, Labels(), report) if isinstance(r, HttpRecord)]
@@ -35,20 +60,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     body_bytes = sum(len(r.request_body) for r in records)
     per_request: list[tuple[float, HttpRecord]] = []
+    pass_cpu: list[float] = []
     fields = 0
     truncated = 0
     start = time.perf_counter()
     for _ in range(max(1, args.repeat)):
+        c0 = time.process_time()
         for rec in records:
             t0 = time.perf_counter()
-            decoded = decode_request(rec)
+            decoded = decode_request(rec)  # dropped at once, as the pipeline does
             per_request.append((time.perf_counter() - t0, rec))
             fields += len(decoded.fields)
             truncated += decoded.truncated
+        pass_cpu.append(time.process_time() - c0)
     elapsed = time.perf_counter() - start
     n = len(per_request)
     slowest_time, slowest = max(per_request, key=lambda x: x[0])
     times = sorted(t for t, _ in per_request)
+    cpu = statistics.median(pass_cpu)
+    print(f"decoder            {Path(decode_package.__file__).parent}")
     print(f"capture            {args.capture}")
     print(f"requests           {len(records)} x {args.repeat} = {n}  ({body_bytes} body bytes per pass)")
     print(f"fields             {fields}  ({fields / n:.1f} per request), truncated requests {truncated}")
@@ -57,6 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"                   p99 {times[int(n * 0.99)] * 1e3:.3f} ms, max {slowest_time * 1e3:.3f} ms")
     print(f"fields per second  {fields / elapsed:,.0f}")
     print(f"slowest request    {slowest.method} {slowest.url[:100]}")
+    print(
+        f"decode CPU/pass    {cpu:.3f} s median of {len(pass_cpu)} "
+        f"({cpu / len(records) * 1e3:.3f} ms/request; passes {', '.join(f'{c:.3f}' for c in pass_cpu)})"
+    )
+    if args.reader:
+        capture = Path(args.capture)
+        if capture.suffix in (".mitm", ".flows") or (capture / "flows.mitm").exists():
+            count, passes = reader_cpu(capture, args.repeat)
+            med = statistics.median(passes)
+            print(
+                f"fast reader CPU    {med:.3f} s median of {len(passes)} for {count} records "
+                f"({med / max(count, 1) * 1e3:.3f} ms/record; passes {', '.join(f'{c:.3f}' for c in passes)})"
+            )
+        else:
+            print("fast reader CPU    (not a mitmproxy dump)")
     return 0
 
 
