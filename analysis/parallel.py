@@ -10,7 +10,7 @@ the result is the same as one sequential pass. analysis.reader decides when to c
 
 Workers are only started when there is enough work (PARALLEL_MIN_RECORDS records and more
 than one core). The start method is `fork` when this process has a single thread (a worker is
-ready in milliseconds), else `forkserver` (about a second: it imports pandas and mitmproxy), or
+ready in milliseconds), else `forkserver` (about a second: it imports mitmproxy and the classifier), or
 `spawn` where neither exists.
 Damage anywhere in a dump (a record that does not frame or does not load) sends the whole file
 back to the sequential reader, whose resync keeps every good flow and reports the bad bytes. A
@@ -218,16 +218,18 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-TABLE_LIBRARIES = ("pandas", "pyarrow", "pyarrow.csv", "pyarrow.parquet")
+#: What the parent needs to build and write the tables (analysis.arrow_tables, sharing.write_csv).
+#: Not pandas: the tables are Arrow tables, and DataFrames are made (and pandas imported) only
+#: when a library user asks for one; importing it here cost every parallel run 0.4 s of CPU.
+TABLE_LIBRARIES = ("pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet")
 
 
 def import_table_libraries() -> threading.Thread | None:
-    """Import pandas and pyarrow in a background thread, unless done already.
+    """Import pyarrow and its writers in a background thread, unless done already.
 
-    Only the parent builds DataFrames and writes tables; importing pandas takes about 0.6 s of
-    CPU, which at 5,000 flows is a fifth of the run. Imported up front it kept the second core
-    idle; imported while the workers read and classify (the parent's own range work yields it the
-    GIL), it costs about half. Workers never import it.
+    Only the parent builds and writes tables; importing pyarrow with its CSV and Parquet modules
+    takes about 0.2 s of CPU. Imported while the workers read and classify (the parent's own
+    range work yields it the GIL), it does not hold them up. Workers never import it.
     """
     missing = [name for name in TABLE_LIBRARIES if name not in sys.modules]
     if not missing:

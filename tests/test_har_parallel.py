@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import subprocess
+import sys
 import threading
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -284,3 +286,21 @@ def test_analyze_and_the_cli_with_one_and_two_jobs(tmp_path: Path, low_threshold
     for name in ("findings.parquet", "flows.parquet", "contacts.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(out1 / name), pd.read_parquet(out2 / name))
     assert len(pd.read_parquet(out2 / "flows.parquet")) == 160
+
+
+def test_the_command_on_workers_never_imports_pandas(tmp_path: Path):
+    """The tables are Arrow tables; pandas (0.4 s of CPU to import) is for library users only."""
+    path = repeated(REAL_HARS[-1], tmp_path / "np.har", times=4)
+    script = f"""
+import sys
+from phonehome.analysis import parallel
+parallel.PARALLEL_MIN_RECORDS = 1
+used = []
+collect = parallel.collect_entry_ranges
+parallel.collect_entry_ranges = lambda *a, **k: used.append(1) or collect(*a, **k)
+from phonehome.analysis.cli.main import main
+code = main(["analyze", {str(path)!r}, "-o", {str(tmp_path / "out")!r}, "-q", "-j", "2"])
+print(code, bool(used), "pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1].split() == ["0", "True", "False"], done.stderr[-2000:]
