@@ -589,7 +589,8 @@ class Recorder:
                 self.to_inspect.discard(flow.id)
                 self._inspect_elsewhere(flow)
             return
-        flow.metadata.setdefault(LABEL_KEY, dict(self.labels))
+        if LABEL_KEY not in flow.metadata:  # (labelled at its request, as a rule)
+            flow.metadata[LABEL_KEY] = dict(self.labels)
         self.queued.append(flow)
         if len(self.queued) == 1:
             try:
