@@ -108,18 +108,21 @@ def _java_hash_loop(text: str) -> int:
 
 
 def test_block_wise_java_string_hash_equals_the_unit_by_unit_loop():
-    from phonehome.analysis.classify.sensors import _BLOCK, java_string_hash
+    from phonehome.analysis.classify.sensors import _BLOCK, _DIGIT_BLOCK, java_string_hash
 
     rng = random.Random(3)
     lengths = [0, 1, 2, 31, _BLOCK - 1, _BLOCK, _BLOCK + 1, 2 * _BLOCK, 3 * _BLOCK + 7, 50_000]
+    lengths += [_DIGIT_BLOCK - 1, _DIGIT_BLOCK, _DIGIT_BLOCK + 1, 2 * _DIGIT_BLOCK, 5 * _DIGIT_BLOCK + 3]
     for n in lengths + [rng.randrange(0, 5000) for _ in range(40)]:
-        ascii_text = "".join(chr(rng.randrange(32, 127)) for _ in range(n))
+        # all of ASCII (base-31 digits in C), and beyond it (UTF-16 units, surrogate pairs)
+        ascii_text = "".join(chr(rng.randrange(0, 128)) for _ in range(n))
         wide_text = "".join(
             chr(rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0xD000), 0x1F600])) for _ in range(n)
         )
         for text in (ascii_text, wide_text):
             assert java_string_hash(text) == _java_hash_loop(text), (n, text[:20])
     assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java
+    assert java_string_hash("\x7f" * 7 + "u0z") == _java_hash_loop("\x7f" * 7 + "u0z")
 
 
 def _unbase64_reference(text: str):

@@ -31,12 +31,35 @@ _POWERS = [pow(31, _BLOCK - 1 - i, 1 << 32) for i in range(_BLOCK)]
 _BLOCK_SHIFT = pow(31, _BLOCK, 1 << 32)
 
 
+# ASCII text as two strings of base-31 digits: code = 31 * (code // 31) + code % 31, digit values
+# below 31 written 0-9a-u, so that int(..., 31) evaluates the polynomial in C
+_DIGITS = b"0123456789abcdefghijklmnopqrstu"
+_HIGH = bytes(_DIGITS[code // 31] if code < 128 else 0 for code in range(256))
+_LOW = bytes(_DIGITS[code % 31] if code < 128 else 0 for code in range(256))
+# digits per int() call: the least limit on integer string conversion CPython lets one set
+# (sys.int_info.str_digits_check_threshold), so no PYTHONINTMAXSTRDIGITS can refuse a block
+_DIGIT_BLOCK = 640
+_DIGIT_SHIFT = pow(31, _DIGIT_BLOCK, 1 << 32)
+
+
 def java_string_hash(text: str) -> int:
     """Java's String.hashCode(): s[0]*31^(n-1) + ... + s[n-1] over UTF-16 units, as a signed int32.
 
-    Computed modulo 2^32 block by block (h = h * 31^1024 + the block's dot product with the powers
-    of 31), which is the same sum, in C-level `sum(map(...))` instead of a Python loop per unit."""
-    units = text.encode("latin-1") if text.isascii() else array("H", text.encode("utf-16-le"))
+    Computed modulo 2^32 block by block (h = h * 31^block + the block's value), which is the same
+    sum. An ASCII block's value is 31 * int(high digits, 31) + int(low digits, 31), each unit split
+    into two base-31 digits (a Sensors `data_list` is base64, ASCII: 40 ns per unit by the dot
+    product below, 20 by this); other text takes the dot product of its UTF-16 units with the
+    powers of 31, a C-level `sum(map(...))` instead of a Python loop per unit."""
+    if text.isascii():
+        data = text.encode("ascii")
+        h = 0
+        for start in range(0, len(data), _DIGIT_BLOCK):
+            block = data[start : start + _DIGIT_BLOCK]
+            value = 31 * int(block.translate(_HIGH), 31) + int(block.translate(_LOW), 31)
+            shift = _DIGIT_SHIFT if len(block) == _DIGIT_BLOCK else pow(31, len(block), 1 << 32)
+            h = (h * shift + value) & _MASK
+        return h - (1 << 32) if h >= 1 << 31 else h
+    units = array("H", text.encode("utf-16-le"))
     h = 0
     n = len(units)
     head = n % _BLOCK  # the first, partial block uses the last powers
