@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 from array import array
 
 from phonehome.analysis.classify import shapes
@@ -123,6 +124,14 @@ def test_block_wise_java_string_hash_equals_the_unit_by_unit_loop():
             assert java_string_hash(text) == _java_hash_loop(text), (n, text[:20])
     assert java_string_hash("hello") == 99162322  # "hello".hashCode() in Java
     assert java_string_hash("\x7f" * 7 + "u0z") == _java_hash_loop("\x7f" * 7 + "u0z")
+    # the least limit on int() of a digit string one may set (PYTHONINTMAXSTRDIGITS) still reads a block
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(sys.int_info.str_digits_check_threshold)
+    try:
+        text = "".join(chr(rng.randrange(0, 128)) for _ in range(3 * _DIGIT_BLOCK + 5))
+        assert java_string_hash(text) == _java_hash_loop(text)
+    finally:
+        sys.set_int_max_str_digits(limit)
 
 
 def _unbase64_reference(text: str):
