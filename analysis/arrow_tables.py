@@ -213,27 +213,77 @@ def arrow_table(rows: Sequence[tuple], name: str) -> pa.Table:
 CHUNK_ROWS = 65_536
 
 
-def findings_table(rows: list[tuple]) -> pa.Table:
-    """The findings table of row tuples, built CHUNK_ROWS rows at a time; `rows` is emptied.
-
-    Its string columns are dictionary-encoded chunk by chunk (a findings table repeats its
-    sessions, hosts, URLs, field paths and identifiers over and over): at 100,000 flows that is
-    a tenth of the plain table's memory. plain_batches() gives the rows of arrow_table(rows,
-    "findings") back, batch by batch; the schema metadata is that table's.
-    """
-    if len(rows) <= CHUNK_ROWS:
-        table = arrow_table(rows, "findings")
-        rows.clear()
-        return table
+def pack_findings(rows: list[tuple]) -> list[pa.Table]:
+    """Findings row tuples as Arrow chunks of at most CHUNK_ROWS rows, string columns
+    dictionary-encoded (a findings table repeats its sessions, hosts, URLs, field paths and
+    identifiers over and over: a tenth of the plain table's memory at 100,000 flows); `rows` is
+    emptied chunk by chunk, so its tuples are freed as the chunks are made."""
     chunks = []
     while rows:
         part = rows[:CHUNK_ROWS]
         del rows[:CHUNK_ROWS]
         chunks.append(_dictionary_encoded(arrow_table(part, "findings")))
         del part
+    return chunks
+
+
+def unpack_findings(chunks: list[pa.Table]) -> list[tuple]:
+    """The row tuples of packed chunks (pack_findings), as the table holds them."""
+    rows: list[tuple] = []
+    for chunk in chunks:
+        rows.extend(zip(*(column.to_pylist() for column in chunk.columns), strict=True))
+    return rows
+
+
+def findings_table(packed: list[pa.Table], rows: list[tuple]) -> pa.Table:
+    """The findings table: the packed chunks, then `rows` (emptied), persistence marked.
+
+    plain() / plain_batches() give the rows of arrow_table(all rows, "findings") back; the
+    schema metadata is that table's."""
     import pyarrow as pa
 
-    return pa.concat_tables(chunks)
+    chunks = [*packed, *pack_findings(rows)]
+    if not chunks:
+        return arrow_table([], "findings")
+    return mark_persistence(pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def mark_persistence(table: pa.Table) -> pa.Table:
+    """classify.persistence's rule on a findings table, chunk by chunk: `persistence` added to the
+    evidence (low confidence raised to medium) of identifier findings whose value recurs across
+    (session, mode) pairs."""
+    import pyarrow as pa
+
+    from phonehome.analysis.classify.persistence import LINKING_PREFIXES, marked, recurring_values
+
+    def quads():
+        for batch in table.to_batches():
+            columns = [batch.column(c).to_pylist() for c in ("data_type", "value", "session", "mode")]
+            yield from zip(*columns, strict=True)
+
+    recurring = recurring_values(quads())
+    if not recurring:
+        return table
+    batches = []
+    for batch in table.to_batches():
+        pairs = zip(batch.column("data_type").to_pylist(), batch.column("value").to_pylist(), strict=True)
+        hits = [i for i, (t, v) in enumerate(pairs) if v in recurring and t.startswith(LINKING_PREFIXES)]
+        if hits:
+            evidence, confidence = (
+                batch.column("evidence").to_pylist(),
+                batch.column("confidence").to_pylist(),
+            )
+            for i in hits:
+                evidence[i], confidence[i] = marked(evidence[i], confidence[i])
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            for name, values in (("evidence", evidence), ("confidence", confidence)):
+                array = _strings(values, pa)
+                columns[name] = (
+                    array.dictionary_encode() if pa.types.is_dictionary(columns[name].type) else array
+                )
+            batch = pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=table.schema)
 
 
 def _dictionary_encoded(table: pa.Table) -> pa.Table:

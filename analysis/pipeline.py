@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from phonehome.analysis.classify.persistence import mark_persistence_rows
 from phonehome.analysis.modes import normalize_mode
 from phonehome.analysis.plan import merge_plan_canaries
 from phonehome.analysis.profile import Profile
@@ -267,8 +266,8 @@ def build_analysis(rows: Rows, reports: list[SourceReport], profile: Profile | N
     """
     from phonehome.analysis.arrow_tables import arrow_table, findings_table
 
-    mark_persistence_rows(rows.findings)
-    tables = {"findings": findings_table(rows.findings)}  # chunk by chunk, the rows freed as it goes
+    # chunk by chunk, the rows freed as it goes; persistence marked on the table
+    tables = {"findings": findings_table(*rows.take_findings())}
     for name in ("flows", "contacts"):
         tables[name] = arrow_table(getattr(rows, name), name)
         setattr(rows, name, [])

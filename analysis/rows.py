@@ -4,7 +4,8 @@ The one place a record becomes rows, whichever path read it: the pipeline feeds 
 record by record in this process; analysis.parallel gives each worker process its own, built
 from the same RowSettings, and sends back only its Rows. Rows are plain tuples in the column
 order of analysis.findings (FLOWS_COLUMNS, FINDINGS_COLUMNS, CONTACTS_COLUMNS): cheap to build,
-to pickle between processes and to turn into DataFrames at the end.
+to pickle between processes and to turn into tables at the end; the parent packs the findings
+of each range into Arrow chunks as they arrive (Rows.pack).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _finding_row = attrgetter(*(f.name for f in fields(Finding)))
 _SHARED_COLUMNS = ("session", "app", "mode", "method", "host", "url", "location", "field", "encodings")
 _SHARED_COLUMNS += ("value",)  # a device's identifiers recur in request after request
 _FINDING_SHARED = tuple(FINDINGS_COLUMNS.index(c) for c in _SHARED_COLUMNS)
+_APP = FINDINGS_COLUMNS.index("app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +44,49 @@ class Rows:
     """Table rows, in record order: what a run (or one byte range of it) produced."""
 
     flows: list[tuple] = field(default_factory=list)
-    findings: list[tuple] = field(default_factory=list)
+    _findings: list[tuple] = field(default_factory=list)
     contacts: list[tuple] = field(default_factory=list)
+    # findings rows already packed into Arrow chunks (pack()), which come before `_findings`
+    packed_findings: list = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[tuple]:
+        """Every findings row as a tuple (packed chunks unpacked first: for tests and callers that
+        want rows; the tables are built from the chunks without this)."""
+        if self.packed_findings:
+            from phonehome.analysis.arrow_tables import unpack_findings
+
+            self._findings[:0] = unpack_findings(self.packed_findings)
+            self.packed_findings = []
+        return self._findings
+
+    @findings.setter
+    def findings(self, rows: list[tuple]) -> None:
+        self._findings, self.packed_findings = rows, []
+
+    def take_findings(self) -> tuple[list, list[tuple]]:
+        """(packed chunks, rows after them), handed over without unpacking; both emptied here."""
+        taken = (self.packed_findings, self._findings)
+        self.packed_findings, self._findings = [], []
+        return taken
 
     def extend(self, other: Rows) -> None:
+        if other.packed_findings:
+            self.pack()  # what this holds comes first
+            self.packed_findings.extend(other.packed_findings)
         self.flows.extend(other.flows)
-        self.findings.extend(other.findings)
+        self._findings.extend(other._findings)
         self.contacts.extend(other.contacts)
+
+    def pack(self) -> None:
+        """Turn the findings rows into compact Arrow chunks (analysis.arrow_tables.pack_findings),
+        emptying `findings`: the parent packs each range's rows as they arrive, so a big run
+        never holds every finding as a tuple (a tenth of the memory). Imports pyarrow: only the
+        process that builds the tables calls it, never a worker."""
+        if self._findings:
+            from phonehome.analysis.arrow_tables import pack_findings
+
+            self.packed_findings.extend(pack_findings(self._findings))
 
 
 @dataclass(slots=True)
@@ -101,6 +139,8 @@ class RowCollector:
         finding_rows = self.rows.findings
         for finding in findings:
             row = list(_safe_row(_finding_row(finding)))
+            if row[_APP] is None:  # as the table holds it (findings.normalise_findings)
+                row[_APP] = ""
             for i in _FINDING_SHARED:
                 row[i] = share(row[i], row[i])
             finding_rows.append(tuple(row))

@@ -4,8 +4,8 @@ An incognito session that sends the same distinct_id as the normal one is linkab
 "anonymous" each request looks. Only identifier-shaped values count; constants such as version
 strings, app ids and model names recur everywhere and link nothing.
 
-The rule is written once (`recurring_values`, `marked`) and applied two ways: to the findings
-rows before any table exists (`mark_persistence_rows`, what `phonehome analyze` uses: no pandas)
+The rule is written once (`recurring_values`, `marked`) and applied two ways: to the Arrow
+findings table `phonehome analyze` builds (analysis.arrow_tables.mark_persistence: no pandas)
 and to a findings DataFrame (`mark_persistence`, for library callers holding a frame).
 """
 
@@ -25,13 +25,8 @@ from phonehome.analysis.classify.shapes import (
     is_user_id_like,
     is_uuid,
 )
-from phonehome.analysis.findings import FINDINGS_COLUMNS
 
 LINKING_PREFIXES = ("device_id.", "user_id", "token", "contact.")
-
-_SESSION, _MODE, _DATA_TYPE, _VALUE, _CONFIDENCE, _EVIDENCE = (
-    FINDINGS_COLUMNS.index(c) for c in ("session", "mode", "data_type", "value", "confidence", "evidence")
-)
 
 
 def _linking_value(value: str) -> bool:
@@ -77,19 +72,6 @@ def marked(evidence: str, confidence: str) -> tuple[str, str]:
     if "persistence" not in evidence.split("+"):
         evidence = f"{evidence}+persistence"
     return evidence, "medium" if confidence == "low" else confidence
-
-
-def mark_persistence_rows(rows: list[tuple]) -> None:
-    """mark_persistence on findings rows (tuples in FINDINGS_COLUMNS order), in place."""
-    recurring = recurring_values((row[_DATA_TYPE], row[_VALUE], row[_SESSION], row[_MODE]) for row in rows)
-    if not recurring:
-        return
-    typed = {t for t in {row[_DATA_TYPE] for row in rows} if t.startswith(LINKING_PREFIXES)}
-    for index, row in enumerate(rows):
-        if row[_VALUE] in recurring and row[_DATA_TYPE] in typed:
-            new = list(row)
-            new[_EVIDENCE], new[_CONFIDENCE] = marked(row[_EVIDENCE], row[_CONFIDENCE])
-            rows[index] = tuple(new)
 
 
 def mark_persistence(findings: pd.DataFrame) -> pd.DataFrame:
