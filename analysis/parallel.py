@@ -188,7 +188,7 @@ def analyse_entries(har: HarEntries, start: int, end: int, settings: RowSettings
 
     collector = _range_collector(settings)
     report = SourceReport(str(har.path))
-    for record in app_traffic(har_records(har, report, start, end), report):
+    for record in app_traffic(har_records(har, report, start, end, release=True), report):
         collector.add(record)
     return RangeRows(collector.take(), report.records, report.warnings, report.notes, report.damage)
 
@@ -317,6 +317,7 @@ def _run_ranges(
             _COLLECTORS.clear()
             pool.shutdown(wait=True, cancel_futures=True)
             return False
+        rows.rows.pack()  # findings into compact Arrow chunks now, not held as tuples to the end
         parts[index] = rows
         records += rows.records
         if progress is not None:
