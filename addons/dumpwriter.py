@@ -70,6 +70,7 @@ MAX_TEXT = 400
 MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed back uninspected
 MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
+NAP, BUSY = 0.005, 0.2  # seconds: the writer naps between looks for BUSY after a flow came
 _NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 
@@ -398,6 +399,14 @@ def writer_main(sock_fd: int, fd: int) -> None:
             sock.send(b"C" + _CONFIRMED.pack(count, os.fstat(fd).st_size))
         since_confirmed = 0
 
+    busy_until = 0.0  # while flows keep coming, nap between looks instead of being woken per flow
+
+    def readable(timeout: float | None) -> bool:
+        if timeout != 0.0 and time.monotonic() < busy_until:
+            time.sleep(NAP if timeout is None else min(NAP, timeout))
+            timeout = 0.0
+        return bool(select.select([sock], [], [], timeout)[0])
+
     while True:
         if inspection.waiting:
             timeout: float | None = 0.0  # only look whether more flows came, to write them first
@@ -405,7 +414,7 @@ def writer_main(sock_fd: int, fd: int) -> None:
             timeout = CONFIRM_DELAY
         else:
             timeout = None
-        if timeout is not None and not select.select([sock], [], [], timeout)[0]:
+        if timeout is not None and not readable(timeout):
             if inspection.waiting:
                 inspection.inspect_one()
                 if inspection.due():
@@ -414,10 +423,13 @@ def writer_main(sock_fd: int, fd: int) -> None:
                 inspection.flush()
                 confirm()
             continue
+        elif timeout is None and not readable(None):
+            continue
         try:
             message = sock.recv(MAX_MESSAGE + 2)
         except OSError:
             message = b""
+        busy_until = time.monotonic() + BUSY
         if not message:  # the proxy closed its end or died: everything it sent has been read
             inspection.hand_back_all()
             confirm()
