@@ -114,6 +114,9 @@ class ConnectionMemo:
         self.table[connection.Client] = self.table[connection.Server] = self._reduce
         self._refs: dict[str, tuple[type, dict[str, Any]]] = {}
         self._new: list[tuple[str, tuple[dict[str, Any], tuple[type, ...]]]] = []
+        self._buffer = io.BytesIO()
+        self._pickler = pickle.Pickler(self._buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self._pickler.dispatch_table = self.table  # one pickler for all flows: its memo is cleared
 
     def _reduce(self, conn):
         state = conn.__dict__
@@ -131,10 +134,13 @@ class ConnectionMemo:
     def pickle(self, flow) -> tuple[bytes, dict[str, tuple[type, dict[str, Any]]], list]:
         """(message, the connections it refers to instead of carrying them, what to commit)."""
         self._refs, self._new = {}, []
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = self.table
-        pickler.dump(flow)
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        try:
+            self._pickler.dump(flow)
+        finally:
+            self._pickler.clear_memo()  # holds no flow, and a failed dump leaves nothing behind
         return buffer.getvalue(), self._refs, self._new
 
     def commit(self, new: list) -> None:

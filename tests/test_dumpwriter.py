@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -282,3 +283,15 @@ def test_a_flow_the_writer_cannot_unpickle_is_written_by_the_proxy(tmp_path: Pat
     records = path.read_bytes()
     for f in flows:
         assert records.count(dumpwriter.flow_bytes(f)) == 1
+
+
+def test_a_failed_pickle_leaves_the_shared_pickler_and_the_table_as_they_were() -> None:
+    memo = flowpickle.ConnectionMemo()
+    bad, good = tflow.tflow(resp=True), tflow.tflow(resp=True)
+    bad.metadata["lock"] = threading.Lock()  # not picklable: the recorder writes it with FlowWriter
+    with pytest.raises(TypeError):
+        memo.pickle(bad)
+    assert not memo.sent
+    message, refs, new = memo.pickle(good)
+    assert message == flowpickle.ConnectionMemo().pickle(good)[0] and not refs and len(new) == 2
+    assert dumpwriter.flow_bytes(flowpickle.load_message(message)) == dumpwriter.flow_bytes(good)
