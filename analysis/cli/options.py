@@ -32,7 +32,7 @@ class InputOptions:
     mode: str | None = None  # label for flows that carry none (normalised)
     keylog: str | None = None  # TLS key log for pcap inputs
     endpoints: tuple[str, ...] = ()  # extra endpoint lists
-    jobs: int | None = None  # worker processes for big dumps; None: every core
+    jobs: int | None = None  # worker processes for big dumps and HARs; None: every core
     quiet: bool = False  # no progress, notes or summary on stderr (warnings still)
 
     @classmethod
@@ -76,7 +76,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="worker processes for big dumps (default: every core, or $PHONEHOME_WORKERS; 1 = none)",
+        help="worker processes for big dumps and HARs (default: every core, or $PHONEHOME_WORKERS; 1 = none)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
