@@ -39,17 +39,30 @@ class LiteralSearch:
         automaton.make_automaton()
         self._automaton = automaton
 
+    def occurrences(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every occurrence of every form, overlapping ones too, ordered by start
+        and, at one start, longest first."""
+        # the automaton reports (index of the last character, length)
+        return [
+            (start, start - negative)
+            for start, negative in sorted((last + 1 - n, -n) for last, n in self._automaton.iter(text))
+        ]
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) of the matches `re.finditer` of `|`.join(longest-first forms) finds."""
-        # each hit is (index of its last character, length); sorted by start, longest first
-        hits = sorted((last + 1 - length, -length) for last, length in self._automaton.iter(text))
-        out = []
-        resume = 0
-        for start, negative_length in hits:
-            if start >= resume:
-                resume = start - negative_length
-                out.append((start, resume))
-        return out
+        return leftmost_longest(self.occurrences(text))
+
+
+def leftmost_longest(occurrences: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """What `re.finditer` of a longest-first alternation keeps of `occurrences` (ordered as
+    LiteralSearch.occurrences gives them): the longest at the leftmost start, then resume after it."""
+    out = []
+    resume = 0
+    for start, end in occurrences:
+        if start >= resume:
+            resume = end
+            out.append((start, end))
+    return out
 
 
 def literal_search(forms: Iterable[str]) -> LiteralSearch | None:

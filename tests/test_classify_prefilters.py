@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import sys
 from array import array
 
@@ -60,7 +61,7 @@ def _brute_force_hex(matcher: KnownValues, lowered: str) -> list[tuple[int, str,
     for run in _HEX_RUN.finditer(lowered):
         text = run.group(0)
         for start in range(len(text)) if len(text) <= MAX_HEX_RUN else (0,):
-            for length in matcher._hex_lengths:
+            for length in sorted({len(form) for form in matcher._hex}):
                 hit = matcher._hex.get(text[start : start + length])
                 if hit is not None:
                     out.append((run.start() + start, text[start : start + length], hit[0], hit[1]))
@@ -90,6 +91,21 @@ def test_hex_prefilter_finds_what_the_brute_force_search_finds():
     # a run longer than the limit is looked up at its start only, both ways
     long_run = digests[0] + hashlib.sha256(b"x").hexdigest() * 9 + digests[1]
     texts += [long_run, "z" + long_run, long_run[:MAX_HEX_RUN], long_run[: MAX_HEX_RUN + 1]]
+    # a digest at the edges of runs just under, at and over the limit
+    for digest in (digests[0], max(digests, key=len)):
+        for total in (MAX_HEX_RUN - 1, MAX_HEX_RUN, MAX_HEX_RUN + 1, 2 * MAX_HEX_RUN + 3):
+            edges = {
+                0,
+                1,
+                MAX_HEX_RUN - len(digest),
+                MAX_HEX_RUN - len(digest) + 1,
+                MAX_HEX_RUN,
+                MAX_HEX_RUN + 1,
+            }
+            for offset in sorted(edges | {total - len(digest), total - len(digest) - 1}):
+                if 0 <= offset <= total - len(digest):
+                    run = "7" * offset + digest + "7" * (total - offset - len(digest))
+                    texts += [f"z{run}z", run, f"{run}\x00{digest}"]
     found = 0
     for text in texts:
         expected = _brute_force_hex(matcher, text)
@@ -238,6 +254,12 @@ def test_find_all_answers_find_value_by_value():
         expected = [matcher.find(text) for text in chunk]
         assert matcher.find_all(chunk) == expected
         found += sum(map(len, expected))
+    # the folded forms, searched together with the derived digests, match as their own alternation
+    alternation = re.compile("|".join(re.escape(f) for f in sorted(matcher._folded, key=len, reverse=True)))
+    for text in texts:
+        lowered = text.lower()
+        expected = [match.span() for match in alternation.finditer(lowered)]
+        assert matcher._lowered_matches(lowered)[0] == expected
     for text in texts[:500]:
         assert matcher.find_repeated(text) == tuple(matcher.find(text))
         assert matcher.find_repeated(text) == tuple(matcher.find(text))

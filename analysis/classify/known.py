@@ -19,7 +19,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
-from phonehome.analysis.literals import literal_search
+from phonehome.analysis.literals import leftmost_longest, literal_search
 from phonehome.analysis.profile import Profile
 
 # profile key -> data type (DESIGN.md vocabulary)
@@ -46,6 +46,8 @@ JOINABLE = ("imei", "android_id", "mac", "serial", "advertising_id", "oaid", "im
 JOINERS = ("", "_", "-", ":", "|")
 _HEX_RUN = re.compile(r"[0-9a-f]{16,}")
 MAX_HEX_RUN = 512  # longer hex runs (hex-encoded blobs) are looked up at their start only
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_HEX_AHEAD = re.compile(f"[0-9a-f]{{0,{MAX_HEX_RUN + 1}}}")  # enough to tell a run longer than the limit
 MEMO_SIZE = 16384  # distinct JSON keys remembered per matcher (find_repeated)
 
 
@@ -147,20 +149,19 @@ class KnownValues:
                 self._folded.setdefault(form, (key, how))
             for form, how in exact.items():
                 self._exact.setdefault(form, (key, how))
-        # derived digests (chains, truncations, joined ids) are many and all hex: looked up per hex run
-        # instead of joining the alternation, which would slow every field down
+        # derived digests (chains, truncations, joined ids) are many and all hex: found anywhere in a
+        # run of 16+ hex digits, overlapping ones too, not only where the folded forms' longest-match
+        # scan would stop (a truncated digest is the start of a longer one)
         self._hex: dict[str, tuple[str, str]] = {}
         for form, (_key, how) in list(self._folded.items()):
             if how.endswith("-truncated") or "-of-" in how:
                 self._hex[form] = self._folded.pop(form)
         for form, keys in _joined(profile.known_values()).items():
             self._hex.setdefault(form, (keys, "joined-hash-hex"))
-        self._hex_lengths = sorted({len(form) for form in self._hex})
-        # a derived digest starts where its first (shortest-length) characters do: one set lookup
-        # per position of a hex run, and the per-length lookups only at those few positions
-        self._hex_prefixes = frozenset(form[: self._hex_lengths[0]] for form in self._hex)
-        # folded forms are lower case: searched in the lowered value; base64 forms as they are
-        self._folded_search = literal_search(self._folded)
+        self._hex = {form: hit for form, hit in self._hex.items() if _HEX_RUN.fullmatch(form)}
+        # folded forms and digests are lower case: one search of the lowered value finds both;
+        # base64 forms are searched as they are
+        self._lowered_search = literal_search([*self._folded, *self._hex])
         self._exact_search = literal_search(self._exact)
         location = profile.values.get("location")
         self.location = tuple(location) if isinstance(location, list | tuple) and len(location) == 2 else None
@@ -171,19 +172,19 @@ class KnownValues:
         found: dict[str, KnownMatch] = {}
         if len(value) < MIN_KNOWN_LENGTH:
             return []
-        if self._folded_search is not None:
-            lowered = value.lower()
-            for start, end in self._folded_search.spans(lowered):
-                keys, how = self._folded[lowered[start:end]]
-                text = value[start:end] if len(lowered) == len(value) else lowered[start:end]
-                for key in keys.split("|"):
-                    found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
+        lowered = value.lower()
+        folded, digests = self._lowered_matches(lowered)
+        for start, end in folded:
+            keys, how = self._folded[lowered[start:end]]
+            text = value[start:end] if len(lowered) == len(value) else lowered[start:end]
+            for key in keys.split("|"):
+                found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         if self._exact_search is not None:
             for start, end in self._exact_search.spans(value):
                 text = value[start:end]
                 key, how = self._exact[text]
                 found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
-        for _, text, keys, how in self._hex_matches(value.lower()):
+        for _, text, keys, how in digests:
             for key in keys.split("|"):
                 found.setdefault(key, KnownMatch(key, _type_of(key), how, text))
         return list(found.values())
@@ -201,25 +202,28 @@ class KnownValues:
                 self._memo[text] = found
         return found
 
-    def _hex_matches(self, lowered: str):
+    def _lowered_matches(self, lowered: str) -> tuple[list[tuple[int, int]], list[tuple[int, str, str, str]]]:
+        """One search of a lowered text: (start, end) of the folded forms (longest at the leftmost
+        start, as a regex alternation), and (position, text, keys, how) of the derived digests,
+        every one in a hex run, by position then length."""
+        if self._lowered_search is None:
+            return [], []
+        folded = []
+        digests = []
+        for start, end in self._lowered_search.occurrences(lowered):
+            text = lowered[start:end]
+            if text in self._folded:
+                folded.append((start, end))
+            hit = self._hex.get(text)
+            if hit is not None and _counts_in_run(lowered, start, end):
+                digests.append((start, text, hit[0], hit[1]))
+        if len(digests) > 1:
+            digests.sort(key=lambda digest: (digest[0], len(digest[1])))
+        return leftmost_longest(folded), digests
+
+    def _hex_matches(self, lowered: str) -> list[tuple[int, str, str, str]]:
         """(position, text, keys, how) of derived digests inside the hex runs of `lowered`."""
-        if not self._hex:
-            return
-        prefixes, lengths = self._hex_prefixes, self._hex_lengths
-        first = lengths[0]
-        for run in _HEX_RUN.finditer(lowered):
-            begin, end = run.span()
-            last = end - first + 1 if end - begin <= MAX_HEX_RUN else begin + 1
-            for start in range(begin, last):
-                if lowered[start : start + first] not in prefixes:
-                    continue
-                for length in lengths:
-                    if start + length > end:
-                        break
-                    text = lowered[start : start + length]
-                    hit = self._hex.get(text)
-                    if hit is not None:
-                        yield start, text, hit[0], hit[1]
+        return self._lowered_matches(lowered)[1]
 
     def find_all(self, values: list[str]) -> list[list[KnownMatch]]:
         """find() for many values in one pass per search (fields of one request)."""
@@ -233,17 +237,14 @@ class KnownValues:
             offset += len(v) + 1
         joined = "\x00".join(values)
         lowered = joined.lower()
+        # lower() can change lengths for a few non-ASCII characters: then fall back per value
+        if len(lowered) != len(joined):
+            return [self.find(v) for v in values]
+        folded, digests = self._lowered_matches(lowered)
+        exact = self._exact_search.spans(joined) if self._exact_search is not None else []
         seen: set[tuple[int, str]] = set()
-        for search, table, source in (
-            (self._folded_search, self._folded, lowered),
-            (self._exact_search, self._exact, joined),
-        ):
-            if search is None:
-                continue
-            # lower() can change lengths for a few non-ASCII characters: then fall back per value
-            if len(source) != len(joined):
-                return [self.find(v) for v in values]
-            for start, end in search.spans(source):
+        for spans, table, source in ((folded, self._folded, lowered), (exact, self._exact, joined)):
+            for start, end in spans:
                 index = bisect_right(starts, start) - 1
                 keys, how = table[source[start:end]]
                 text = joined[start:end]
@@ -252,7 +253,7 @@ class KnownValues:
                         continue
                     seen.add((index, key))
                     results[index].append(KnownMatch(key, _type_of(key), how, text))
-        for position, text, keys, how in self._hex_matches(lowered):
+        for position, text, keys, how in digests:
             index = bisect_right(starts, position) - 1
             for key in keys.split("|"):
                 if (index, key) not in seen:
@@ -273,3 +274,17 @@ def _type_of(key: str) -> str:
     if key.startswith("extra."):
         return "device_id.other"
     return PROFILE_TYPES.get(key, "device_id.other")
+
+
+def _counts_in_run(lowered: str, start: int, end: int) -> bool:
+    """Whether a digest found at [start, end) is looked up there: anywhere in a run of hex digits
+    up to MAX_HEX_RUN long, only at the start of a longer run (a hex-encoded blob)."""
+    begin = start
+    while begin and lowered[begin - 1] in _HEX_DIGITS:
+        begin -= 1
+        if start - begin > MAX_HEX_RUN:
+            return False  # a longer run, and the digest is not at its start
+    if begin == start:
+        return True
+    stop = _HEX_AHEAD.match(lowered, end).end()  # the run's end, or far enough to know it is long
+    return stop - begin <= MAX_HEX_RUN
