@@ -301,3 +301,21 @@ def test_a_writer_too_far_behind_hands_flows_back_uninspected(monkeypatch) -> No
     assert [(r[0], r[1]) for r in results[:2]] == [(flows[0].id, None), (flows[1].id, None)]
     assert results[2][0] == flows[2].id and "android_id" in results[2][1] and results[2][2]
     assert [(r[0], r[1]) for r in results[3:]] == [(flows[3].id, None), (flows[4].id, None)]
+
+
+def test_mitmweb_is_told_of_annotations_only_when_something_listens(monkeypatch) -> None:
+    """mitmdump has no `update` addon: the batch UpdateHook is then not triggered at all."""
+    insp = inspector.Inspector()
+    with taddons.context(insp) as tctx:
+        triggered: list = []
+        real = tctx.master.addons.trigger
+        monkeypatch.setattr(
+            tctx.master.addons, "trigger", lambda event: (triggered.append(event), real(event))
+        )
+        f = leak_flow()
+        insp.annotate(f, "phonehome: x", True, True)  # no event loop here: told at once
+        assert not triggered and f.comment == "phonehome: x"
+        updates = Updates()
+        tctx.master.addons.add(updates)
+        insp.annotate(f, "phonehome: y", True, True)
+        assert [type(e).__name__ for e in triggered] == ["UpdateHook"] and updates.flows == [f]
