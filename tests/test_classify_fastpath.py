@@ -98,3 +98,19 @@ def test_the_keyed_runs_skip_nothing_that_would_answer(monkeypatch):
     answered = sum(verdict is not None for verdict in shipped)
     assert len(cases) > 20000 and answered > 3000, "the cases do reach the rules"
     assert len({v.data_type for v in shipped if v is not None}) >= 15
+
+
+def test_key_use_equals_the_checks_it_caches():
+    """classify_request reads a key name once (key_use): whether it is searched for known values
+    as a JSON key, and whether it names an installed-app list, a latitude or a longitude."""
+    from phonehome.analysis.classify.fields import INSTALLED_KEYS, LAT_KEYS, LON_KEYS, normalise_key
+    from phonehome.analysis.classify.request import _ID_LIKE_KEY, key_use
+
+    names = [*_NAMES, "358240051111110", "a@b.co", "user:1", "x" * 24, "x" * 23, "abc12", "abcd12"]
+    for name in names:
+        key = normalise_key(name)
+        searchable = bool(len(name) >= 6 and _ID_LIKE_KEY.search(name))
+        expected = (searchable, key in INSTALLED_KEYS, key in LAT_KEYS, key in LON_KEYS)
+        assert tuple(key_use(name)) == expected, name
+    assert sum(key_use(name).searchable for name in names) >= 5
+    assert any(key_use(name).installed for name in names) and any(key_use(name).lon for name in names)

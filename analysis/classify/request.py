@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from phonehome.analysis.classify.endpoints import Endpoint, site_of
@@ -76,11 +77,22 @@ def known_values_for(profile: Profile | None) -> KnownValues | None:
     return cached[1]
 
 
+class KeyUse(NamedTuple):
+    """What classify_request does with a field because of its key name alone."""
+
+    searchable: bool  # could be an identifier used as a JSON key (digits, @, long): searched
+    installed: bool  # names a list of installed apps
+    lat: bool  # names a latitude
+    lon: bool  # names a longitude
+
+
 @lru_cache(maxsize=16384)
-def _searchable_key(key: str) -> str:
-    """`key` when it could be an identifier used as a JSON key (digits, @, long), else "".
-    Keys repeat from request to request, so the regex runs once per distinct key."""
-    return key if len(key) >= 6 and _ID_LIKE_KEY.search(key) else ""
+def key_use(name: str) -> KeyUse:
+    """The KeyUse of a field named `name`. Keys repeat from request to request, so each distinct
+    name is read once (its regex, normalise_key and the set lookups)."""
+    key = normalise_key(name)
+    searchable = len(name) >= 6 and _ID_LIKE_KEY.search(name) is not None
+    return KeyUse(searchable, key in INSTALLED_KEYS, key in LAT_KEYS, key in LON_KEYS)
 
 
 def is_navigation(record: HttpRecord) -> bool:
@@ -175,14 +187,8 @@ def classify_request(
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
     known = matcher.find_all([f.value for f in decoded.fields]) if matcher is not None else None
-    keys_known = None
-    if matcher is not None:
-        # an identifier used as a JSON key: only keys that could be one (digits, @, long) are
-        # searched, each distinct key once (keys repeat from request to request, values do not)
-        keys_known = [
-            matcher.find_repeated(key) if (key := _searchable_key(f.key)) else () for f in decoded.fields
-        ]
     for index, field in enumerate(decoded.fields):
+        use = key_use(field.key)
         verdict = classify_field(field)
         if verdict is not None:
             offer(field, verdict)
@@ -205,20 +211,21 @@ def classify_request(
         ):
             for inner_field, inner in _inner_verdicts(record, field, navigation):
                 offer(field, inner, inner_field.value)
-        if keys_known is not None:
-            for match in keys_known[index]:  # an identifier used as a JSON key
+        if use.searchable and matcher is not None:
+            # an identifier used as a JSON key: only keys that could be one (digits, @, long) are
+            # searched, each distinct key once (keys repeat from request to request, values do not)
+            for match in matcher.find_repeated(field.key):
                 offer(field, Verdict(match.data_type, "high", "known-value"), match.text)
         if known is not None:
             for match in known[index]:
                 # inside a binary or very long value, show the identifier itself, not the blob
                 blob = len(field.value) > 256 or "\\x" in field.value
                 offer(field, Verdict(match.data_type, "high", "known-value"), match.text if blob else None)
-        key = normalise_key(field.key)
-        if key in INSTALLED_KEYS and is_package(field.value):
+        if use.installed and is_package(field.value):
             lists[_INDEX.sub("", field.path)].append(field)
-        elif key in LAT_KEYS and (lat := coordinate(field.value, 90)) is not None:
+        elif use.lat and (lat := coordinate(field.value, 90)) is not None:
             coords[_parent(field.path)]["lat"] = (field, lat)
-        elif key in LON_KEYS and (lon := coordinate(field.value, 180)) is not None:
+        elif use.lon and (lon := coordinate(field.value, 180)) is not None:
             coords[_parent(field.path)]["lon"] = (field, lon)
 
     for path, members in lists.items():
