@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from phonehome.analysis.findings import CONTACTS_COLUMNS, FINDINGS_COLUMNS, FLOWS_COLUMNS
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -251,39 +252,69 @@ def findings_table(packed: list[pa.Table], rows: list[tuple]) -> pa.Table:
 def mark_persistence(table: pa.Table) -> pa.Table:
     """classify.persistence's rule on a findings table, chunk by chunk: `persistence` added to the
     evidence (low confidence raised to medium) of identifier findings whose value recurs across
-    (session, mode) pairs."""
+    (session, mode) pairs. Only the findings of a linking data type are looked at one by one;
+    the rest is decided per distinct value of a chunk (the columns are dictionary-encoded)."""
+    import numpy as np
     import pyarrow as pa
 
     from phonehome.analysis.classify.persistence import LINKING_PREFIXES, marked, recurring_values
 
+    batches = table.to_batches()
+
+    def typed_rows(batch) -> np.ndarray:
+        names, codes = _codes(batch.column("data_type"))
+        return np.array([n.startswith(LINKING_PREFIXES) for n in names], dtype=bool)[codes]
+
+    def picked(batch, name: str, rows: np.ndarray) -> list:
+        names, codes = _codes(batch.column(name))
+        return [names[i] for i in codes[rows]]
+
     def quads():
-        for batch in table.to_batches():
-            columns = [batch.column(c).to_pylist() for c in ("data_type", "value", "session", "mode")]
-            yield from zip(*columns, strict=True)
+        for batch in batches:
+            rows = np.flatnonzero(typed_rows(batch))
+            if len(rows):
+                columns = [picked(batch, c, rows) for c in ("data_type", "value", "session", "mode")]
+                yield from zip(*columns, strict=True)
 
     recurring = recurring_values(quads())
     if not recurring:
         return table
-    batches = []
-    for batch in table.to_batches():
-        pairs = zip(batch.column("data_type").to_pylist(), batch.column("value").to_pylist(), strict=True)
-        hits = [i for i, (t, v) in enumerate(pairs) if v in recurring and t.startswith(LINKING_PREFIXES)]
-        if hits:
+    marked_batches = []
+    for batch in batches:
+        values, codes = _codes(batch.column("value"))
+        recurs = np.array([v in recurring for v in values], dtype=bool)[codes]
+        hits = np.flatnonzero(recurs & typed_rows(batch))
+        if len(hits):
             evidence, confidence = (
                 batch.column("evidence").to_pylist(),
                 batch.column("confidence").to_pylist(),
             )
-            for i in hits:
+            for i in hits.tolist():
                 evidence[i], confidence[i] = marked(evidence[i], confidence[i])
             columns = dict(zip(batch.schema.names, batch.columns, strict=True))
-            for name, values in (("evidence", evidence), ("confidence", confidence)):
-                array = _strings(values, pa)
+            for name, new in (("evidence", evidence), ("confidence", confidence)):
+                array = _strings(new, pa)
                 columns[name] = (
                     array.dictionary_encode() if pa.types.is_dictionary(columns[name].type) else array
                 )
             batch = pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
-        batches.append(batch)
-    return pa.Table.from_batches(batches, schema=table.schema)
+        marked_batches.append(batch)
+    return pa.Table.from_batches(marked_batches, schema=table.schema)
+
+
+def _codes(array: pa.Array) -> tuple[list, np.ndarray]:
+    """(distinct values, the index of each row's value among them) of a column chunk."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(array.type):
+        array = array.dictionary_encode()
+    indices = array.indices  # no nulls: findings hold "" for missing
+    width = indices.type.bit_width // 8  # read from the buffer: Array.to_numpy would import pandas
+    codes = np.frombuffer(
+        indices.buffers()[1], dtype=f"int{width * 8}", count=len(indices), offset=indices.offset * width
+    )
+    return array.dictionary.to_pylist(), codes
 
 
 def _dictionary_encoded(table: pa.Table) -> pa.Table:
