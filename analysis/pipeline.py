@@ -284,20 +284,24 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
         out / "flows.parquet",
         out / "contacts.parquet",
     ]
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from phonehome.analysis import sharing
     from phonehome.analysis.arrow_tables import CHUNK_ROWS, plain, plain_batches, plain_schema
 
     findings = analysis.table("findings")
+    pool = pa.default_memory_pool()
     # Arrow's CSV writer: 7x faster than DataFrame.to_csv; quotes every string value
     sharing.write_csv(findings, written[0])  # formula-leading cells neutralised, CR/LF quoted (issue 15)
+    pool.release_unused()
     if findings.num_rows <= CHUNK_ROWS:
         pq.write_table(plain(findings), written[1])
     else:  # batch by batch, a row group each: the plain table is never whole in memory
         with pq.ParquetWriter(written[1], plain_schema(findings.schema)) as writer:
             for batch in plain_batches(findings):
                 writer.write_batch(batch)
+    pool.release_unused()  # the batches' memory back to the system before the next file
     pq.write_table(analysis.table("flows"), written[2])  # what DataFrame.to_parquet(index=False) does
     pq.write_table(analysis.table("contacts"), written[3])
     for path in written:

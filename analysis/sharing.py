@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+#: Rows neutralised and written at a time (the bytes do not depend on it; memory does).
+CSV_BATCH_ROWS = 16_384
 #: Leading characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"^[=+\-@\t\r]"
@@ -69,7 +71,7 @@ def write_csv(table: pa.Table | pd.DataFrame, path: str | os.PathLike[str]) -> N
     )
     options = pa_csv.WriteOptions(quoting_style="needed")
     with pa_csv.CSVWriter(path, schema, write_options=options) as writer:
-        for batch in table.to_batches(max_chunksize=65_536):
+        for batch in table.to_batches(max_chunksize=CSV_BATCH_ROWS):
             columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
             writer.write_table(neutralise_table(pa.Table.from_arrays(columns, schema=schema)))
 
