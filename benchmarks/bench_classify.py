@@ -5,9 +5,10 @@ device profile, and the cost of classification per request on the sample capture
 
 `--varied N` instead times `classify_request` alone over the varied N-request session of
 benchmarks/varied_session.py (issue 20's hot path): the requests are read and decoded first, then
-classified with the session's known values and without, as CPU seconds. Pass 1 runs with cold
-caches, as `phonehome analyze` does in a fresh process (per-key and per-path caches fill during
-the pass); later passes show the warm figure. To time another revision, put its tree first:
+classified with the session's known values and without, as CPU seconds. Pass 1 with the known
+values runs with cold caches, as `phonehome analyze` does in a fresh process (per-key, per-path
+and per-host caches fill during the pass); later passes, and the runs without a profile that
+follow, show the warm figure. To time another revision, put its tree first:
 
     python benchmarks/bench_classify.py --varied 5000 --passes 3
     PYTHONPATH=~/.cache/phonehome-bench/trees/<sha>/pyroot python benchmarks/bench_classify.py --varied 5000
