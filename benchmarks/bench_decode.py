@@ -44,6 +44,20 @@ def reader_cpu(capture: Path, repeat: int) -> tuple[int, list[float]]:
     return count, passes
 
 
+def _cpu_figures(passes: list[float], items: int, unit: str) -> str:
+    """Median CPU of a pass, per item, and the spread (every pass when there are few)."""
+    med = statistics.median(passes)
+    spread = (
+        ", ".join(f"{c * 1e3:.1f}" for c in passes)
+        if len(passes) <= 10
+        else (f"min {min(passes) * 1e3:.1f}, max {max(passes) * 1e3:.1f}")
+    )
+    return (
+        f"{med * 1e3:.1f} ms median of {len(passes)} passes over {items} ({med / max(items, 1) * 1e3:.3f} "
+        f"ms/{unit}; passes in ms: {spread})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("capture", nargs="?", default=str(SAMPLE))
@@ -77,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     n = len(per_request)
     slowest_time, slowest = max(per_request, key=lambda x: x[0])
     times = sorted(t for t, _ in per_request)
-    cpu = statistics.median(pass_cpu)
     print(f"decoder            {Path(decode_package.__file__).parent}")
     print(f"capture            {args.capture}")
     print(f"requests           {len(records)} x {args.repeat} = {n}  ({body_bytes} body bytes per pass)")
@@ -87,19 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"                   p99 {times[int(n * 0.99)] * 1e3:.3f} ms, max {slowest_time * 1e3:.3f} ms")
     print(f"fields per second  {fields / elapsed:,.0f}")
     print(f"slowest request    {slowest.method} {slowest.url[:100]}")
-    print(
-        f"decode CPU/pass    {cpu:.3f} s median of {len(pass_cpu)} "
-        f"({cpu / len(records) * 1e3:.3f} ms/request; passes {', '.join(f'{c:.3f}' for c in pass_cpu)})"
-    )
+    print(f"decode CPU/pass    {_cpu_figures(pass_cpu, len(records), 'request')}")
     if args.reader:
         capture = Path(args.capture)
         if capture.suffix in (".mitm", ".flows") or (capture / "flows.mitm").exists():
             count, passes = reader_cpu(capture, args.repeat)
-            med = statistics.median(passes)
-            print(
-                f"fast reader CPU    {med:.3f} s median of {len(passes)} for {count} records "
-                f"({med / max(count, 1) * 1e3:.3f} ms/record; passes {', '.join(f'{c:.3f}' for c in passes)})"
-            )
+            print(f"fast reader CPU    {_cpu_figures(passes, count, 'record')}")
         else:
             print("fast reader CPU    (not a mitmproxy dump)")
     return 0
