@@ -76,7 +76,17 @@ class Walker:
     layer are copied into plain attributes, and the result's field list is held directly.
     """
 
-    __slots__ = ("fields", "inflated", "limits", "max_depth", "max_fields", "max_value_chars", "result")
+    __slots__ = (
+        "fields",
+        "inflated",
+        "limits",
+        "max_depth",
+        "max_fields",
+        "max_nesting",
+        "max_protobuf_bytes",
+        "max_value_chars",
+        "result",
+    )
 
     def __init__(self, limits: Limits):
         self.limits = limits
@@ -85,6 +95,8 @@ class Walker:
         self.inflated = 0
         self.max_depth = limits.max_depth
         self.max_fields = limits.max_fields
+        self.max_nesting = limits.max_nesting
+        self.max_protobuf_bytes = limits.max_protobuf_bytes
         self.max_value_chars = limits.max_value_chars
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -195,13 +207,14 @@ class Walker:
         """Decode `raw` (from base64/hex) only if it is plausibly meaningful; False emits nothing."""
         if not raw:
             return False
-        kind = codecs.sniff_compression(raw) if raw[0] in _COMPRESSION_FIRST_BYTES else None
+        first = raw[0]
+        kind = codecs.sniff_compression(raw) if first in _COMPRESSION_FIRST_BYTES else None
         if kind is not None:
             res = self.inflate(kind, raw)
             if res is not None and (res.complete or res.truncated):  # a cut stream is no evidence
                 self.bytes_loose(res.data, loc, path, key, (*enc, kind))
                 return True
-        if raw[:1] in (b"{", b"["):
+        if first == 0x7B or first == 0x5B:  # { or [
             obj = _json(raw.decode("utf-8", "replace"))
             if isinstance(obj, (dict, list)):
                 self.structure(obj, loc, path, key, (*enc, "json"), 0)
@@ -211,12 +224,12 @@ class Walker:
             if text is not None:
                 self.text(text, loc, path, key, enc)
                 return True
-        if raw[0] in _MSGPACK_MAP_START:
+        if first in _MSGPACK_MAP_START:
             obj = codecs.parse_msgpack(raw)
             if codecs.msgpack_is_convincing(obj):
                 self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
                 return True
-        if codecs.protobuf_looks_possible(raw) and len(raw) <= self.limits.max_protobuf_bytes:
+        if codecs.protobuf_looks_possible(raw) and len(raw) <= self.max_protobuf_bytes:
             msg = codecs.parse_protobuf(raw)
             if msg is not None and codecs.protobuf_is_convincing(msg):
                 self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
@@ -261,7 +274,7 @@ class Walker:
                 self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
                 return
         if prefer != "msgpack" and codecs.protobuf_looks_possible(raw):
-            if len(raw) <= self.limits.max_protobuf_bytes:
+            if len(raw) <= self.max_protobuf_bytes:
                 msg = codecs.parse_protobuf(raw)
                 if msg is not None and (prefer == "protobuf" or codecs.protobuf_is_convincing(msg)):
                     self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
@@ -308,8 +321,8 @@ class Walker:
 
     def structure(self, obj: Any, loc: str, path: str, key: str, enc: tuple[str, ...], nesting: int) -> None:
         """Walk a parsed JSON / protobuf / msgpack container."""
-        if nesting >= self.limits.max_nesting:
-            self.truncate(f"max_nesting ({self.limits.max_nesting}) reached at {path}")
+        if nesting >= self.max_nesting:
+            self.truncate(f"max_nesting ({self.max_nesting}) reached at {path}")
             return
         nesting += 1
         text = self.text  # strings, most of the values, go straight to text (as value() would)
