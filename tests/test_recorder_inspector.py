@@ -305,17 +305,24 @@ def test_a_writer_too_far_behind_hands_flows_back_uninspected(monkeypatch) -> No
 
 def test_mitmweb_is_told_of_annotations_only_when_something_listens(monkeypatch) -> None:
     """mitmdump has no `update` addon: the batch UpdateHook is then not triggered at all."""
-    insp = inspector.Inspector()
-    with taddons.context(insp) as tctx:
-        triggered: list = []
-        real = tctx.master.addons.trigger
-        monkeypatch.setattr(
-            tctx.master.addons, "trigger", lambda event: (triggered.append(event), real(event))
-        )
-        f = leak_flow()
-        insp.annotate(f, "phonehome: x", True, True)  # no event loop here: told at once
-        assert not triggered and f.comment == "phonehome: x"
-        updates = Updates()
-        tctx.master.addons.add(updates)
-        insp.annotate(f, "phonehome: y", True, True)
-        assert [type(e).__name__ for e in triggered] == ["UpdateHook"] and updates.flows == [f]
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        with taddons.context(insp) as tctx:
+            triggered: list = []
+            real = tctx.master.addons.trigger
+            monkeypatch.setattr(
+                tctx.master.addons, "trigger", lambda event: (triggered.append(event), real(event))
+            )
+            f = leak_flow()
+            insp.annotate(f, "phonehome: x", True, True)
+            await asyncio.sleep(3 * inspector.UPDATE_DELAY)
+            assert not triggered and f.comment == "phonehome: x" and insp.update_timer is None
+            updates = Updates()
+            tctx.master.addons.add(updates)
+            insp.annotate(f, "phonehome: y", True, True)
+            await until(lambda: bool(updates.flows))
+            assert [type(e).__name__ for e in triggered] == ["UpdateHook"] and updates.flows == [f]
+            insp.done()
+
+    asyncio.run(go())
