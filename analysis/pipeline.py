@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from phonehome.analysis.arrow_tables import CHUNK_ROWS
 from phonehome.analysis.modes import normalize_mode
 from phonehome.analysis.plan import merge_plan_canaries
 from phonehome.analysis.profile import Profile
@@ -200,7 +201,9 @@ def analyze(
             raise CaptureError(path, "no such file or directory")
     kinds = [sniff_kind(path) for path in resolved]
     profile = load_profiles(resolved, profile)
-    collector = RowCollector(RowSettings(profile, tuple(str(p) for p in endpoint_lists)))
+    # findings packed into compact Arrow chunks as they come (arrow_tables.pack_findings)
+    settings = RowSettings(profile, tuple(str(p) for p in endpoint_lists))
+    collector = RowCollector(settings, pack_every=CHUNK_ROWS)
     collector.load_endpoint_lists()  # a bad list fails before any reading
     reports = [SourceReport(str(path)) for path in resolved]
     sources = list(zip(resolved, kinds, reports, strict=True))

@@ -100,6 +100,9 @@ class RowCollector:
     # one str object per distinct label, host, field path...: rows repeat them, and a worker's
     # pickle then carries each once (the parent's rows at 100,000 flows: 420 MB -> see docs)
     _strings: dict[str, str] = field(default_factory=dict)
+    # findings packed into Arrow chunks (Rows.pack) whenever this many are held as tuples; 0 never
+    # (a worker: its rows go back as tuples). The process that builds the tables sets it.
+    pack_every: int = 0
 
     def load_endpoint_lists(self) -> None:
         """Read the user's endpoint lists now, so that a bad list fails before any capture is read."""
@@ -144,6 +147,8 @@ class RowCollector:
             for i in _FINDING_SHARED:
                 row[i] = share(row[i], row[i])
             finding_rows.append(tuple(row))
+        if self.pack_every and len(finding_rows) >= self.pack_every:
+            self.rows.pack()
         host = share(record.host, record.host)
         self.rows.flows.append(
             _safe_row(

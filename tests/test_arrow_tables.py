@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from phonehome.analysis import pipeline, sharing
+from phonehome.analysis import arrow_tables, pipeline, sharing
+from phonehome.analysis.arrow_tables import unpack_findings
 from phonehome.analysis.classify.persistence import LINKING_PREFIXES, _linking_value
 from phonehome.analysis.cli.options import may_warn_about_inputs
 from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, findings_from_rows
@@ -134,8 +135,9 @@ def analysed(
     seen: list[Rows] = []
     build = pipeline.build_analysis
 
-    def spy(rows, reports, profile):
-        seen.append(Rows(list(rows.flows), list(rows.findings), list(rows.contacts)))
+    def spy(rows, reports, profile):  # a copy, leaving packed findings packed for the build
+        findings = unpack_findings(rows.packed_findings) + list(rows._findings)
+        seen.append(Rows(list(rows.flows), findings, list(rows.contacts)))
         return build(rows, reports, profile)
 
     monkeypatch.setattr(pipeline, "build_analysis", spy)
@@ -168,7 +170,6 @@ def test_findings_in_many_chunks_give_the_same_tables(case, tmp_path, monkeypatc
     """A big findings table is built and written in dictionary-encoded chunks (here of 7 rows):
     the same CSV bytes, the same Parquet table (schema, metadata, values; in several row groups)
     and the same DataFrame."""
-    from phonehome.analysis import arrow_tables
 
     monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", 7)
     result, rows = analysed(CASES[case](tmp_path, sample_capture), monkeypatch)
@@ -193,6 +194,25 @@ def test_findings_in_many_chunks_give_the_same_tables(case, tmp_path, monkeypatc
     assert result.distinct("findings", "value") == expected["findings"]["value"].nunique()
     assert result.distinct("findings", "host") == expected["findings"]["host"].nunique()
     pd.testing.assert_frame_equal(result.findings, expected["findings"], check_exact=True)
+
+
+@pytest.mark.parametrize("case", ["sample", "all-together"])
+def test_findings_packed_while_collecting_give_the_same_tables(case, tmp_path, monkeypatch, sample_capture):
+    """The pipeline's collector packs its findings into Arrow chunks as they come (here every 7
+    rows, in one process): the same files and DataFrames as the pandas path."""
+    packs = []
+    pack = Rows.pack
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(Rows, "pack", lambda self: packs.append(len(self._findings)) or pack(self))
+    result, rows = analysed(CASES[case](tmp_path, sample_capture), monkeypatch)
+    assert packs and min(packs) >= 7
+    expected = reference_frames(rows)
+    reference_write(expected, tmp_path / "reference")
+    pipeline.write_tables(result, tmp_path / "arrow")
+    for name in FILES:
+        assert (tmp_path / "arrow" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(getattr(result, name), frame, check_exact=True)
 
 
 def test_the_sample_with_its_profile_marks_persistence_like_the_pandas_path(
