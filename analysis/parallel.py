@@ -28,6 +28,7 @@ import gc
 import importlib
 import itertools
 import multiprocessing
+import multiprocessing.sharedctypes
 import os
 import pickle
 import sys
@@ -290,6 +291,40 @@ def collect_entry_ranges(
     _merge(parts, report, collector, repeated_warnings=True)
 
 
+# In a worker: the flags by which it and the parent claim tasks (set by the pool's initializer).
+_CLAIMS: multiprocessing.sharedctypes.SynchronizedArray | None = None
+#: What a worker returns for a task the parent claimed first.
+TAKEN = "taken"
+#: Seconds to wait for the claims' lock (held for microseconds; only a killed holder keeps it).
+CLAIM_TIMEOUT = 10.0
+
+
+def _set_claims(claims) -> None:
+    global _CLAIMS
+    _CLAIMS = claims
+
+
+def _claim(claims, index: int) -> bool:
+    """Take task `index` unless someone has: True for the first caller only. False too if the
+    lock cannot be had (a worker killed while holding it): the parent then does the task itself."""
+    lock = claims.get_lock()
+    if not lock.acquire(timeout=CLAIM_TIMEOUT):
+        return False
+    try:
+        if claims[index]:
+            return False
+        claims[index] = 1
+        return True
+    finally:
+        lock.release()
+
+
+def _claimed(work: Callable[[tuple], RangeRows | None], index: int, task: tuple) -> RangeRows | str | None:
+    """A worker's task: done here unless the parent claimed it first (then TAKEN)."""
+    assert _CLAIMS is not None
+    return work(task) if _claim(_CLAIMS, index) else TAKEN
+
+
 def _run_ranges(
     tasks: list[tuple],
     work: Callable[[tuple], RangeRows | None],
@@ -302,8 +337,8 @@ def _run_ranges(
     """Every task's rows, in task order; None as soon as one comes back None (damage).
 
     This process is one of the `workers`: while `workers - 1` pool processes start up and
-    take tasks from the front, it takes tasks from the back itself (a queued task that no
-    worker has started can be cancelled and done here), so no core idles during start-up. A
+    take tasks from the front, it takes tasks from the back itself (a task that no worker has
+    claimed yet is claimed and done here), so no core idles during start-up. A
     task whose worker died (e.g. a script without an `if __name__ == "__main__":` guard) is
     done here too: the result never depends on whether the workers worked.
     """
@@ -330,20 +365,28 @@ def _run_ranges(
     # never write to (and copy) the pages it inherited, nor does this process walk them again.
     gc.freeze()
     try:
-        with ProcessPoolExecutor(max(1, workers - 1), mp_context=context) as pool:
-            futures = [pool.submit(work, task) for task in tasks]
+        # Who does a task is settled by a claim (a shared flag per task), not by cancelling its
+        # future: a cancelled future makes Python 3.11's pool print a traceback from its manager
+        # thread when a worker dies (terminate_broken), and every future here completes.
+        claims = context.Array("b", len(tasks))
+        with ProcessPoolExecutor(
+            max(1, workers - 1), mp_context=context, initializer=_set_claims, initargs=(claims,)
+        ) as pool:
+            futures = [pool.submit(_claimed, work, index, task) for index, task in enumerate(tasks)]
             import_table_libraries()  # the workers exist now: no fork will copy the importing thread
             for index in reversed(range(len(tasks))):
-                if not futures[index].cancel():
+                if not _claim(claims, index):
                     break  # a worker has it; every earlier task is taken too
                 if not keep(index, work(tasks[index])):
                     return None
             for index, future in enumerate(futures):
                 if parts[index] is not None:
-                    continue
+                    continue  # done here (the worker's future says TAKEN)
                 try:
                     rows = future.result()
                 except BrokenProcessPool:
+                    rows = work(tasks[index])
+                if rows == TAKEN:  # nobody could claim it (see _claim): done here
                     rows = work(tasks[index])
                 if not keep(index, rows):
                     return None

@@ -304,3 +304,35 @@ print(code, bool(used), "pandas" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-1].split() == ["0", "True", "False"], done.stderr[-2000:]
+
+
+def test_a_worker_that_dies_costs_its_ranges_nothing_and_prints_no_traceback(tmp_path: Path):
+    """A worker killed mid-run (the OOM killer, say): its ranges are done in the parent, the tables
+    are whole, and nothing but the result is printed (Python 3.11's pool printed a traceback from
+    its manager thread when the parent had cancelled futures to take them itself)."""
+    path = repeated(REAL_HARS[-1], tmp_path / "die.har", times=3)
+    script = f"""
+import os
+from phonehome.analysis import parallel
+from phonehome.analysis.pipeline import analyze
+PARENT = os.getpid()
+work = parallel._analyse_entries_task
+def dying(task):
+    if os.getpid() != PARENT and task[1] >= 8:
+        os.write(2, b"worker dies\\n")
+        os._exit(1)
+    return work(task)
+parallel._analyse_entries_task = dying
+parallel.PARALLEL_MIN_RECORDS = 1
+if __name__ == "__main__":
+    one, two = analyze([{str(path)!r}], workers=1), analyze([{str(path)!r}], workers=2)
+    same = two.flows.equals(one.flows), two.findings.equals(one.findings), two.sources == one.sources
+    print(len(two.flows), *same)
+"""
+    (tmp_path / "die.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "die.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["48", "True", "True", "True"], done.stderr[-2000:]
+    assert "worker dies" in done.stderr, "the worker did die"
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
