@@ -7,6 +7,7 @@ import dataclasses
 import pickle
 import signal
 import time
+from pathlib import Path
 
 from mitmproxy.test import taddons, tflow
 
@@ -326,3 +327,48 @@ def test_mitmweb_is_told_of_annotations_only_when_something_listens(monkeypatch)
             insp.done()
 
     asyncio.run(go())
+
+
+def test_mitmweb_shows_summaries_made_in_the_writer_process(tmp_path) -> None:
+    """Real mitmweb, real TLS: the leak's summary and mark reach mitmweb's flow list, made by the
+    recorder's writer process (the proxy's only child: no inspector worker)."""
+    import requests
+
+    from phonehome.addons import guard
+    from tests.support_proxy import MITMWEB, ROOT, children, free_port, mitmdump, tls_upstream
+
+    web_port, password = free_port(), "h5-test-password"
+    opts = ["--set", f"phonehome_dir={tmp_path / 'caps'}", "--set", "phonehome_session=web"]
+    opts += ["--web-port", str(web_port), "--no-web-open-browser"]
+    headers = {}
+    if guard.web_has_token():  # mitmproxy >= 11.1.2 asks for a token
+        opts += ["--set", f"web_password={password}"]
+        headers = {"Authorization": f"Bearer {password}"}
+    addons = [ROOT / "addons" / "recorder.py", ROOT / "tests" / "support_redirect_addon.py"]
+
+    def web_flows() -> list:
+        try:
+            return requests.get(f"http://127.0.0.1:{web_port}/flows", headers=headers, timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return []
+
+    with (
+        tls_upstream(tmp_path) as up,
+        mitmdump(tmp_path / "conf", up, addons, opts, tool=MITMWEB) as (port, proc),
+        requests.Session() as s,
+    ):
+        s.trust_env = False
+        s.proxies = {"https": f"http://127.0.0.1:{port}"}
+        s.verify = str(tmp_path / "conf" / "mitmproxy-ca-cert.pem")
+        s.get(
+            "https://sa.api.intl.miui.com/sa?project=x&url=https%3A%2F%2Fexample.org%2Fp"
+            f"&android_id={ANDROID_ID}"
+        ).raise_for_status()
+        deadline = time.monotonic() + 60
+        while not any("android_id" in (f.get("comment") or "") for f in web_flows()):
+            assert time.monotonic() < deadline, f"no summary in mitmweb: {web_flows()}"
+            time.sleep(0.1)
+        (flow,) = [f for f in web_flows() if "android_id" in (f.get("comment") or "")]
+        assert flow["marked"] and flow["comment"].startswith("phonehome: ")  # (mitmweb shows :warning: as ⚠)
+        kids = children(proc.pid)
+        assert len(kids) == 1 and b"dumpwriter" in (Path(f"/proc/{kids[0]}/cmdline").read_bytes())
