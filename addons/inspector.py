@@ -294,6 +294,7 @@ class Inspector:
         # set by the recorder: True when it takes the flow, to have it inspected in its writer process
         self.feed: Callable[[http.HTTPFlow], bool] | None = None
         self.enabled = True  # option phonehome_inspect, kept here: read for every flow
+        self.off_loop = True  # option phonehome_inspect_worker: false keeps inspection in the proxy
         self.stopped = False
 
     def load(self, loader) -> None:
@@ -308,6 +309,8 @@ class Inspector:
     def configure(self, updated: set[str]) -> None:
         if "phonehome_inspect" in updated:
             self.enabled = ctx.options.phonehome_inspect
+        if "phonehome_inspect_worker" in updated:
+            self.off_loop = ctx.options.phonehome_inspect_worker
 
     def running(self) -> None:
         if self.feed is not None:
@@ -334,7 +337,7 @@ class Inspector:
         except Exception:  # no running loop (unit use): inspect inline
             self.inspect(flow, False)
             return
-        if self.feed is not None:
+        if self.feed is not None and self.off_loop:
             try:
                 if self.feed(flow):
                     return  # inspected where the recorder writes it; deliver() brings the summary

@@ -372,3 +372,24 @@ def test_mitmweb_shows_summaries_made_in_the_writer_process(tmp_path) -> None:
         assert flow["marked"] and flow["comment"].startswith("phonehome: ")  # (mitmweb shows :warning: as ⚠)
         kids = children(proc.pid)
         assert len(kids) == 1 and b"dumpwriter" in (Path(f"/proc/{kids[0]}/cmdline").read_bytes())
+
+
+def test_inspection_kept_in_the_proxy_is_not_fed_to_the_writer(tmp_path) -> None:
+    """phonehome_inspect_worker=false means in the proxy process, also with the recorder's writer."""
+    from phonehome.addons import recorder
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        rec = recorder.Recorder(insp)
+        with taddons.context(insp, rec) as tctx:
+            tctx.configure(insp, phonehome_inspect_worker=False)
+            insp, rec = fed_pair(tmp_path, tctx, "inproc")
+            f = leak_flow()
+            finish(insp, rec, f)
+            assert not rec.to_inspect
+            await until(lambda: bool(f.comment))
+            assert "android_id" in f.comment and insp.worker is None and not rec.inspecting
+            rec.done()
+            insp.done()
+
+    asyncio.run(go())
