@@ -139,7 +139,7 @@ class RowCollector:
             add_ws_messages(decoded, record.ws_messages)
         findings = classify_request(record, decoded, endpoint, self.settings.profile)
         share = self._strings.setdefault
-        finding_rows = self.rows.findings
+        finding_rows = self.rows._findings  # not .findings, which would unpack the packed chunks
         for finding in findings:
             row = list(_safe_row(_finding_row(finding)))
             if row[_APP] is None:  # as the table holds it (findings.normalise_findings)
