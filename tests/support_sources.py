@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,18 @@ def reference_har_record(fixed: dict[str, Any], source: str, labels: Labels) -> 
         flow = mitm_har.request_to_flow(fixed)
     _as_recorded(flow, fixed)
     return http_record(flow, source, labels)
+
+
+def har_entry_variant(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A deep copy of a HAR `entry` with values replaced by dotted path (`request.method="GET"`).
+
+    The HAR tests build odd and damaged entries from one good entry this way.
+    """
+    copy = json.loads(json.dumps(entry))
+    for dotted, value in changes.items():
+        target = copy
+        *parents, last = dotted.split(".")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return copy

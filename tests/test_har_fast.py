@@ -20,7 +20,7 @@ from mitmproxy.io import FlowReader
 
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources.har import read_har
-from tests.support_sources import reference_har_record
+from tests.support_sources import har_entry_variant, reference_har_record
 
 DATA = Path(__file__).parent / "data"
 REAL_HARS = sorted((DATA / "sources" / "har").rglob("*.har")) + sorted((DATA / "real").glob("*.har"))
@@ -85,14 +85,7 @@ def test_damaged_and_odd_entries_fall_back_and_warn_alike(tmp_path):
         return base64.b64encode(data).decode()
 
     def variant(**changes):
-        entry = json.loads(json.dumps(good))
-        for dotted, value in changes.items():
-            target = entry
-            *parents, last = dotted.split(".")
-            for key in parents:
-                target = target[key]
-            target[last] = value
-        return entry
+        return har_entry_variant(good, **changes)
 
     entries = [
         good,

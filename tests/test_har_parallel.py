@@ -35,6 +35,7 @@ from phonehome.analysis.records import SourceReport
 from phonehome.analysis.rows import RowCollector, RowSettings
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.har import load_har
+from tests.support_sources import har_entry_variant
 
 DATA = Path(__file__).parent / "data"
 REAL_HARS = sorted((DATA / "sources" / "har").rglob("*.har")) + sorted((DATA / "real").glob("*.har"))
@@ -140,14 +141,7 @@ def _odd_entries() -> list:
     }
 
     def variant(**changes):
-        entry = json.loads(json.dumps(good))
-        for dotted, value in changes.items():
-            target = entry
-            *parents, last = dotted.split(".")
-            for key in parents:
-                target = target[key]
-            target[last] = value
-        return entry
+        return har_entry_variant(good, **changes)
 
     return [
         good,
