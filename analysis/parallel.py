@@ -363,7 +363,9 @@ def _run_ranges(
     # Objects that exist now (a HAR's parsed entries, the modules, the prepared collector) are
     # left out of garbage collections until the ranges are done: a worker's collections then
     # never write to (and copy) the pages it inherited, nor does this process walk them again.
-    gc.freeze()
+    freezing = gc.get_freeze_count() == 0  # a caller's own frozen objects are not ours to thaw
+    if freezing:
+        gc.freeze()
     try:
         # Who does a task is settled by a claim (a shared flag per task), not by cancelling its
         # future: a cancelled future makes Python 3.11's pool print a traceback from its manager
@@ -391,8 +393,9 @@ def _run_ranges(
                 if not keep(index, rows):
                     return None
     finally:
-        gc.unfreeze()
-    _COLLECTORS.clear()
+        if freezing:
+            gc.unfreeze()
+        _COLLECTORS.clear()  # also after an exception: a later run must not reuse stale settings
     return parts  # type: ignore[return-value]  # every part is set
 
 

@@ -76,7 +76,9 @@ class Analysis:
         if found is None:
             from phonehome.analysis.arrow_tables import frame
 
-            found = self._frames[name] = frame(self._arrow.pop(name), name)
+            found = frame(self._arrow[name], name)  # the table stays until the frame exists (Ctrl-C)
+            self._frames[name] = found
+            del self._arrow[name]
         return found
 
     def _set(self, name: str, value: pd.DataFrame) -> None:
@@ -291,7 +293,7 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
     import pyarrow.parquet as pq
 
     from phonehome.analysis import sharing
-    from phonehome.analysis.arrow_tables import CHUNK_ROWS, plain, plain_batches, plain_schema
+    from phonehome.analysis.arrow_tables import CHUNK_ROWS, plain, plain_schema
 
     findings = analysis.table("findings")
     pool = pa.default_memory_pool()
@@ -300,10 +302,12 @@ def write_tables(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Pa
     pool.release_unused()
     if findings.num_rows <= CHUNK_ROWS:
         pq.write_table(plain(findings), written[1])
-    else:  # batch by batch, a row group each: the plain table is never whole in memory
+    else:  # a slice at a time: the plain table is never whole in memory
+        # Row groups of CHUNK_ROWS rows whatever the chunks (which follow the workers' ranges), so
+        # the file's bytes do not depend on -j.
         with pq.ParquetWriter(written[1], plain_schema(findings.schema)) as writer:
-            for batch in plain_batches(findings):
-                writer.write_batch(batch)
+            for offset in range(0, findings.num_rows, CHUNK_ROWS):
+                writer.write_table(plain(findings.slice(offset, CHUNK_ROWS)), row_group_size=CHUNK_ROWS)
     pool.release_unused()  # the batches' memory back to the system before the next file
     pq.write_table(analysis.table("flows"), written[2])  # what DataFrame.to_parquet(index=False) does
     pq.write_table(analysis.table("contacts"), written[3])

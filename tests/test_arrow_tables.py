@@ -294,3 +294,43 @@ def test_analyze_of_the_sample_does_not_import_pandas(tmp_path, sample_capture):
     )
     assert done.returncode == 0, done.stderr
     assert "findings" in done.stderr
+
+
+def test_findings_parquet_bytes_do_not_depend_on_the_workers(tmp_path, monkeypatch, sample_capture):
+    """Findings chunks follow the workers' ranges; the Parquet row groups do not (CHUNK_ROWS rows
+    each, here 20), so `-j 1` and `-j 2` write the same bytes."""
+    import shutil
+
+    from phonehome.analysis import parallel
+
+    target = tmp_path / "capture"
+    shutil.copytree(sample_capture, target)
+    (target / "flows.mitm").write_bytes((sample_capture / "flows.mitm").read_bytes() * 5)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 10)
+    monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 20)
+    written = {}
+    for workers in (1, 2):
+        result = pipeline.analyze([target], workers=workers)
+        pipeline.write_tables(result, tmp_path / f"j{workers}")
+        written[workers] = (tmp_path / f"j{workers}" / "findings.parquet").read_bytes()
+    groups = pq.ParquetFile(tmp_path / "j2" / "findings.parquet").metadata
+    sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+    assert len(sizes) > 2 and set(sizes[:-1]) == {20}, sizes
+    assert written[1] == written[2]
+
+
+def test_a_frame_interrupted_while_built_leaves_the_table(monkeypatch, sample_capture):
+    """Building a DataFrame can be interrupted (Ctrl-C in a notebook): the Arrow table stays, so the
+    next access and write_tables still work."""
+    result = pipeline.analyze([sample_capture])
+    real_frame = arrow_tables.frame
+
+    def interrupted(table, name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(arrow_tables, "frame", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        result.findings  # noqa: B018
+    monkeypatch.setattr(arrow_tables, "frame", real_frame)
+    assert len(result.findings) == result.size("findings") > 0

@@ -199,3 +199,23 @@ def test_events_file_labels_are_read_the_same_way(sample_capture: Path, tmp_path
     assert list(contacts["server_ip"]) == [None, None]
     assert any("app must be text, got list" in w for w in result.warnings)
     assert result.damaged == []
+
+
+def test_a_callers_frozen_objects_stay_frozen(many_records: Path):
+    """The workers' run freezes objects only when nothing is frozen yet: it never thaws what the
+    caller froze (a pre-fork server does that)."""
+    import gc
+
+    def tracked(obj) -> bool:  # frozen objects are in no generation gc.get_objects() lists
+        return any(o is obj for o in gc.get_objects())
+
+    callers = [object()]
+    gc.freeze()
+    try:
+        assert not tracked(callers)
+        _, _, in_ranges = fast_analysis(many_records, workers=2)
+        assert in_ranges
+        assert not tracked(callers), "the run thawed the caller's frozen objects"
+    finally:
+        gc.unfreeze()
+    assert tracked(callers)
