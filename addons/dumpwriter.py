@@ -54,13 +54,17 @@ from typing import Any
 from mitmproxy import io
 
 from phonehome.addons.childproc import start_child, yield_to_the_proxy
-from phonehome.addons.flowpickle import ConnectionMemo, load_message, pickle_flow
+from phonehome.addons.flowpickle import ConnectionMemo, forget_held, load_message, pickle_flow
 
 __all__ = ["DumpWriter", "Result", "append_record", "flow_bytes", "pickle_flow", "recover_tail"]
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024  # larger pickled flows are written by the proxy itself
+#: The largest reply read at once: a batch of inspection results (64 summaries of up to 400
+#: characters, up to 4 bytes each in UTF-8) can exceed MAX_MESSAGE; a datagram longer than the
+#: buffer would be cut off by SOCK_SEQPACKET.
+MAX_REPLY = 256 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
 CONFIRM_EVERY = 256  # flows; or when idle for CONFIRM_DELAY seconds
 CONFIRM_DELAY = 0.01
@@ -214,7 +218,7 @@ class DumpWriter:
         """Take in what the writer has said since the last call."""
         while self.sock is not None:
             try:
-                reply = self.sock.recv(MAX_MESSAGE)
+                reply = self.sock.recv(MAX_REPLY)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -440,6 +444,7 @@ def writer_main(sock_fd: int, fd: int) -> None:
             try:
                 flow = pickle.loads(memoryview(message)[1:])
             except Exception:  # e.g. a class this process cannot import: the proxy writes it
+                forget_held()  # it may have got part-way: connections held here may be stale
                 with contextlib.suppress(OSError):
                     sock.send(b"F" + _NUMBER.pack(count))
                 continue
@@ -449,6 +454,8 @@ def writer_main(sock_fd: int, fd: int) -> None:
             except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
                 with contextlib.suppress(OSError):
                     sock.send(f"Sflow {flow_id} not recorded: {type(exc).__name__}: {exc}".encode())
+                if message[:1] == WRITE_AND_INSPECT:
+                    inspection.add(flow, len(message))  # not recorded, but its summary still comes back
             else:
                 try:
                     append_record(fd, data)

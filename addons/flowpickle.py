@@ -73,7 +73,10 @@ def snapshot(state: dict[str, Any]) -> tuple[dict[str, Any], tuple[type, ...]] |
 
 def unchanged(known: tuple[dict[str, Any], tuple[type, ...]], state: dict[str, Any]) -> bool:
     copy, types = known
-    return copy == state and types == tuple(map(type, state.values()))
+    try:  # a value's __eq__ may raise (mitmproxy's Cert compared with None): then it changed
+        return copy == state and types == tuple(map(type, state.values()))
+    except Exception:
+        return False
 
 
 # -- the writer's side: connections as last sent, by id --------------------------------------------
@@ -102,6 +105,13 @@ def known_connection(conn_id: str):
     return _held[conn_id]
 
 
+def forget_held() -> None:
+    """The writer's side, after a message it could not unpickle: that message may have registered
+    some of its connections and not others, so nothing held is trusted any more. Later references
+    fail to resolve (KeyError), and the proxy writes those flows from its own snapshots."""
+    _held.clear()
+
+
 class ConnectionMemo:
     """The proxy's side: which connections the writer process holds, and in which state.
 
@@ -122,6 +132,8 @@ class ConnectionMemo:
         state = conn.__dict__
         conn_id = state.get("id")
         known = self.sent.get(conn_id) if type(conn_id) is str else None
+        if known is not None and any(conn_id == pending for pending, _ in self._new):
+            known = None  # this message sends that id in full already: the writer will hold that one
         if known is not None and unchanged(known, state):
             self._refs[conn_id] = (type(conn), known[0])
             return known_connection, (conn_id,)

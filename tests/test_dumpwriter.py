@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -295,3 +296,91 @@ def test_a_failed_pickle_leaves_the_shared_pickler_and_the_table_as_they_were() 
     message, refs, new = memo.pickle(good)
     assert message == flowpickle.ConnectionMemo().pickle(good)[0] and not refs and len(new) == 2
     assert dumpwriter.flow_bytes(flowpickle.load_message(message)) == dumpwriter.flow_bytes(good)
+
+
+def test_a_message_unpickled_part_way_leaves_no_stale_connection_behind(tmp_path: Path) -> None:
+    """The writer fails on a flow's client (a class only the proxy can import) before it rebuilds the
+    flow's changed server; the next flow refers to that server: it must not be written with the
+    state the writer held before (the writer forgets what it holds; the proxy writes such flows)."""
+    module = types.ModuleType("phonehome_only_in_the_proxy")
+    exec("class Thing:\n    pass", module.__dict__)
+    module.Thing.__module__ = module.__name__
+    sys.modules[module.__name__] = module
+    try:
+        first = tflow.tflow(resp=True)
+        server = first.server_conn
+        second, third = tflow.tflow(resp=True), tflow.tflow(resp=True)
+        second.server_conn = third.server_conn = server
+        second.client_conn.__dict__["addon_note"] = module.Thing()  # pickled before the server
+        path, fd = open_dump(tmp_path)
+        try:
+            writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+            assert writer.submit_flow(first)
+            expected = [dumpwriter.flow_bytes(first)]
+            server.tls_version = "TLSv1.1"  # changed: the second flow carries it in full
+            assert writer.submit_flow(second)
+            assert writer.submit_flow(third)  # unchanged since: a reference
+            expected += [dumpwriter.flow_bytes(second), dumpwriter.flow_bytes(third)]
+            writer.close()
+        finally:
+            os.close(fd)
+    finally:
+        del sys.modules[module.__name__]
+    records = path.read_bytes()
+    for f, data in zip((first, second, third), expected, strict=True):
+        assert records.count(data) == 1, f.id
+
+
+def test_two_objects_with_one_connection_id_in_a_message_resolve_to_their_own_state() -> None:
+    """An addon may keep a copy of a connection (same id, the state before a change) inside the
+    flow: it travels in full, not as a reference the writer would resolve to the changed one."""
+    memo = flowpickle.ConnectionMemo()
+    f = tflow.tflow(resp=True)
+    message, _, new = memo.pickle(f)
+    pickle.loads(message)  # as the writer process loads it: it now holds what the proxy sent
+    memo.commit(new)
+    old = type(f.server_conn).__new__(type(f.server_conn))
+    old.__dict__.update(f.server_conn.__dict__)  # the state the writer holds, under the same id
+    f.server_conn.tls_version = "TLSv1.1"
+    f.metadata["kept"] = [f.server_conn, old]
+    loaded = pickle.loads(memo.pickle(f)[0])
+    changed, before = loaded.metadata["kept"]
+    assert changed.tls_version == "TLSv1.1"
+    assert before.__dict__ == old.__dict__
+
+
+def test_a_connection_whose_comparison_raises_counts_as_changed() -> None:
+    class Touchy:
+        def __eq__(self, other):
+            raise AttributeError("no fingerprint")
+
+    known = ({"a": Touchy()}, (Touchy,))
+    assert flowpickle.unchanged(known, {"a": Touchy()}) is False
+
+
+def test_a_flow_the_writer_cannot_serialise_still_gets_its_summary(tmp_path: Path) -> None:
+    """Picklable but not writable (another addon's set in metadata): not recorded, as before, but
+    its inspection result comes back, so the recorder does not hold it forever."""
+
+    async def go() -> None:
+        path, fd = open_dump(tmp_path)
+        results: list = []
+        try:
+            writer = dumpwriter.DumpWriter(
+                path, fd, lambda message: None, loop=asyncio.get_running_loop(), on_inspected=results.extend
+            )
+            bad, good = tflow.tflow(resp=True), tflow.tflow(resp=True)
+            bad.metadata["tags"] = {"a", "b"}  # tnetstring cannot write a set
+            assert writer.submit_flow(bad, inspect=True)
+            assert writer.submit_flow(good, inspect=True)
+            for _ in range(500):
+                await asyncio.sleep(0.02)
+                if {bad.id, good.id} <= {r[0] for r in results}:
+                    break
+            writer.close()
+        finally:
+            os.close(fd)
+        assert {bad.id, good.id} <= {r[0] for r in results}
+        assert read_ids(path) == [good.id]
+
+    run_async(go)()
