@@ -3,10 +3,11 @@
 A dump's records are found from their length prefixes alone (analysis.sources.framing), and
 split into contiguous byte ranges; each worker process reads its range with the fast reader
 (analysis.sources.fastdump), turns the records into rows with its own RowCollector
-(analysis.rows), and sends back only the rows. A HAR is parsed once here (JSON is a tenth of
-reading it) and split into ranges of entry indexes; forked workers inherit the parsed entries
-and turn their ranges into records and rows. The parent concatenates the rows in file order, so
-the result is the same as one sequential pass. analysis.reader decides when to come here.
+(analysis.rows), and sends back only the rows. A HAR is split into its entries' JSON texts once
+here (sources.har; each entry is parsed where it is read) and into ranges of entry indexes;
+forked workers inherit the entries and turn their ranges into records and rows. The parent
+concatenates the rows in file order, so the result is the same as one sequential pass.
+analysis.reader decides when to come here.
 
 Workers are only started when there is enough work (PARALLEL_MIN_RECORDS records and more
 than one core). The start method is `fork` when this process has a single thread (a worker is

@@ -4,7 +4,7 @@ Every input goes through `collect_source`, with its kind sniffed once by the cal
 are read in order in this process (analysis.sources.read_source and the fast dump reader) and
 fed to a RowCollector, except where that is slow, with more than one worker allowed: a big,
 well-framed mitmproxy dump (alone, or as a capture directory's flows.mitm), whose byte ranges
-analysis.parallel analyses in worker processes, and a big HAR, parsed once here and analysed
+analysis.parallel analyses in worker processes, and a big HAR, split into its entries once here and analysed
 in ranges of entries by forked workers. Both paths give the same rows, in the same order,
 with the same SourceReport (tests/test_parallel.py, tests/test_har_parallel.py).
 """
@@ -102,8 +102,8 @@ def collect_har(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> bool:
-    """A HAR's rows: parsed once here, then its entries in ranges on several cores when worth it
-    (PARALLEL_MIN_RECORDS entries, more than one worker), else read in one pass here.
+    """A HAR's rows: read and split into entries once here, then its entries in ranges on several
+    cores when worth it (PARALLEL_MIN_RECORDS entries, more than one worker), else in one pass here.
 
     Same rows, in the same order, with the same report (records, warnings, damage, notes) as
     read_source's pass; a damaged entry is skipped with its warning on either path.
