@@ -14,8 +14,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from mitmproxy import http
-from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
+
+from tests.support_sources import write_dump
 
 
 def _b64_inside(raw: bytes) -> list[str]:
@@ -156,10 +157,7 @@ def write_capture(
         )
     for url in extra_urls:
         flow(url)
-    with (directory / "flows.mitm").open("wb") as fo:
-        writer = FlowWriter(fo)
-        for f in flows:
-            writer.add(f)
+    write_dump(directory / "flows.mitm", flows)
     profile = {k: ([v] if k in ("imei", "mac") else v) for k, v in secrets.items()}
     (directory / "profile.json").write_text(json.dumps(profile))
     return directory

@@ -9,6 +9,7 @@ import pandas as pd
 
 from phonehome.analysis.classify import mark_persistence
 from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, Finding, findings_frame
+from tests.support_sources import write_dump
 
 XSS_PAYLOADS = (
     "<script>document.title='pwned'</script>",
@@ -137,13 +138,8 @@ def write_capture(directory, flows, events=(), profile: dict | None = None):
     """A capture directory: flows.mitm via mitmproxy.io.FlowWriter, events.jsonl, profile.json."""
     import json
 
-    from mitmproxy.io import FlowWriter
-
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "flows.mitm").open("wb") as fo:
-        writer = FlowWriter(fo)
-        for flow in flows:
-            writer.add(flow)
+    write_dump(directory / "flows.mitm", flows)
     if events:
         (directory / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     if profile is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.io import FlowWriter
 from mitmproxy.io import har as mitm_har
 
 from phonehome.analysis.pipeline import Analysis, build_analysis, default_labels, load_profiles
@@ -180,3 +181,12 @@ def har_entry_variant(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
             target = target[key]
         target[last] = value
     return copy
+
+
+def write_dump(path: Path, flows) -> Path:
+    """`flows` written to `path` by mitmproxy's own FlowWriter: a dump as mitmproxy records one."""
+    with path.open("wb") as fo:
+        writer = FlowWriter(fo)
+        for f in flows:
+            writer.add(f)
+    return path

@@ -14,7 +14,7 @@ from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
 from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump
 from phonehome.analysis.sources.framing import record_offsets
-from tests.support_sources import reference_read_dump
+from tests.support_sources import reference_read_dump, write_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
 
@@ -119,16 +119,8 @@ def _flows() -> list:
     return [plain, h2, ip_with_sni, odd_headers, idna, bad_authority, ws, err, tcp, udp, dns]
 
 
-def write(path: Path, flows: list) -> Path:
-    with path.open("wb") as fo:
-        writer = FlowWriter(fo)
-        for f in flows:
-            writer.add(f)
-    return path
-
-
 def test_edge_case_flows_give_identical_records(tmp_path: Path):
-    path = write(tmp_path / "edge.mitm", _flows())
+    path = write_dump(tmp_path / "edge.mitm", _flows())
     slow, fast = both(path)
     assert slow == fast
     hosts = [r.host for r in fast[0] if isinstance(r, HttpRecord)]
@@ -155,7 +147,7 @@ def _websocket_flows() -> list:
 def test_websocket_flows_give_identical_records_on_the_fast_path(tmp_path: Path):
     """Client messages are payload (issue 14): both readers agree, and the fast reader parses
     WebSocket flows itself rather than falling back for them."""
-    path = write(tmp_path / "ws.mitm", _websocket_flows())
+    path = write_dump(tmp_path / "ws.mitm", _websocket_flows())
     slow, fast = both(path)
     assert slow == fast
     records = fast[0]
@@ -171,7 +163,7 @@ def test_websocket_flows_give_identical_records_on_the_fast_path(tmp_path: Path)
 def test_client_connection_without_sni_key_falls_back(tmp_path: Path):
     f = tflow.tflow(resp=True)
     f.client_conn = connection.Client(peername=("10.0.0.2", 5000), sockname=("10.0.0.1", 8080))
-    path = write(tmp_path / "nosni.mitm", [f])
+    path = write_dump(tmp_path / "nosni.mitm", [f])
     slow, fast = both(path)
     assert slow == fast
 
@@ -189,7 +181,7 @@ def _damaged_variants(good: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("kind", list(_damaged_variants(b"x" * 100)))
 def test_damage_gives_identical_records_and_warnings(tmp_path: Path, kind: str):
-    good = write(tmp_path / "good.mitm", _flows()[:6]).read_bytes()
+    good = write_dump(tmp_path / "good.mitm", _flows()[:6]).read_bytes()
     path = tmp_path / f"{kind}.mitm"
     path.write_bytes(_damaged_variants(good)[kind])
     slow, fast = both(path)
@@ -235,7 +227,7 @@ def test_layouts_change_nothing_when_records_differ_in_layout(tmp_path: Path, sa
     nosni.client_conn = connection.Client(peername=("10.0.0.2", 5000), sockname=("10.0.0.1", 8080))
     backup = tflow.tflow(resp=True)
     backup.backup()
-    extra = write(tmp_path / "extra.mitm", [nosni, backup, *_flows()])
+    extra = write_dump(tmp_path / "extra.mitm", [nosni, backup, *_flows()])
     records = record_bytes(sample_capture / "flows.mitm") + record_bytes(extra)
     mixed = []
     for buf in records:

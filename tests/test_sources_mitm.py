@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import connection, http
-from mitmproxy.io import FlowReader, FlowWriter
+from mitmproxy.io import FlowReader
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tflow
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError, read_source
-from tests.support_sources import reference_read_dump
+from tests.support_sources import reference_read_dump, write_dump
 
 READABLE_DUMPS = [
     "dumpfile-011.mitm",
@@ -110,18 +110,11 @@ def reference_read_all(path: Path, labels: Labels | None = None) -> tuple[list, 
     return list(reference_read_dump(path, labels or Labels(), report)), report
 
 
-def _write(path: Path, flows) -> None:
-    with path.open("wb") as fo:
-        writer = FlowWriter(fo)
-        for f in flows:
-            writer.add(f)
-
-
 def test_labels_come_from_metadata_and_fall_back_to_defaults(tmp_path: Path):
     labelled, bare = tflow.tflow(resp=True), tflow.tflow(resp=True)
     labelled.metadata["phonehome"] = {"session": "s1", "app": "com.a", "mode": "incognito", "phase": "p"}
     dump = tmp_path / "two.mitm"
-    _write(dump, [labelled, bare])
+    write_dump(dump, [labelled, bare])
     records, _ = read_all(dump, Labels(session="file", app="com.default", mode="normal"))
     assert records[0].labels == Labels("s1", "com.a", "incognito", "p")
     assert records[1].labels == Labels("file", "com.default", "normal", None)
@@ -148,7 +141,7 @@ def test_labels_of_any_type_are_read_one_way_by_both_readers(tmp_path: Path, sto
     flow = tflow.tflow(resp=True)
     flow.metadata["phonehome"] = stored
     dump = tmp_path / "odd.mitm"
-    _write(dump, [flow, flow])
+    write_dump(dump, [flow, flow])
     defaults = Labels(session="file", app="com.default", mode="normal")
     fast, fast_report = read_all(dump, defaults)
     slow, slow_report = reference_read_all(dump, defaults)
@@ -165,7 +158,7 @@ def test_unknown_mode_and_bad_label_warnings_reach_the_analysis(tmp_path: Path):
     odd.metadata["phonehome"] = {"session": "s", "mode": "Sleepy"}
     bad.metadata["phonehome"] = {"session": "s", "app": 12}
     dump = tmp_path / "odd.mitm"
-    _write(dump, [odd, bad, odd])
+    write_dump(dump, [odd, bad, odd])
     result = analyze([dump])
     assert sorted(result.flows["mode"]) == ["normal", "sleepy", "sleepy"]
     assert len(result.warnings) == 2
@@ -188,7 +181,7 @@ def test_transparent_mode_host_is_what_the_app_meant(tmp_path: Path):
         peername=("10.0.0.2", 5555), sockname=("10.0.0.1", 51820), sni="sa.api.intl.miui.com"
     )
     dump = tmp_path / "wg.mitm"
-    _write(dump, [with_header, sni_only])
+    write_dump(dump, [with_header, sni_only])
     records, _ = read_all(dump)
     assert [r.host for r in records] == ["tracking.intl.miui.com", "sa.api.intl.miui.com"]
     assert records[0].server_ip == "203.0.113.7" or records[0].server_ip is not None
@@ -227,7 +220,7 @@ def test_oversized_record_is_skipped_not_loaded(tmp_path: Path, monkeypatch):
     small, big = tflow.tflow(resp=True), tflow.tflow(resp=True)
     big.request.content = b"x" * 50_000
     dump = tmp_path / "big.mitm"
-    _write(dump, [small, big, small])
+    write_dump(dump, [small, big, small])
     monkeypatch.setattr(framing, "MAX_RECORD_BYTES", 20_000)
     for read in (read_all, reference_read_all):  # the fast reader and mitmproxy's objects agree
         records, report = read(dump)
@@ -246,7 +239,7 @@ def test_modes_the_session_declares_are_not_warned_about(tmp_path: Path, declare
     capture.mkdir()
     flow = tflow.tflow(resp=True)
     flow.metadata["phonehome"] = {"session": "study", "mode": "Incognito OptOut"}
-    _write(capture / "flows.mitm", [flow, flow])
+    write_dump(capture / "flows.mitm", [flow, flow])
     modes = ["normal", "incognito", "incognito-optout"] if declared else ["normal"]
     (capture / "session.json").write_text(json.dumps({"schema": 1, "session": "study", "modes": modes}))
     result = analyze([capture])

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from mitmproxy import http
-from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
 
 from phonehome.analysis.labels import LABEL_KEY
@@ -18,18 +17,10 @@ from phonehome.analysis.pipeline import analyze
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources.fastdump import read_dump
 from phonehome.analysis.verdicts.coverage import coverage
-from tests.support_sources import reference_read_dump
+from tests.support_sources import reference_read_dump, write_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
 ANDROID_ID = "9774d56d682e549c"
-
-
-def write_dump(path: Path, flows: list) -> Path:
-    with path.open("wb") as fo:
-        writer = FlowWriter(fo)
-        for f in flows:
-            writer.add(f)
-    return path
 
 
 def read_both(path: Path) -> tuple[list, SourceReport]:
