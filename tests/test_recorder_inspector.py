@@ -382,7 +382,8 @@ def test_inspection_kept_in_the_proxy_is_not_fed_to_the_writer(tmp_path) -> None
         insp = inspector.Inspector()
         rec = recorder.Recorder(insp)
         with taddons.context(insp, rec) as tctx:
-            tctx.configure(insp, phonehome_inspect_worker=False)
+            # the recorder opens a session on its first configure: in tmp_path, never ./captures
+            tctx.configure(insp, phonehome_inspect_worker=False, phonehome_dir=str(tmp_path))
             insp, rec = fed_pair(tmp_path, tctx, "inproc")
             f = leak_flow()
             finish(insp, rec, f)
