@@ -285,3 +285,173 @@ def write_bytes(flows: list) -> bytes:
     for f in flows:
         writer.add(f)
     return fo.getvalue()
+
+
+def test_key_sets_are_mitmproxys():
+    """The key sets the fast reader checks records against are written out (so reading a dump
+    does not import mitmproxy's flow classes); they must be exactly mitmproxy's, on every
+    supported version, or records would be misread instead of handed to mitmproxy."""
+    import dataclasses
+    import typing
+
+    from mitmproxy import dns, version, websocket
+
+    from phonehome.analysis.sources import fastdump
+
+    assert version.FLOW_FORMAT_VERSION == fastdump.FAST_FORMAT_VERSION  # else the fast path is off
+    keys = lambda state: {k.encode() for k in state} - {b"backup"}  # noqa: E731
+    assert keys(tflow.tflow(resp=True).get_state()) == fastdump._FLOW_KEYS
+    assert keys(tflow.tdnsflow(resp=True).get_state()) == fastdump._DNS_FLOW_KEYS
+    assert {f.name.encode() for f in dataclasses.fields(http.RequestData)} == fastdump._REQUEST_KEYS
+    assert {f.name.encode() for f in dataclasses.fields(http.ResponseData)} == fastdump._RESPONSE_KEYS
+    assert {int(op) for op in websocket.Opcode} == fastdump._OPCODES
+    message = getattr(dns, "DNSMessage", None) or dns.Message  # mitmproxy 12 renamed it
+    assert set(tflow.tdnsflow().request.get_state()) == fastdump._DNS_MESSAGE_KEYS
+    hints = typing.get_type_hints(message)
+    for name, kind in fastdump._DNS_MESSAGE_SCALARS.items():
+        assert hints[name] is kind, name
+    for cls, fields in ((dns.Question, fastdump._DNS_QUESTION), (dns.ResourceRecord, fastdump._DNS_RECORD)):
+        assert {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)} == fields
+    assert {t: size for t, (size, _) in fastdump._DNS_ADDRESSES.items()} == {
+        dns.types.A: 4,
+        dns.types.AAAA: 16,
+    }
+
+
+def _dns_flows() -> list:
+    """DNS flows: address answers (read by the fast reader) and others (left to mitmproxy)."""
+    from mitmproxy import dns
+
+    def answer(type_: int, data: bytes, name: str = "dns.google") -> dns.ResourceRecord:
+        return dns.ResourceRecord(name, type_, dns.classes.IN, 300, data)
+
+    plain = tflow.tdnsflow(resp=True)  # two A answers
+    unanswered = tflow.tdnsflow()
+    unanswered.metadata["phonehome"] = {"session": "lab", "app": "com.app", "mode": "incognito", "phase": "p"}
+    v6 = tflow.tdnsflow(resp=True)
+    v6.response.answers = [answer(dns.types.AAAA, bytes(range(16))), answer(dns.types.A, b"\x0a\x00\x00\x01")]
+    several = tflow.tdnsflow(resp=True)
+    several.request.questions = [
+        dns.Question("tracker.example.", dns.types.A, dns.classes.IN),
+        dns.Question("api.example.org", dns.types.AAAA, dns.classes.IN),
+    ]
+    several.response.answers = []
+    zero_time = tflow.tdnsflow(resp=True)
+    zero_time.request.timestamp = 0
+    bad_label = tflow.tdnsflow(resp=True)
+    bad_label.metadata["phonehome"] = {"session": "lab", "mode": "<script>"}
+    cname = tflow.tdnsflow(resp=True)
+    cname.response.answers = [answer(dns.types.CNAME, b"\x03www\x07example\x03com\x00")]
+    short_a = tflow.tdnsflow(resp=True)
+    short_a.response.answers = [answer(dns.types.A, b"\x01\x02\x03")]
+    txt = tflow.tdnsflow(resp=True)
+    txt.response.answers = [answer(dns.types.TXT, b"hello")]
+    return [plain, unanswered, v6, several, zero_time, bad_label, cname, short_a, txt]
+
+
+def test_dns_flows_give_identical_records(tmp_path: Path):
+    """DNS flows (issue 20: read without importing mitmproxy's flow classes) give exactly the
+    contacts, labels and warnings of mitmproxy's path, also between HTTP flows; address answers
+    are read by the fast reader itself, other answers are left to mitmproxy."""
+    from phonehome.analysis.records import ContactRecord
+    from phonehome.analysis.sources.fastdump import Layouts, records_from_record
+
+    flows = _dns_flows()
+    interleaved = [x for pair in zip(flows, _flows()[: len(flows)], strict=True) for x in pair]
+    path = write_dump(tmp_path / "dns.mitm", interleaved)
+    slow, fast = both(path)
+    assert slow == fast
+    contacts = [r for r in fast[0] if isinstance(r, ContactRecord) and r.kind == "dns"]
+    assert len(contacts) == len(flows) + 1  # `several` asks two questions
+    assert contacts[0].detail == "8.8.8.8; 8.8.4.4" and fast[1]  # a warning for the bad label
+    assert "tracker.example" in {c.host for c in contacts}
+
+    layouts = Layouts()
+    direct = []
+    for buf in record_bytes(write_dump(tmp_path / "only-dns.mitm", flows)):
+        try:
+            direct.append(records_from_record(buf, str(path), DEFAULTS, SourceReport("x"), layouts))
+        except Unsupported:
+            direct.append(None)
+    assert [d is not None for d in direct] == [True] * 6 + [False] * 3  # CNAME, bad A, TXT: mitmproxy
+    assert direct[2][0].detail == "1:203:405:607:809:a0b:c0d:e0f; 10.0.0.1"
+
+
+def _tag_flips(buf: bytes, keys: tuple[bytes, ...]) -> list[bytes]:
+    """The record with one tnetstring type tag inside the values of `keys` (top-level keys)
+    changed into each other tag, one at a time."""
+    from phonehome.analysis.sources.fastdump import _element, _spans
+
+    top = _spans(buf, *_element(buf, 0)[:3])
+    tags = b"}],;#^!~"
+    out = []
+    for key in keys:
+        _, start, end = top[key]
+        for i in range(start, end + 1):  # the value's own tag is at `end`
+            if buf[i] in tags:
+                out += [buf[:i] + bytes([t]) + buf[i + 1 :] for t in tags if t != buf[i]]
+    return out
+
+
+def test_dns_messages_with_a_changed_type_tag_read_as_mitmproxy_reads_them(tmp_path: Path):
+    """Every type tag in DNS messages changed into every other tag: a value of another type (an
+    int for a bool, bytes for a str, a float for an int, None, a list for a dict) is refused by
+    the fast reader exactly where mitmproxy refuses or converts it, so both give the same records
+    and warnings. (Like the HTTP path, the fast reader does not parse values it does not use:
+    a flow's `backup` or `comment` damaged into a malformed literal is read by it but refused
+    by mitmproxy.)"""
+    flows = _dns_flows()
+    records = record_bytes(write_dump(tmp_path / "dns.mitm", [flows[2], flows[1]]))  # A+AAAA, no response
+    variants = [v for buf in records for v in _tag_flips(buf, (b"request", b"response"))]
+    assert len(variants) > 250
+    for n, data in enumerate(variants):
+        path = tmp_path / f"flip{n % 4}.mitm"
+        path.write_bytes(records[0] + data)
+        slow, fast = both(path)
+        assert slow == fast, n
+
+
+def test_reading_http_and_dns_flows_does_not_import_mitmproxys_flow_classes(sample_capture: Path):
+    """A small capture answers in well under a second partly because its reading imports none
+    of mitmproxy's flow, connection or certificate modules (about 0.15 s); a flow the fast
+    reader leaves alone (TCP) imports them when it is met."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from phonehome.analysis.records import Labels, SourceReport
+        from phonehome.analysis.sources.fastdump import read_dump
+        records = list(read_dump(Path(sys.argv[1]), Labels(session="s"), SourceReport("x")))
+        heavy = sorted(m for m in ("mitmproxy.http", "mitmproxy.io", "mitmproxy.dns", "mitmproxy.flow")
+                       if m in sys.modules)
+        print(len(records), ",".join(heavy))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(sample_capture / "flows.mitm")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert int(out[0]) > 10 and len(out) == 1, out
+
+
+def test_a_flow_left_to_mitmproxy_is_read_by_it(tmp_path: Path):
+    """The mitmproxy path is imported when first needed, and gives that flow's contacts."""
+    import subprocess
+    import sys
+
+    path = write_dump(tmp_path / "tcp.mitm", [tflow.tflow(resp=True), tflow.ttcpflow()])
+    code = (
+        "import sys; from pathlib import Path; "
+        "from phonehome.analysis.records import Labels, SourceReport; "
+        "from phonehome.analysis.sources.fastdump import read_dump; "
+        "r = list(read_dump(Path(sys.argv[1]), Labels(session='s'), SourceReport('x'))); "
+        "print([type(x).__name__ for x in r], 'mitmproxy.io' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['HttpRecord', 'ContactRecord'] True"

@@ -1,4 +1,4 @@
-"""A fast reader of mitmproxy dumps: tnetstring records straight into HttpRecords.
+"""A fast reader of mitmproxy dumps: tnetstring records straight into records.
 
 mitmproxy's own FlowReader parses every value of every record (pure-Python tnetstring with a
 memoryview slice per value) and then builds Flow, Request, Response, Client and Server objects,
@@ -8,27 +8,32 @@ takes the response body's length without copying it.
 
 It is the library's one dump reader. It gives records EQUAL to reading the dump with mitmproxy's
 own objects (analysis.sources.mitm; tests/test_fastdump.py compares them on every dump we have):
-anything it is not sure about (another flow-format version needing migration, DNS/TCP/UDP flows,
-a record whose keys are not the ones mitmproxy would accept, a parse error) is handed to the
-mitmproxy path for that record, and damage is handled by the very same resync code, with the
-same warnings.
+HTTP and WebSocket flows, and DNS flows whose answers are addresses, are read here; anything it is
+not sure about (another flow-format version needing migration, TCP/UDP flows, other DNS answers,
+a record whose keys or value types are not the ones mitmproxy would accept, a parse error) is
+handed to the mitmproxy path for that record, and damage is handled by the very same resync
+code, with the same warnings.
+
+It does not import mitmproxy's flow classes (about 0.15 s of a small capture's 0.5 s): the key
+sets it checks records against are written out here, and tests/test_fastdump.py checks them
+against mitmproxy's own dataclasses on every supported version; the mitmproxy path is imported
+the first time a record needs it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mitmproxy import http, version, websocket
-from mitmproxy.net.http.url import parse_authority
+from mitmproxy import version  # cheap: no flow classes
+from mitmproxy.net.http.url import parse_authority  # cheap: no flow classes
 
 from phonehome.analysis.labels import internal_kind, labels_from_metadata
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport, is_ip
 from phonehome.analysis.sources import framing
-from phonehome.analysis.sources.mitm import flow_records, load_flow, skip_damage
 
 Record = HttpRecord | ContactRecord
 
@@ -36,8 +41,11 @@ Record = HttpRecord | ContactRecord
 FAST_FORMAT_VERSION = 21
 _FAST = version.FLOW_FORMAT_VERSION == FAST_FORMAT_VERSION
 
-# Keys mitmproxy's HTTPFlow.set_state accepts (it asserts nothing else is left over).
-_FLOW_KEYS = frozenset(
+# The state keys of format 21, as mitmproxy's set_state/from_state accept them (they assert
+# nothing else is left over). tests/test_fastdump.py::test_key_sets_are_mitmproxys compares each
+# with mitmproxy's own classes, so a mitmproxy that changed them without a new format version
+# fails the suite instead of being misread.
+_COMMON_FLOW_KEYS = frozenset(
     {
         b"id",
         b"type",
@@ -51,16 +59,41 @@ _FLOW_KEYS = frozenset(
         b"metadata",
         b"comment",
         b"timestamp_created",
-        b"request",
-        b"response",
-        b"websocket",
     }
 )
+_FLOW_KEYS = _COMMON_FLOW_KEYS | {b"request", b"response", b"websocket"}  # HTTPFlow
+_DNS_FLOW_KEYS = _COMMON_FLOW_KEYS | {b"request", b"response"}  # DNSFlow
 _FLOW_OPTIONAL = frozenset({b"backup"})
-_REQUEST_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.RequestData))
-_RESPONSE_KEYS = frozenset(f.name.encode() for f in dataclasses.fields(http.ResponseData))
+_REQUEST_KEYS = frozenset(  # http.RequestData's fields
+    {
+        b"http_version",
+        b"headers",
+        b"content",
+        b"trailers",
+        b"timestamp_start",
+        b"timestamp_end",
+        b"host",
+        b"port",
+        b"method",
+        b"scheme",
+        b"authority",
+        b"path",
+    }
+)
+_RESPONSE_KEYS = frozenset(  # http.ResponseData's fields
+    {
+        b"http_version",
+        b"headers",
+        b"content",
+        b"trailers",
+        b"timestamp_start",
+        b"timestamp_end",
+        b"status_code",
+        b"reason",
+    }
+)
 _HTTP2_VERSIONS = (b"HTTP/2.0", b"HTTP/3")
-_OPCODES = frozenset(int(op) for op in websocket.Opcode)
+_OPCODES = frozenset({0, 1, 2, 8, 9, 10})  # websocket.Opcode (wsproto's)
 
 _DICT, _LIST, _BYTES, _STR, _INT, _FLOAT, _BOOL, _NULL = (ord(c) for c in "}],;#^!~")
 
@@ -157,55 +190,71 @@ def _spans(buf: bytes, tag: int, start: int, end: int) -> dict[bytes, Span]:
 
 
 class Layouts:
-    """The key order of each kind of dict (flow, request, response, connections) as the records
-    read so far laid it out.
+    """The key orders of each kind of dict (flow, request, response, connections) as the records
+    read so far laid them out.
 
     mitmproxy's writer lays out every record of a dump alike, so a reader that knows the last
     record's keys can check the next record's with one `startswith` per key instead of parsing
     each key's length, bytes and tag: the reader's hot loop (`_spans`) reads the values' lengths
     only. A layout is the key order, never a value, and a record that differs (another key, a key
-    written another way, a duplicate) is parsed in full and its layout learned in its place.
+    written another way, a duplicate) is parsed in full and its layout learned. A few layouts
+    are kept per kind, newest first, because a capture interleaves kinds of flow whose top-level
+    dicts differ (an HTTP flow's and a DNS flow's).
     """
 
     __slots__ = ("known",)
 
+    #: Layouts kept per kind of dict.
+    KEEP = 3
+
     def __init__(self) -> None:
-        self.known: dict[str, tuple[tuple[bytes, bytes, int], ...]] = {}
+        self.known: dict[str, tuple[tuple[tuple[bytes, bytes, int], ...], ...]] = {}
+
+
+def _along(buf: bytes, start: int, end: int, layout: tuple[tuple[bytes, bytes, int], ...]) -> dict | None:
+    """The dict element's spans read along `layout`, or None when the dict is not laid out so.
+
+    Gives exactly _spans' dict when it gives one: a key token matches only the bytes
+    `<len>:<key>;` that _spans would parse as that ASCII str key, and values are skipped alike.
+    """
+    out: dict[bytes, Span] = {}
+    startswith = buf.startswith
+    index = buf.index
+    i = start
+    for token, key, size in layout:
+        if not startswith(token, i):
+            return None
+        i += size
+        colon = index(b":", i, i + 13)
+        s = colon + 1
+        e = s + int(buf[i:colon])
+        if e < s or e >= end:  # a negative length or a value past the dict: _spans says which
+            return None
+        out[key] = (buf[e], s, e)
+        i = e + 1
+    return out if i == end else None
 
 
 def _spans_as(
     buf: bytes, tag: int, start: int, end: int, layouts: Layouts | None, kind: str
 ) -> dict[bytes, Span]:
-    """_spans, reading the keys along the layout last seen for `kind` when the record has it.
+    """_spans, reading the keys along a layout seen before for `kind` when the record has one.
 
-    Gives exactly _spans' dict and raises where it raises: a key token matches only the bytes
-    `<len>:<key>;` that _spans would parse as that ASCII str key, and values are skipped alike.
+    Gives exactly _spans' dict and raises where it raises (a dict no layout fits is parsed by
+    _spans itself).
     """
     if layouts is None:
         return _spans(buf, tag, start, end)
-    layout = layouts.known.get(kind)
-    if layout is not None and tag == _DICT:
-        out: dict[bytes, Span] = {}
-        startswith = buf.startswith
-        index = buf.index
-        i = start
-        for token, key, size in layout:
-            if not startswith(token, i):
-                break
-            i += size
-            colon = index(b":", i, i + 13)
-            s = colon + 1
-            e = s + int(buf[i:colon])
-            if e < s or e >= end:  # a negative length or a value past the dict: _spans says which
-                break
-            out[key] = (buf[e], s, e)
-            i = e + 1
-        else:
-            if i == end:
+    known = layouts.known.get(kind, ())
+    if tag == _DICT:
+        for layout in known:
+            out = _along(buf, start, end, layout)
+            if out is not None:
                 return out
     out = _spans(buf, tag, start, end)
     tokens = tuple(b"%d:%s;" % (len(key), key) for key in out)
-    layouts.known[kind] = tuple((token, key, len(token)) for token, key in zip(tokens, out, strict=True))
+    learned = tuple((token, key, len(token)) for token, key in zip(tokens, out, strict=True))
+    layouts.known[kind] = (learned, *known[: Layouts.KEEP - 1])
     return out
 
 
@@ -261,17 +310,17 @@ def _authority(raw: bytes) -> str:
         return raw.decode("utf8", "surrogateescape")
 
 
-def http_record_from_record(
+def records_from_record(
     buf: bytes,
     source: str,
     defaults: Labels,
     report: SourceReport | None = None,
     layouts: Layouts | None = None,
-) -> HttpRecord:
-    """The HttpRecord of one whole tnetstring record of a current-format HTTP flow.
+) -> list[Record]:
+    """The records of one whole tnetstring record of a current-format flow, as
+    analysis.sources.mitm.flow_records gives them: an HTTP flow's HttpRecord, a DNS flow's
+    contacts. Raises Unsupported for anything else (the mitmproxy path reads it).
 
-    Mirrors analysis.sources.mitm.http_record field by field (same mitmproxy property
-    semantics: pretty_host, surrogate-escaped text); raises Unsupported for anything else.
     `layouts`, shared by the records of one dump, makes reading them faster, never different.
     """
     if not _FAST:
@@ -280,10 +329,47 @@ def http_record_from_record(
     if after != len(buf):
         raise ValueError("not a tnetstring: trailing bytes")
     top = _spans_as(buf, tag, start, end, layouts, "flow")
-    if _get(buf, top, b"version") != FAST_FORMAT_VERSION or _get(buf, top, b"type") != "http":
-        raise Unsupported("another flow type or version")
-    keys = top.keys()
-    if not (keys >= _FLOW_KEYS and keys - _FLOW_KEYS <= _FLOW_OPTIONAL):
+    if _get(buf, top, b"version") != FAST_FORMAT_VERSION:
+        raise Unsupported("another flow-format version")
+    kind = _get(buf, top, b"type")
+    if kind == "http":
+        return [_http_record(buf, top, source, defaults, report, layouts)]
+    if kind == "dns":
+        return _dns_records(buf, top, source, defaults, report, layouts)
+    raise Unsupported("another flow type")
+
+
+def http_record_from_record(
+    buf: bytes,
+    source: str,
+    defaults: Labels,
+    report: SourceReport | None = None,
+    layouts: Layouts | None = None,
+) -> HttpRecord:
+    """The HttpRecord of one whole tnetstring record of a current-format HTTP flow
+    (records_from_record for HTTP flows only; Unsupported for any other)."""
+    records = records_from_record(buf, source, defaults, report, layouts)
+    if len(records) != 1 or not isinstance(records[0], HttpRecord):
+        raise Unsupported("not an HTTP flow")
+    return records[0]
+
+
+def _keys_are(keys: Any, required: frozenset[bytes]) -> bool:
+    """A flow's keys are those mitmproxy's set_state takes: all required, at most `backup` more."""
+    return keys >= required and keys - required <= _FLOW_OPTIONAL
+
+
+def _http_record(
+    buf: bytes,
+    top: dict[bytes, Span],
+    source: str,
+    defaults: Labels,
+    report: SourceReport | None,
+    layouts: Layouts | None,
+) -> HttpRecord:
+    """Mirrors analysis.sources.mitm.http_record field by field (same mitmproxy property
+    semantics: pretty_host, surrogate-escaped text); raises Unsupported for anything else."""
+    if not _keys_are(top.keys(), _FLOW_KEYS):
         raise Unsupported("unexpected flow keys")
 
     request = _spans_as(buf, *top[b"request"], layouts, "request")
@@ -374,6 +460,95 @@ def http_record_from_record(
     )
 
 
+# A DNS message's state (dns.Message in mitmproxy 11, dns.DNSMessage in 12: same keys) and
+# the Python types mitmproxy's from_state takes for them, read strictly (an int where a bool is
+# expected, a float for an int, None for the timestamp, which mitmproxy 11 refuses and 12 takes:
+# all left to mitmproxy to decide).
+_DNS_MESSAGE_SCALARS = {
+    "id": int,
+    "query": bool,
+    "op_code": int,
+    "authoritative_answer": bool,
+    "truncation": bool,
+    "recursion_desired": bool,
+    "recursion_available": bool,
+    "reserved": int,
+    "response_code": int,
+}
+_DNS_MESSAGE_LISTS = ("questions", "answers", "authorities", "additionals")
+_DNS_MESSAGE_KEYS = frozenset({*_DNS_MESSAGE_SCALARS, *_DNS_MESSAGE_LISTS, "timestamp"})
+_DNS_QUESTION = {"name": str, "type": int, "class_": int}
+_DNS_RECORD = {"name": str, "type": int, "class_": int, "ttl": int, "data": bytes}
+_DNS_ADDRESSES = {1: (4, ipaddress.IPv4Address), 28: (16, ipaddress.IPv6Address)}  # A, AAAA
+
+
+def _typed(state: Any, types: dict[str, type]) -> bool:
+    """A state dict with exactly these keys, each value of exactly that type."""
+    return (
+        isinstance(state, dict)
+        and state.keys() == types.keys()
+        and all(type(state[key]) is kind for key, kind in types.items())
+    )
+
+
+def _dns_message(buf: bytes, span: Span) -> dict[str, Any]:
+    """A DNS message's state, parsed, if mitmproxy would load it just so; else Unsupported."""
+    tag, start, end = span
+    if tag != _DICT:
+        raise Unsupported("a DNS message that is not a dict")
+    message = _value(buf, tag, start, end)
+    if not (
+        message.keys() == _DNS_MESSAGE_KEYS
+        and all(type(message[key]) is kind for key, kind in _DNS_MESSAGE_SCALARS.items())
+        and type(message["timestamp"]) in (int, float)
+        and isinstance(message["questions"], list)
+        and all(_typed(q, _DNS_QUESTION) for q in message["questions"])
+        and all(
+            isinstance(message[key], list) and all(_typed(r, _DNS_RECORD) for r in message[key])
+            for key in _DNS_MESSAGE_LISTS[1:]
+        )
+    ):
+        raise Unsupported("unexpected DNS message state")
+    return message
+
+
+def _dns_answer(record: dict[str, Any]) -> str:
+    """str() of mitmproxy's ResourceRecord for an address answer (A, AAAA); other answers'
+    texts differ between mitmproxy versions and are left to mitmproxy."""
+    size, address = _DNS_ADDRESSES.get(record["type"], (None, None))
+    if address is None or len(record["data"]) != size:
+        raise Unsupported("a DNS answer other than an address")
+    return str(address(record["data"]))
+
+
+def _dns_records(
+    buf: bytes,
+    top: dict[bytes, Span],
+    source: str,
+    defaults: Labels,
+    report: SourceReport | None,
+    layouts: Layouts | None,
+) -> list[ContactRecord]:
+    """Mirrors analysis.sources.mitm.contact_records for a DNS flow: one contact per question,
+    with the answers' addresses; raises Unsupported for anything else."""
+    if not _keys_are(top.keys(), _DNS_FLOW_KEYS):
+        raise Unsupported("unexpected DNS flow keys")
+    _spans_as(buf, *top[b"client_conn"], layouts, "client")  # parsed as mitmproxy would, unused
+    _spans_as(buf, *top[b"server_conn"], layouts, "server")
+    request = _dns_message(buf, top[b"request"])
+    answers: list[str] = []
+    rtag, rstart, rend = top[b"response"]
+    if not (rtag == _NULL and rstart == rend):
+        answers = [_dns_answer(r) for r in _dns_message(buf, top[b"response"])["answers"]]
+    labels = labels_from_metadata(_get(buf, top, b"metadata"), defaults, report)
+    timestamp = float(request["timestamp"] or 0.0)
+    detail = "; ".join(answers)
+    return [
+        ContactRecord(source, labels, timestamp, q["name"].rstrip("."), "dns", detail)
+        for q in request["questions"]
+    ]
+
+
 _WEBSOCKET_KEYS = frozenset(
     {b"messages", b"closed_by_client", b"close_code", b"close_reason", b"timestamp_end"}
 )
@@ -456,11 +631,13 @@ def iter_dump(
             if length is not None and bogus is None:
                 buf = _read_record(fo, position, length)
                 try:
-                    records = [http_record_from_record(buf, source, defaults, report, layouts)]
+                    records = records_from_record(buf, source, defaults, report, layouts)
                     position += len(buf)
                 except Exception:  # Unsupported or not parseable here: mitmproxy decides
                     records = None
             if records is None:
+                from phonehome.analysis.sources.mitm import flow_records, load_flow, skip_damage
+
                 fo.seek(position)
                 try:
                     if bogus is not None:

@@ -221,6 +221,11 @@ def skip_damage(
     return loaded
 
 
+# mitmproxy's tnetstring errors quote the bad bytes as a memoryview's repr (an address)
+_MEMORY_REPR = re.compile(r":? ?<memory at 0x[0-9a-fA-F]+>")
+
+
 def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
+    """The first line of the error, without addresses: the warning is the same on every run."""
+    text = _MEMORY_REPR.sub("", str(exc)) or type(exc).__name__
     return text.splitlines()[0][:200]
