@@ -186,7 +186,7 @@ def classify_request(
 
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
-    known = matcher.find_all([f.value for f in decoded.fields]) if matcher is not None else None
+    known = matcher.find_each([f.value for f in decoded.fields]) if matcher is not None else None
     for index, field in enumerate(decoded.fields):
         use = key_use(field.key)
         verdict = classify_field(field)
@@ -216,7 +216,7 @@ def classify_request(
             # searched, each distinct key once (keys repeat from request to request, values do not)
             for match in matcher.find_repeated(field.key):
                 offer(field, Verdict(match.data_type, "high", "known-value"), match.text)
-        if known is not None:
+        if known and index in known:
             for match in known[index]:
                 # inside a binary or very long value, show the identifier itself, not the blob
                 blob = len(field.value) > 256 or "\\x" in field.value
