@@ -22,6 +22,7 @@ then wrote, column kind by column kind (COLUMN_KINDS):
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import sys
@@ -83,6 +84,12 @@ def _pandas_version() -> str:
     pandas = sys.modules.get("pandas")
     if pandas is not None:
         return pandas.__version__
+    return _installed_pandas_version()
+
+
+@functools.cache
+def _installed_pandas_version() -> str:
+    """The installed pandas' version, read once (1.4 ms a read: tables ask for it per column)."""
     return importlib.metadata.version("pandas")
 
 
@@ -252,12 +259,22 @@ def findings_table(packed: list[pa.Table], rows: list[tuple]) -> pa.Table:
 def mark_persistence(table: pa.Table) -> pa.Table:
     """classify.persistence's rule on a findings table, chunk by chunk: `persistence` added to the
     evidence (low confidence raised to medium) of identifier findings whose value recurs across
-    (session, mode) pairs. Only the findings of a linking data type are looked at one by one;
-    the rest is decided per distinct value of a chunk (the columns are dictionary-encoded)."""
+    (session, mode) pairs.
+
+    Nothing here is done per finding in Python: the columns are dictionary-encoded, so the rule
+    sees each chunk's distinct (data type, value, session, mode) combinations once (numpy finds
+    them from the codes), and the marked evidence and confidence are mapped per distinct value
+    (each depends only on its own old value: persistence.marked_evidence / marked_confidence).
+    """
     import numpy as np
     import pyarrow as pa
 
-    from phonehome.analysis.classify.persistence import LINKING_PREFIXES, marked, recurring_values
+    from phonehome.analysis.classify.persistence import (
+        LINKING_PREFIXES,
+        marked_confidence,
+        marked_evidence,
+        recurring_values,
+    )
 
     batches = table.to_batches()
 
@@ -265,16 +282,22 @@ def mark_persistence(table: pa.Table) -> pa.Table:
         names, codes = _codes(batch.column("data_type"))
         return np.array([n.startswith(LINKING_PREFIXES) for n in names], dtype=bool)[codes]
 
-    def picked(batch, name: str, rows: np.ndarray) -> list:
-        names, codes = _codes(batch.column(name))
-        return [names[i] for i in codes[rows]]
-
     def quads():
         for batch in batches:
             rows = np.flatnonzero(typed_rows(batch))
             if len(rows):
-                columns = [picked(batch, c, rows) for c in ("data_type", "value", "session", "mode")]
-                yield from zip(*columns, strict=True)
+                columns = [_codes(batch.column(c)) for c in ("data_type", "value", "session", "mode")]
+                # each row's four codes as one number (mixed radix), so one 1-D unique finds the
+                # distinct combinations; then the number back into its four codes
+                key = np.zeros(len(rows), dtype=np.int64)
+                for names, codes in columns:
+                    key = key * len(names) + codes[rows]
+                for combo in np.unique(key).tolist():
+                    quad = []
+                    for names, _ in reversed(columns):
+                        combo, code = divmod(combo, len(names))
+                        quad.append(names[code])
+                    yield tuple(reversed(quad))
 
     recurring = recurring_values(quads())
     if not recurring:
@@ -283,17 +306,14 @@ def mark_persistence(table: pa.Table) -> pa.Table:
     for batch in batches:
         values, codes = _codes(batch.column("value"))
         recurs = np.array([v in recurring for v in values], dtype=bool)[codes]
-        hits = np.flatnonzero(recurs & typed_rows(batch))
-        if len(hits):
-            evidence, confidence = (
-                batch.column("evidence").to_pylist(),
-                batch.column("confidence").to_pylist(),
-            )
-            for i in hits.tolist():
-                evidence[i], confidence[i] = marked(evidence[i], confidence[i])
+        hit = recurs & typed_rows(batch)
+        if hit.any():
             columns = dict(zip(batch.schema.names, batch.columns, strict=True))
-            for name, new in (("evidence", evidence), ("confidence", confidence)):
-                array = _strings(new, pa)
+            for name, mark in (("evidence", marked_evidence), ("confidence", marked_confidence)):
+                names, codes = _codes(columns[name])
+                # row i takes entry codes[i] of `names` + their marked forms, shifted when hit
+                mapped = np.array([*names, *map(mark, names)], dtype=object)
+                array = _strings(mapped[codes + hit * len(names)].tolist(), pa)
                 columns[name] = (
                     array.dictionary_encode() if pa.types.is_dictionary(columns[name].type) else array
                 )

@@ -23,7 +23,7 @@ from phonehome.analysis import arrow_tables, pipeline, sharing
 from phonehome.analysis.arrow_tables import unpack_findings
 from phonehome.analysis.classify.persistence import LINKING_PREFIXES, _linking_value
 from phonehome.analysis.cli.options import may_warn_about_inputs
-from phonehome.analysis.findings import CONTACTS_COLUMNS, FLOWS_COLUMNS, findings_from_rows
+from phonehome.analysis.findings import CONTACTS_COLUMNS, FINDINGS_COLUMNS, FLOWS_COLUMNS, findings_from_rows
 from phonehome.analysis.profile import Profile
 from phonehome.analysis.rows import Rows
 from phonehome.analysis.verdicts.inputs import input_warnings
@@ -334,3 +334,37 @@ def test_a_frame_interrupted_while_built_leaves_the_table(monkeypatch, sample_ca
         result.findings  # noqa: B018
     monkeypatch.setattr(arrow_tables, "frame", real_frame)
     assert len(result.findings) == result.size("findings") > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, monkeypatch):
+    """arrow_tables.mark_persistence decides per chunk's distinct (data type, value, session,
+    mode) and maps evidence and confidence per distinct value: on random findings tables (shared
+    identifiers across sessions and modes and chunks, evidence already marked, every confidence,
+    linking and other data types) it marks exactly the rows the pandas rule marks."""
+    import random
+
+    rng = random.Random(seed)
+    monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", rng.choice([5, 13, 64]))
+    identifiers = [f"{rng.getrandbits(64):016x}" for _ in range(12)] + ["user@example.com", "1.2.3", "en-US"]
+    rows = []
+    for n in range(rng.randrange(50, 400)):
+        values = {c: "" for c in FINDINGS_COLUMNS}
+        values.update(
+            session=rng.choice(["s1", "s2", "s3"]),
+            mode=rng.choice(["normal", "incognito"]),
+            flow_id=str(n),
+            data_type=rng.choice(["device_id.android_id", "user_id", "token", "url", "contact.email", "os"]),
+            value=rng.choice(identifiers),
+            confidence=rng.choice(["low", "medium", "high"]),
+            evidence=rng.choice(["key", "key+value_shape", "known_value+persistence", "schema"]),
+        )
+        values["timestamp"] = float(n)
+        rows.append(tuple(values[c] for c in FINDINGS_COLUMNS))
+    expected = reference_mark_persistence(findings_from_rows(list(rows)))
+    table = arrow_tables.findings_table(arrow_tables.pack_findings(list(rows)), [])
+    assert table.column("value").num_chunks > 1
+    got = arrow_tables.frame(table, "findings")
+    assert got["evidence"].tolist() == expected["evidence"].tolist()
+    assert got["confidence"].tolist() == expected["confidence"].tolist()
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)

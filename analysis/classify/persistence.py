@@ -69,9 +69,17 @@ def marked(evidence: str, confidence: str) -> tuple[str, str]:
     """(evidence, confidence) of a finding whose value recurs: `persistence` added to the
     evidence once, and a low confidence raised to medium, since recurrence is itself evidence
     that the value identifies the device or user."""
-    if "persistence" not in evidence.split("+"):
-        evidence = f"{evidence}+persistence"
-    return evidence, "medium" if confidence == "low" else confidence
+    return marked_evidence(evidence), marked_confidence(confidence)
+
+
+def marked_evidence(evidence: str) -> str:
+    """`marked`'s evidence (it does not depend on the confidence: each is mapped on its own)."""
+    return evidence if "persistence" in evidence.split("+") else f"{evidence}+persistence"
+
+
+def marked_confidence(confidence: str) -> str:
+    """`marked`'s confidence (it does not depend on the evidence)."""
+    return "medium" if confidence == "low" else confidence
 
 
 def mark_persistence(findings: pd.DataFrame) -> pd.DataFrame:
