@@ -287,7 +287,8 @@ def mark_persistence(table: pa.Table) -> pa.Table:
             rows = np.flatnonzero(typed_rows(batch))
             if len(rows):
                 columns = [_codes(batch.column(c)) for c in ("data_type", "value", "session", "mode")]
-                # each row's four codes as one number (mixed radix), so one 1-D unique finds the
+                # each row's four codes as one number (mixed radix: a chunk has at most CHUNK_ROWS
+                # distinct values per column, 16,384**4 < 2**63), so one 1-D unique finds the
                 # distinct combinations; then the number back into its four codes
                 key = np.zeros(len(rows), dtype=np.int64)
                 for names, codes in columns:

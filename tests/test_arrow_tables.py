@@ -368,3 +368,13 @@ def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, monk
     assert got["evidence"].tolist() == expected["evidence"].tolist()
     assert got["confidence"].tolist() == expected["confidence"].tolist()
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_an_error_writing_the_csv_in_its_thread_is_raised(tmp_path, sample_capture):
+    """findings.csv is written in a thread beside the Parquet files: its error still reaches the
+    caller (here findings.csv is a directory), and the Parquet files are written."""
+    result = pipeline.analyze([sample_capture])
+    (tmp_path / "out" / "findings.csv").mkdir(parents=True)
+    with pytest.raises(OSError):
+        pipeline.write_tables(result, tmp_path / "out")
+    assert pq.read_table(tmp_path / "out" / "flows.parquet").num_rows == result.size("flows")
