@@ -4,8 +4,9 @@ A dump's records are found from their length prefixes alone (analysis.sources.fr
 split into contiguous byte ranges; each worker process reads its range with the fast reader
 (analysis.sources.fastdump), turns the records into rows with its own RowCollector
 (analysis.rows), and sends back only the rows. A HAR is split into its entries' JSON texts once
-here (sources.har; each entry is parsed where it is read) and into ranges of entry indexes;
-forked workers inherit the entries and turn their ranges into records and rows. The parent
+here (sources.har; each entry is read from the open file and parsed where it is needed) and into
+ranges of entry indexes; forked workers inherit the entries (where each lies in the file, and the
+open file) and turn their ranges into records and rows. The parent
 concatenates the rows in file order, so the result is the same as one sequential pass.
 analysis.reader decides when to come here.
 
@@ -178,14 +179,14 @@ def _analyse_task(task: tuple[Path, int, int, Labels, RowSettings, tuple[str, ..
     return analyse_range(*task)
 
 
-# The HAR being analysed, set before the workers are forked so that they inherit its parsed
-# entries (copy-on-write) instead of receiving them pickled: token -> (entries, settings).
+# The HAR being analysed, set before the workers are forked so that they inherit its entries
+# (copy-on-write) instead of receiving them pickled: token -> (entries, settings).
 _HAR_JOBS: dict[int, tuple[HarEntries, RowSettings]] = {}
 
 
 def analyse_entries(har: HarEntries, start: int, end: int, settings: RowSettings) -> RangeRows:
-    """Rows for entries [start, end) of a parsed HAR, with that range's warnings, damage and notes,
-    as the sequential reader would have put them in its SourceReport."""
+    """Rows for entries [start, end) of a split HAR (sources.har.load_har), with that range's
+    warnings, damage and notes, as the sequential reader would have put them in its SourceReport."""
     from phonehome.analysis.sources.har import har_records
 
     collector = _range_collector(settings)
@@ -276,7 +277,7 @@ def collect_entry_ranges(
     workers: int,
     progress: ProgressCallback | None = None,
 ) -> None:
-    """A parsed HAR's entry ranges: rows added in order; records, warnings, damage and notes in
+    """A split HAR's entry ranges: rows added in order; records, warnings, damage and notes in
     `report`, exactly as one sequential pass puts them there."""
     token, context = id(har), _context()
     settings = collector.settings
@@ -361,7 +362,7 @@ def _run_ranges(
         return True
 
     _prepare_collector(settings)  # before the fork: the workers inherit it built
-    # Objects that exist now (a HAR's parsed entries, the modules, the prepared collector) are
+    # Objects that exist now (a HAR's entries, the modules, the prepared collector) are
     # left out of garbage collections until the ranges are done: a worker's collections then
     # never write to (and copy) the pages it inherited, nor does this process walk them again.
     freezing = gc.get_freeze_count() == 0  # a caller's own frozen objects are not ours to thaw

@@ -112,14 +112,14 @@ def collect_har(
 
     if not path.exists():
         raise CaptureError(path, "no such file or directory")
-    har = load_har(path, defaults)
-    workers = parallel.default_workers() if workers is None else max(1, workers)
-    ranges = parallel.plan_entry_ranges(har.count, workers)
-    if ranges:
-        parallel.collect_entry_ranges(har, ranges, report, collector, workers, progress)
-        return True
-    _feed(app_traffic(har_records(har, report, release=True), report), path, collector, progress)
-    return False
+    with load_har(path, defaults) as har:  # closes the file its entries are read from
+        workers = parallel.default_workers() if workers is None else max(1, workers)
+        ranges = parallel.plan_entry_ranges(har.count, workers)
+        if ranges:
+            parallel.collect_entry_ranges(har, ranges, report, collector, workers, progress)
+            return True
+        _feed(app_traffic(har_records(har, report, release=True), report), path, collector, progress)
+        return False
 
 
 def _feed(records, path: Path, collector: RowCollector, progress: ProgressCallback | None) -> None:

@@ -92,7 +92,8 @@ def test_real_hars_as_they_are(path: Path, low_threshold):
 
 @pytest.mark.parametrize("path", REAL_HARS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_hars_repeated_over_many_ranges(path: Path, tmp_path: Path, monkeypatch):
-    entries = load_har(path, default_labels(path, None, None)).count
+    with load_har(path, default_labels(path, None, None)) as har:
+        entries = har.count
     big = repeated(path, tmp_path / f"{path.stem}.har", times=40)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 40 * entries)  # exactly at the threshold
     rows, report = assert_same_both_ways(big)
@@ -104,7 +105,8 @@ def test_real_hars_repeated_over_many_ranges(path: Path, tmp_path: Path, monkeyp
 def test_below_the_threshold_a_har_stays_in_process(tmp_path: Path, monkeypatch):
     path = repeated(REAL_HARS[0], tmp_path / "few.har", times=3)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 4)
-    assert load_har(path, default_labels(path, None, None)).count == 3
+    with load_har(path, default_labels(path, None, None)) as har:
+        assert har.count == 3
     _, report, in_ranges = run(path, 2)
     assert not in_ranges and report.records == 3
     assert parallel.plan_entry_ranges(10_000, 1) is None, "one worker: never ranges"
@@ -240,13 +242,13 @@ def test_forked_workers_inherit_the_prepared_collector(tmp_path: Path):
 
 def test_a_worker_process_gives_the_rows_this_process_gives(tmp_path: Path):
     path = repeated(REAL_HARS[-1], tmp_path / "w.har", times=6)
-    har = load_har(path, default_labels(path, None, None))
     settings = RowSettings(Profile.load(SAMPLE / "profile.json"))
-    ranges = [(0, 30), (30, 31), (31, har.count)]
-    tasks = [(0, a, b, (har.part(a, b), settings)) for a, b in ranges]
-    with ProcessPoolExecutor(1, mp_context=parallel._context()) as pool:
-        remote = list(pool.map(parallel._analyse_entries_task, tasks))
-    local = [parallel.analyse_entries(har, a, b, settings) for a, b in ranges]
+    with load_har(path, default_labels(path, None, None)) as har:
+        ranges = [(0, 30), (30, 31), (31, har.count)]
+        tasks = [(0, a, b, (har.part(a, b), settings)) for a, b in ranges]
+        with ProcessPoolExecutor(1, mp_context=parallel._context()) as pool:
+            remote = list(pool.map(parallel._analyse_entries_task, tasks))
+        local = [parallel.analyse_entries(har, a, b, settings) for a, b in ranges]
     assert [r.rows for r in remote] == [r.rows for r in local]
     assert sum(r.records for r in remote) == har.count == 6 * 16
 

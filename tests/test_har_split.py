@@ -100,7 +100,8 @@ def test_odd_documents_are_read_as_the_stdlib_reads_them(document, tmp_path):
     except CaptureError:
         assert not isinstance(expected, list)
         return
-    parsed = [har.parse_entry(e) if entries.unparsed else e for e in entries.entries]
+    with entries:
+        parsed = [har.parse_entry(e) if entries.unparsed else e for e in entries.entries]
     assert parsed == (expected if isinstance(expected, list) else [json.loads(document)])
 
 

@@ -8,9 +8,13 @@ skipped with a warning naming its index; the other entries are still read.
 
 Memory: the file's bytes are split into its entries' JSON texts without parsing them (msgspec's
 `Raw`, 0.3 s and the file's size for a 214 MB HAR, where `json.load` took 3 s and 830 MB), and each
-entry is parsed with the stdlib `json` when it is read, then dropped. A document msgspec does not
-take as `{"log": {"entries": [...]}}` (a lone entry, NaN, a lone surrogate escape, a BOM-less
-oddity) is parsed whole by the stdlib as before, with the same errors.
+entry is parsed with the stdlib `json` when it is read, then dropped. For an uncompressed HAR only
+where each text lies is kept (FileEntries): the bytes are dropped after the split and each entry is
+read from the open file (os.pread) when it is needed, so neither this process nor the workers it
+forks hold the file while its entries are analysed (a 100,000-entry HAR peaked at 647 MB holding
+it). A compressed HAR keeps its inflated bytes. A document msgspec does not take as
+`{"log": {"entries": [...]}}` (a lone entry, NaN, a lone surrogate escape, a BOM-less oddity) is
+parsed whole by the stdlib as before, with the same errors.
 
 Bounds: a HAR is JSON and is read whole, so files above MAX_HAR_BYTES are refused; a compressed
 HAR (.zhar, zlib or zip) is inflated in chunks and refused once it passes `inflation_limit` (100x
@@ -25,14 +29,17 @@ import base64
 import binascii
 import functools
 import json
+import os
+import re
 import zipfile
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, BinaryIO
 
 from mitmproxy import http
 from mitmproxy.io import har as mitm_har
@@ -108,10 +115,17 @@ def _parse_int(digits: str) -> int | str:
 
 def _read(path: Path) -> bytes:
     """The HAR's JSON bytes: inflated when compressed, within the bounds above."""
-    size = path.stat().st_size
+    return _read_file(path, None)[0]
+
+
+def _read_file(path: Path, file: BinaryIO | None) -> tuple[bytes, bool]:
+    """(the HAR's JSON bytes, whether they are the file's own bytes rather than inflated ones), read
+    from `file` (the open `path`) when given."""
+    size = path.stat().st_size if file is None else os.fstat(file.fileno()).st_size
     if size > MAX_HAR_BYTES:
         raise CaptureError(path, f"HAR too large to parse ({size} bytes > {MAX_HAR_BYTES})")
-    raw = path.read_bytes()
+    raw = path.read_bytes() if file is None else file.read()
+    plain = False
     if raw[:2] == b"PK":  # .zhar / zipped HAR: the first member is the HAR
         try:
             with zipfile.ZipFile(path) as zf:
@@ -127,7 +141,9 @@ def _read(path: Path) -> bytes:
             raw = _inflate(path, _ZlibReader(raw).read, size)
         except zlib.error as exc:
             raise CaptureError(path, f"damaged compressed HAR: {exc}") from None
-    return raw
+    else:
+        plain = True
+    return raw, plain
 
 
 def _split_entries(raw: bytes) -> list[Any] | None:
@@ -138,8 +154,9 @@ def _split_entries(raw: bytes) -> list[Any] | None:
     strict as `json`: tests/test_har_split.py), so a file is refused or read as before."""
     import msgspec
 
+    document = memoryview(raw)[len(_BOM) :] if raw.startswith(_BOM) else raw  # a view, not a copy
     try:
-        return msgspec.json.decode(raw.removeprefix(_BOM), type=_har_shell()).log.entries
+        return msgspec.json.decode(document, type=_har_shell()).log.entries
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
 
@@ -153,6 +170,106 @@ def _har_shell() -> type:
 
     log = msgspec.defstruct("Log", [("entries", list[msgspec.Raw])])  # other fields: skipped, checked
     return msgspec.defstruct("Har", [("log", log)])
+
+
+#: Between two entries' texts in `log.entries` there is only JSON whitespace and one comma.
+_BETWEEN_ENTRIES = re.compile(rb"[ \t\n\r]*,[ \t\n\r]*")
+
+
+def _entry_spans(raw: bytes, texts: list[Any]) -> tuple[array, array] | None:
+    """Where each entry's text (a msgspec.Raw, a view into `raw`) lies in `raw`: (starts, lengths),
+    or None where that cannot be known (no ctypes, as on PyPy).
+
+    The first entry's place is its buffer address less `raw`'s; each next one follows the previous
+    one past the whitespace and comma between them (JSON allows nothing else there, and msgspec
+    has checked the syntax). The last entry's address confirms the walk; if it did not, every
+    entry's address is taken (never seen: it would mean a misread separator)."""
+    starts, lengths = array("q"), array("q")
+    if not texts:
+        return starts, lengths
+    try:
+        address = _buffer_address()
+        base = address(raw)
+    except (ImportError, AttributeError, OSError, TypeError):
+        return None
+    match = _BETWEEN_ENTRIES.match
+    position = address(texts[0]) - base
+    for text in texts:
+        starts.append(position)
+        length = len(text)
+        lengths.append(length)
+        between = match(raw, position + length)
+        position = between.end() if between else -1
+    if address(texts[-1]) - base != starts[-1]:
+        starts = array("q", [address(text) - base for text in texts])
+    return starts, lengths
+
+
+@functools.cache
+def _buffer_address() -> Callable[[Any], int]:
+    """A function giving the address of the first byte of any object's buffer (its `buf`, through
+    the C API's PyObject_GetBuffer), to place a msgspec.Raw within the bytes it is a view of."""
+    import ctypes
+
+    class PyBuffer(ctypes.Structure):  # Py_buffer, stable since Python 3.3
+        _fields_ = [
+            ("buf", ctypes.c_void_p),
+            ("obj", ctypes.c_void_p),
+            ("len", ctypes.c_ssize_t),
+            ("itemsize", ctypes.c_ssize_t),
+            ("readonly", ctypes.c_int),
+            ("ndim", ctypes.c_int),
+            ("format", ctypes.c_char_p),
+            ("shape", ctypes.c_void_p),
+            ("strides", ctypes.c_void_p),
+            ("suboffsets", ctypes.c_void_p),
+            ("internal", ctypes.c_void_p),
+        ]
+
+    get = ctypes.pythonapi.PyObject_GetBuffer
+    get.argtypes = [ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int]
+    get.restype = ctypes.c_int
+    release = ctypes.pythonapi.PyBuffer_Release
+    release.argtypes = [ctypes.POINTER(PyBuffer)]
+    release.restype = None
+
+    def address(obj: Any) -> int:
+        view = PyBuffer()
+        get(obj, ctypes.byref(view), 0)  # PyBUF_SIMPLE; raises (BufferError) for a non-buffer
+        try:
+            return view.buf or 0
+        finally:
+            release(ctypes.byref(view))
+
+    return address
+
+
+class FileEntries:
+    """A HAR's entries as byte spans of the open file, each entry's text read (`os.pread`) when it
+    is asked for: the file's bytes are not held while its entries are analysed, by this process or
+    by the workers it forks (which share the open file; pread has no file position to share).
+
+    `entries[i]` is entry i's JSON text (bytes); a text that cannot be read whole (the file was
+    cut short since it was split) raises OSError, which the reader reports as that entry's damage.
+    """
+
+    __slots__ = ("file", "lengths", "starts")
+
+    def __init__(self, file: BinaryIO, starts: array, lengths: array):
+        self.file, self.starts, self.lengths = file, starts, lengths
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> bytes:
+        length = self.lengths[index]
+        text = os.pread(self.file.fileno(), length, self.starts[index])
+        if len(text) != length:
+            raise OSError(f"the file ends before this entry does ({len(text)} of {length} bytes)")
+        return text
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def parse_entry(text: Any) -> Any:
@@ -316,20 +433,23 @@ def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpR
 
 @dataclass(slots=True)
 class HarEntries:
-    """A HAR file's parsed entries, ready to become records, in whole or by index ranges.
+    """A HAR file's entries, ready to become records, in whole or by index ranges.
 
     Parsing the JSON is a tenth of reading a HAR (0.1 s of 1.05 s at 5,000 entries); building
-    records is the rest. analysis.parallel parses once in the parent and lets forked workers
-    turn index ranges of the same entries into records (tests/test_har_parallel.py).
+    records is the rest. analysis.parallel splits the file once in the parent and lets forked
+    workers turn index ranges of the same entries into records (tests/test_har_parallel.py).
     `entries[i]` is entry number `offset + i` of the file (a part sent to a worker that was not
-    forked holds a slice).
+    forked holds a slice). Close it (`close()`, or use it in a `with`) when done: the entries of
+    an uncompressed HAR are read from the open file (FileEntries).
     """
 
     path: Path
-    entries: list[Any]
+    #: parsed entries, or their unparsed JSON texts: msgspec.Raw views of the inflated bytes of a
+    #: compressed HAR, bytes in a part, FileEntries for an uncompressed HAR
+    entries: list[Any] | FileEntries
     labels: Labels
     offset: int = 0
-    #: entries are unparsed JSON texts (msgspec.Raw), parsed one by one as they are read
+    #: entries are unparsed JSON texts, parsed one by one as they are read
     unparsed: bool = False
 
     @property
@@ -339,22 +459,51 @@ class HarEntries:
 
     def part(self, start: int, end: int) -> HarEntries:
         """Entries [start, end) alone, numbered as in the file (to pickle for a worker)."""
-        part = self.entries[start - self.offset : end - self.offset]
-        if self.unparsed:
-            part = [bytes(text) for text in part]  # its own bytes, not a view of the whole file
+        if self.unparsed:  # its own bytes, not a view of the whole file nor the open file
+            part = [bytes(self.entries[index - self.offset]) for index in range(start, end)]
+        else:
+            part = self.entries[start - self.offset : end - self.offset]
         return HarEntries(self.path, part, self.labels, start, self.unparsed)
+
+    def close(self) -> None:
+        """Close the file the entries are read from, if any (the entries cannot be read after)."""
+        if isinstance(self.entries, FileEntries):
+            self.entries.close()
+
+    def __enter__(self) -> HarEntries:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def load_har(path: str | Path, defaults: Labels) -> HarEntries:
-    """The entries of a HAR file (parsed whole; CaptureError when it is no HAR at all)."""
+    """The entries of a HAR file (CaptureError when it is no HAR at all), to be closed when done.
+
+    An uncompressed HAR that msgspec splits is read whole once, to find where each entry's text
+    lies; the bytes are then dropped and each entry is read from the open file when it is needed
+    (FileEntries), so a 214 MB HAR costs 214 MB only while it is split. A compressed HAR keeps its
+    inflated bytes, its entries views of them; a document msgspec does not take is parsed whole."""
     path = Path(path)
-    raw = _read(path)
-    labels = defaults if defaults.session else Labels(path.stem, defaults.app, defaults.mode, defaults.phase)
-    texts = _split_entries(raw)
-    if texts is not None:
-        return HarEntries(path, texts, labels, unparsed=True)
-    doc = _parse(path, raw)
-    del raw
+    file: BinaryIO | None = path.open("rb", buffering=0)
+    try:
+        raw, plain = _read_file(path, file)
+        labels = (
+            defaults if defaults.session else Labels(path.stem, defaults.app, defaults.mode, defaults.phase)
+        )
+        texts = _split_entries(raw)
+        if texts is not None:
+            spans = _entry_spans(raw, texts) if plain and hasattr(os, "pread") else None
+            if spans is None:
+                return HarEntries(path, texts, labels, unparsed=True)
+            del texts, raw  # every view of the bytes first, then the bytes: freed here
+            entries, file = FileEntries(file, *spans), None  # the entries own the file now
+            return HarEntries(path, entries, labels, unparsed=True)
+        doc = _parse(path, raw)
+        del raw
+    finally:
+        if file is not None:
+            file.close()
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if entries is None and isinstance(doc, dict) and "request" in doc:
@@ -377,8 +526,8 @@ def read_har(
     needs no mitmproxy flow; the tests pass the one built through mitmproxy's own
     `request_to_flow` and check that both give the same records and warnings.
     """
-    har = load_har(path, defaults)
-    yield from har_records(har, report, entry_record=entry_record, release=True)
+    with load_har(path, defaults) as har:
+        yield from har_records(har, report, entry_record=entry_record, release=True)
 
 
 def har_records(
@@ -394,17 +543,19 @@ def har_records(
     is a warning naming its index in the file, and the others are still read.
 
     `release`: drop each entry once read, so its record replaces it in memory rather than adding
-    to it (for a reader that owns `har`; never for entries a worker may still need)."""
+    to it (for a reader that owns `har`; never for entries a worker may still need; entries read
+    from the file are never held)."""
     build = entry_record or record_of_entry
     path, labels, source = har.path, har.labels, str(har.path)
     entries, offset, unparsed = har.entries, har.offset, har.unparsed
+    release = release and isinstance(entries, list)
     start = offset if start is None else start
     end = har.count if end is None else end
     for index in range(start, end):
-        entry = entries[index - offset]
-        if release:
-            entries[index - offset] = None
         try:
+            entry = entries[index - offset]  # FileEntries: read here (OSError: the file was cut)
+            if release:
+                entries[index - offset] = None
             if unparsed:
                 entry = parse_entry(entry)
             fixed = normalise_entry(entry)
