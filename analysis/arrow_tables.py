@@ -287,18 +287,7 @@ def mark_persistence(table: pa.Table) -> pa.Table:
             rows = np.flatnonzero(typed_rows(batch))
             if len(rows):
                 columns = [_codes(batch.column(c)) for c in ("data_type", "value", "session", "mode")]
-                # each row's four codes as one number (mixed radix: a chunk has at most CHUNK_ROWS
-                # distinct values per column, 16,384**4 < 2**63), so one 1-D unique finds the
-                # distinct combinations; then the number back into its four codes
-                key = np.zeros(len(rows), dtype=np.int64)
-                for names, codes in columns:
-                    key = key * len(names) + codes[rows]
-                for combo in np.unique(key).tolist():
-                    quad = []
-                    for names, _ in reversed(columns):
-                        combo, code = divmod(combo, len(names))
-                        quad.append(names[code])
-                    yield tuple(reversed(quad))
+                yield from _distinct_combinations(columns, rows)
 
     recurring = recurring_values(quads())
     if not recurring:
@@ -321,6 +310,38 @@ def mark_persistence(table: pa.Table) -> pa.Table:
             batch = pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
         marked_batches.append(batch)
     return pa.Table.from_batches(marked_batches, schema=table.schema)
+
+
+#: Above this, four columns' codes do not fit one int64 (mixed radix): unique rows instead.
+_RADIX_LIMIT = 2**63
+
+
+def _distinct_combinations(columns: list[tuple[list, np.ndarray]], rows: np.ndarray) -> Iterator[tuple]:
+    """The distinct tuples of the columns' values at `rows`; `columns` as _codes gives them.
+
+    Each row's codes become one number (mixed radix), so one 1-D unique finds the combinations
+    and each number is taken back apart; when the radix would not fit an int64 (a chunk with
+    tens of thousands of distinct values in several columns), numpy's row-wise unique instead.
+    """
+    import numpy as np
+
+    radix = 1
+    for names, _ in columns:
+        radix *= max(1, len(names))
+    if radix >= _RADIX_LIMIT:
+        combos = np.unique(np.stack([codes[rows] for _, codes in columns], axis=1), axis=0)
+        for combo in combos.tolist():
+            yield tuple(names[i] for (names, _), i in zip(columns, combo, strict=True))
+        return
+    key = np.zeros(len(rows), dtype=np.int64)
+    for names, codes in columns:
+        key = key * len(names) + codes[rows]
+    for number in np.unique(key).tolist():
+        combo = []
+        for names, _ in reversed(columns):
+            number, code = divmod(number, len(names))
+            combo.append(names[code])
+        yield tuple(reversed(combo))
 
 
 def _codes(array: pa.Array) -> tuple[list, np.ndarray]:

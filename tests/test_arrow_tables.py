@@ -336,8 +336,9 @@ def test_a_frame_interrupted_while_built_leaves_the_table(monkeypatch, sample_ca
     assert len(result.findings) == result.size("findings") > 0
 
 
+@pytest.mark.parametrize("radix_limit", [2**63, 1], ids=["one-number", "unique-rows"])
 @pytest.mark.parametrize("seed", range(6))
-def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, monkeypatch):
+def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, radix_limit, monkeypatch):
     """arrow_tables.mark_persistence decides per chunk's distinct (data type, value, session,
     mode) and maps evidence and confidence per distinct value: on random findings tables (shared
     identifiers across sessions and modes and chunks, evidence already marked, every confidence,
@@ -346,6 +347,7 @@ def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, monk
 
     rng = random.Random(seed)
     monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", rng.choice([5, 13, 64]))
+    monkeypatch.setattr(arrow_tables, "_RADIX_LIMIT", radix_limit)  # 1: numpy's unique rows
     identifiers = [f"{rng.getrandbits(64):016x}" for _ in range(12)] + ["user@example.com", "1.2.3", "en-US"]
     rows = []
     for n in range(rng.randrange(50, 400)):
