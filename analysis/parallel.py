@@ -361,6 +361,16 @@ def _run_ranges(
             progress(name, records)
         return True
 
+    def keep_finished() -> bool:
+        """Keep what the workers have finished so far. Called between this process's own tasks,
+        so that packing their rows is not all left for the end, when the workers are idle."""
+        for index, future in enumerate(futures):
+            if parts[index] is None and future.done() and future.exception() is None:
+                rows = future.result()
+                if rows != TAKEN and not keep(index, rows):
+                    return False
+        return True
+
     _prepare_collector(settings)  # before the fork: the workers inherit it built
     # Objects that exist now (a HAR's entries, the modules, the prepared collector) are
     # left out of garbage collections until the ranges are done: a worker's collections then
@@ -381,7 +391,7 @@ def _run_ranges(
             for index in reversed(range(len(tasks))):
                 if not _claim(claims, index):
                     break  # a worker has it; every earlier task is taken too
-                if not keep(index, work(tasks[index])):
+                if not keep(index, work(tasks[index])) or not keep_finished():
                     return None
             for index, future in enumerate(futures):
                 if parts[index] is not None:
