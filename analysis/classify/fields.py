@@ -240,11 +240,29 @@ def key_view(name: str, path: str) -> KeyView:
 
 def classify_field(field: Field) -> Verdict | None:
     """The data type of one field from its key and value, or None when it is nothing of note."""
-    value = field.value.strip()
-    if not value or len(value) > 4096:
-        return None
-    view = key_view(field.key, field.path)
+    return classify_viewed(field, key_view(field.key, field.path))
+
+
+def classify_viewed(field: Field, view: KeyView) -> Verdict | None:
+    """classify_field of a field whose KeyView (`key_view(field.key, field.path)`) the caller
+    has already: classify_request looks it up once per field with the rest of what the key
+    decides (request.field_plan)."""
     if view.noise:
+        return None
+    value = field.value
+    # The commonest field: a plain word or number under a key no rule reads. Of the rules below
+    # only a prefixed token and a cookie id answer such a value whatever the key; the rest need a
+    # symbol (`symbols`) or a key of a run or an IMEI context (tests/test_classify_plainpath.py).
+    if (
+        not (view.early or view.late or view.imei_context)
+        and value.isascii()
+        and value.isalnum()
+        and field.location != "cookie"
+        and not shapes.is_prefixed_token(value)
+    ):
+        return None
+    value = value.strip()
+    if not value or len(value) > 4096:
         return None
     key = view.key
     # Most values are plain words and numbers. The shapes asked under `symbols` all need a

@@ -19,8 +19,11 @@ from phonehome.analysis.classify.fields import (
     INSTALLED_KEYS,
     LAT_KEYS,
     LON_KEYS,
+    KeyView,
     Verdict,
     classify_field,
+    classify_viewed,
+    key_view,
     normalise_key,
 )
 from phonehome.analysis.classify.known import KnownValues
@@ -93,6 +96,32 @@ def key_use(name: str) -> KeyUse:
     key = normalise_key(name)
     searchable = len(name) >= 6 and _ID_LIKE_KEY.search(name) is not None
     return KeyUse(searchable, key in INSTALLED_KEYS, key in LAT_KEYS, key in LON_KEYS)
+
+
+class FieldPlan(NamedTuple):
+    """All that classify_request reads from a field's key name and path, in one lookup."""
+
+    view: KeyView  # classify_field's reading of the key (fields.key_view)
+    searchable: bool  # KeyUse.searchable
+    installed: bool  # KeyUse.installed
+    lat: bool  # KeyUse.lat
+    lon: bool  # KeyUse.lon
+    paired: bool  # installed, lat or lon: the value may join a list or a coordinate pair
+    coordinate_key: bool  # a lat or lon key: its value is paired as such, never read as "lat,lon"
+
+
+@lru_cache(maxsize=16384)
+def field_plan(name: str, path: str) -> FieldPlan:
+    """The FieldPlan of a field named `name` at `path`. Names and paths repeat from request to
+    request (values do not): one cached lookup per field instead of three (key_use, key_view,
+    the coordinate-key test)."""
+    use = key_use(name)
+    return FieldPlan(
+        key_view(name, path),
+        *use,
+        use.installed or use.lat or use.lon,
+        bool(name) and normalise_key(name) in _COORDINATE_KEYS,
+    )
 
 
 def is_navigation(record: HttpRecord) -> bool:
@@ -187,9 +216,12 @@ def classify_request(
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
     known = matcher.find_each([f.value for f in decoded.fields]) if matcher is not None else None
+    # values that may be a "lat,lon" pair near the profile's location, offered after the loop
+    locate = matcher is not None and matcher.location is not None
+    gps_values: list[tuple[Field, tuple[float, float]]] = []
     for index, field in enumerate(decoded.fields):
-        use = key_use(field.key)
-        verdict = classify_field(field)
+        plan = field_plan(field.key, field.path)
+        verdict = classify_viewed(field, plan.view)
         if verdict is not None:
             offer(field, verdict)
         if schemas and (at := rules_at(schemas, field.path)) is not None:
@@ -211,7 +243,7 @@ def classify_request(
         ):
             for inner_field, inner in _inner_verdicts(record, field, navigation):
                 offer(field, inner, inner_field.value)
-        if use.searchable and matcher is not None:
+        if plan.searchable and matcher is not None:
             # an identifier used as a JSON key: only keys that could be one (digits, @, long) are
             # searched, each distinct key once (keys repeat from request to request, values do not)
             for match in matcher.find_repeated(field.key):
@@ -219,14 +251,18 @@ def classify_request(
         if known and index in known:
             for match in known[index]:
                 # inside a binary or very long value, show the identifier itself, not the blob
-                blob = len(field.value) > 256 or "\\x" in field.value
+                blob = len(value) > 256 or "\\x" in value
                 offer(field, Verdict(match.data_type, "high", "known-value"), match.text if blob else None)
-        if use.installed and is_package(field.value):
-            lists[_INDEX.sub("", field.path)].append(field)
-        elif use.lat and (lat := coordinate(field.value, 90)) is not None:
-            coords[_parent(field.path)]["lat"] = (field, lat)
-        elif use.lon and (lon := coordinate(field.value, 180)) is not None:
-            coords[_parent(field.path)]["lon"] = (field, lon)
+        if plan.paired:
+            if plan.installed and is_package(value):
+                lists[_INDEX.sub("", field.path)].append(field)
+            elif plan.lat and (lat := coordinate(value, 90)) is not None:
+                coords[_parent(field.path)]["lat"] = (field, lat)
+            elif plan.lon and (lon := coordinate(value, 180)) is not None:
+                coords[_parent(field.path)]["lon"] = (field, lon)
+        # a lat or lon key's value is paired above; gps_pair needs a "." (most values have none)
+        if locate and "." in value and not plan.coordinate_key and (pair := gps_pair(value)) is not None:
+            gps_values.append((field, pair))
 
     for path, members in lists.items():
         if len(members) >= 2:
@@ -242,13 +278,9 @@ def classify_request(
                 "location.gps", "high", "known-value+key-name" if known else "key-name+value-shape"
             )
             offer(lat_field, verdict, f"{lat},{lon}")
-    if matcher is not None and matcher.location is not None:
-        for field in decoded.fields:
-            pair_value = gps_pair(field.value)
-            if pair_value is None or (field.key and normalise_key(field.key) in _COORDINATE_KEYS):
-                continue  # a lat or lon key's value is paired above
-            if matcher.near_location(*pair_value):
-                offer(field, Verdict("location.gps", "high", "known-value"))
+    for field, (lat, lon) in gps_values:
+        if matcher is not None and matcher.near_location(lat, lon):
+            offer(field, Verdict("location.gps", "high", "known-value"))
 
     labels = record.labels
     # the request's own columns, the same in each of its findings

@@ -1,0 +1,109 @@
+"""classify_field's plain-value exit and classify_request's per-field plan (issue 20) answer
+exactly as what they stand in front of.
+
+classify_viewed returns None at once for a value of ASCII letters and digits under a key that no
+run of key-gated rules reads and that is no IMEI context, outside cookies, unless it is a prefixed
+token. A view with `early` forced on never takes that exit (and asks a run that answers nothing
+for such a key: tests/test_classify_fastpath.py), so it is the reference here, on many keys,
+paths, locations and plain values, prefixed tokens and cookie ids among them.
+
+field_plan bundles, per (name, path), key_use, key_view and the coordinate-key test that
+classify_request used to make field by field: compared with those.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+from phonehome.analysis.classify import fields
+from phonehome.analysis.classify.fields import classify_field, classify_viewed, key_view, normalise_key
+from phonehome.analysis.classify.request import _COORDINATE_KEYS, field_plan, key_use
+from phonehome.analysis.decode import Field
+
+_NAMES = [
+    *sorted(
+        {
+            key
+            for name, keys in vars(fields).items()
+            if name.endswith("_KEYS") and isinstance(keys, frozenset)
+            for key in keys
+        }
+    ),
+    "", "id", "ID", "uuid", "value", "event", "$lib", "x-crashlytics-installation-id", "wrvUserID",
+    "ssb_instance_id", "_kua_aa_id", "deviceImei", "hwid_x", "lat", "Latitude", "lng", "geo_lon", "14",
+]  # fmt: skip
+_PATHS = [
+    "",
+    "body",
+    "body.x",
+    "body.device.x",
+    "body.user.x",
+    "query.x",
+    "cookie.x",
+    "body.items[2].product.x",
+]
+_LOCATIONS = ("body", "query", "cookie", "header", "url_path")
+
+
+def _plain_values(rng: random.Random, count: int) -> list[str]:
+    """Plain values of every kind a rule could read: words, numbers, IMEIs, hex ids, serials,
+    prefixed tokens (EAA...), long and empty ones, and a few near misses with a symbol or space."""
+    alnum = string.ascii_letters + string.digits
+    values = [
+        "", "0", "true", "null", "unknown", "Android", "13", "358240051111110", "490154203237518",
+        "9774d56d682e549c", "d41d8cd98f00b204e9800998ecf8427e", "R58M12ABCDE", "SERIAL12345",
+        "310260000000000", "89014103211118510720", "020000445566", "1702345678901", "EAA" + "b" * 90,
+        "EAAB" + "x1" * 45, "EAA" + "b" * 5000, "x" * 5000, " 12345", "12345\n", "é12345", "ya29." + "a" * 30,
+    ]  # fmt: skip
+    for _ in range(count):
+        kind = rng.random()
+        if kind < 0.3:
+            values.append("".join(rng.choice(string.digits) for _ in range(rng.randrange(1, 25))))
+        elif kind < 0.5:
+            values.append(
+                "".join(rng.choice("0123456789abcdef") for _ in range(rng.choice((12, 15, 16, 32))))
+            )
+        elif kind < 0.6:
+            values.append("EAA" + "".join(rng.choice(alnum) for _ in range(rng.randrange(70, 100))))
+        else:
+            values.append("".join(rng.choice(alnum) for _ in range(rng.randrange(1, 40))))
+    return values
+
+
+def test_the_plain_value_exit_answers_as_the_rules():
+    rng = random.Random(20)
+    values = _plain_values(rng, 400)
+    cases = exits = 0
+    answered_in_exit_shape = 0
+    for name in _NAMES:
+        for path in rng.sample(_PATHS, 3):
+            view = key_view(name, path)
+            forced = view._replace(early=True)
+            for location in _LOCATIONS:
+                for value in rng.sample(values, 25):
+                    field = Field(location, path, name, ("json",), value)
+                    got = classify_viewed(field, view)
+                    assert got == classify_viewed(field, forced), (name, path, location, value)
+                    assert got == classify_field(field)
+                    cases += 1
+                    quiet = not (view.noise or view.early or view.late or view.imei_context)
+                    if quiet and value.isascii() and value.isalnum():
+                        exits += 1
+                        answered_in_exit_shape += got is not None
+    assert cases > 20000
+    assert exits > 5000, "many cases reach the exit"
+    assert answered_in_exit_shape > 50, "prefixed tokens and cookie ids under quiet keys still answer"
+
+
+def test_field_plan_equals_the_lookups_it_bundles():
+    for name in [*_NAMES, "358240051111110", "a@b.co", "installed_apps", "apps"]:
+        for path in _PATHS:
+            plan = field_plan(name, path)
+            use = key_use(name)
+            assert plan.view == key_view(name, path)
+            assert (plan.searchable, plan.installed, plan.lat, plan.lon) == tuple(use)
+            assert plan.paired == (use.installed or use.lat or use.lon)
+            assert plan.coordinate_key == bool(name and normalise_key(name) in _COORDINATE_KEYS)
+    assert field_plan("lat", "body.lat").coordinate_key and field_plan("lat", "body.lat").paired
+    assert not field_plan("", "body").coordinate_key
