@@ -300,12 +300,14 @@ def has_control_chars(text: str) -> bool:
 # --- protobuf / msgpack ---------------------------------------------------------------------
 
 
+#: First bytes a protobuf message can start with: a tag's low byte with a wire type of 0, 1, 2 or 5
+#: and, if it is the whole tag, a field number other than 0.
+PROTOBUF_FIRST_BYTES = frozenset(b for b in range(256) if b >> 3 != 0 and (b & 7) in (0, 1, 2, 5))
+
+
 def protobuf_looks_possible(data: bytes) -> bool:
     """Cheap pre-check of the first tag before handing `data` to the (slow) wire parser."""
-    if len(data) < 2:
-        return False
-    first = data[0]
-    return first >> 3 != 0 and (first & 7) in (0, 1, 2, 5)
+    return len(data) >= 2 and data[0] in PROTOBUF_FIRST_BYTES
 
 
 def parse_protobuf(data: bytes) -> dict[str, Any] | None:

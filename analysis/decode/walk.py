@@ -26,6 +26,7 @@ _FORM_SINGLE = re.compile(r"[\w.$\[\]-]+=[^&\s]*")
 _ENCODED_STRUCTURE = re.compile(r"%(?:3[aAdD]|2[fF26cC]|7[bB]|5[bB])")
 _COMPRESSION_FIRST_BYTES = codecs.COMPRESSION_FIRST_BYTES
 _MSGPACK_MAP_START = frozenset([*range(0x81, 0x90), 0xDE, 0xDF])
+_PROTOBUF_FIRST_BYTES = codecs.PROTOBUF_FIRST_BYTES
 #: Field(...) without NamedTuple's Python-level __new__ (one call less per leaf, a leaf per emit).
 _new_field = tuple.__new__
 
@@ -148,7 +149,11 @@ class Walker:
                 self.truncate(f"max_depth ({self.max_depth}) reached at {path}")
             elif self._text_layers(s, loc, path, key, enc):
                 return
-        self.emit(loc, path, key, enc, s)
+        fields = self.fields  # emit() inline for the common leaf, within both limits
+        if n <= self.max_value_chars and len(fields) < self.max_fields:
+            fields.append(_new_field(Field, (loc, path, key, enc, s)))
+        else:
+            self.emit(loc, path, key, enc, s)
 
     def _text_layers(self, s: str, loc: str, path: str, key: str, enc: tuple[str, ...]) -> bool:
         first = s[0]
@@ -158,7 +163,7 @@ class Walker:
                 self.structure(obj, loc, path, key, (*enc, "json"), 0)
                 return True
             return False
-        if s.startswith(("http://", "https://")):  # a URL is a leaf the classifier wants whole
+        if first == "h" and s.startswith(("http://", "https://")):  # a URL: a leaf the classifier wants whole
             return False
         if "&" in s and "=" in s and _FORM.fullmatch(s):
             self.form(s, loc, path, (*enc, "form"))
@@ -229,7 +234,8 @@ class Walker:
             if codecs.msgpack_is_convincing(obj):
                 self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
                 return True
-        if codecs.protobuf_looks_possible(raw) and len(raw) <= self.max_protobuf_bytes:
+        # codecs.protobuf_looks_possible, its first-byte test as a set lookup (no call on noise)
+        if first in _PROTOBUF_FIRST_BYTES and 2 <= len(raw) <= self.max_protobuf_bytes:
             msg = codecs.parse_protobuf(raw)
             if msg is not None and codecs.protobuf_is_convincing(msg):
                 self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
@@ -325,18 +331,28 @@ class Walker:
             self.truncate(f"max_nesting ({self.max_nesting}) reached at {path}")
             return
         nesting += 1
-        text = self.text  # strings, most of the values, go straight to text (as value() would)
+        # what value() would do, without its call and type tests for the common leaves: strings
+        # straight to text(), numbers and booleans straight to emit()
+        text, emit = self.text, self.emit
         if isinstance(obj, dict):
             for k, v in obj.items():
                 ks = k if isinstance(k, str) else _scalar(k)
-                if isinstance(v, str):
-                    text(v, loc, join_path(path, ks), ks, enc)
+                # join_path's first, common case inline: an identifier key is always bare
+                sub = f"{path}.{ks}" if ks.isidentifier() else join_path(path, ks)
+                cls = v.__class__
+                if cls is str:
+                    text(v, loc, sub, ks, enc)
+                elif cls in _SCALARS:
+                    emit(loc, sub, ks, enc, _scalar(v))
                 else:
-                    self.value(v, loc, join_path(path, ks), ks, enc, nesting)
+                    self.value(v, loc, sub, ks, enc, nesting)
         else:
             for i, v in enumerate(obj):
-                if isinstance(v, str):
+                cls = v.__class__
+                if cls is str:
                     text(v, loc, f"{path}[{i}]", key, enc)
+                elif cls in _SCALARS:
+                    emit(loc, f"{path}[{i}]", key, enc, _scalar(v))
                 else:
                     self.value(v, loc, f"{path}[{i}]", key, enc, nesting)
 
@@ -352,6 +368,10 @@ class Walker:
                 self.emit_binary(loc, path, key, enc, raw)
         elif v is not None:
             self.emit(loc, path, key, enc, _scalar(v))
+
+
+#: Exact classes value() hands to emit(_scalar(v)) (subclasses take the long way, to the same end).
+_SCALARS = frozenset({int, float, bool})
 
 
 def _scalar(v: Any) -> str:

@@ -1,0 +1,154 @@
+"""The walker's inlined fast paths do exactly what the general code they skip would do.
+
+Issue 20, round four: the walker handles the commonest leaves without the calls the general path
+makes (text() appends a plain leaf itself instead of calling emit(); structure() joins an
+identifier key itself and hands numbers and booleans straight to emit(); bytes_strict() tests the
+protobuf first byte with a set lookup). Each test here runs the fast path and the general path it
+stands in for (emit, value, join_path, protobuf_looks_possible) on the same input and compares
+everything the walker keeps: fields, the truncated mark and the notes.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import pytest
+
+from phonehome.analysis.decode import codecs
+from phonehome.analysis.decode.model import DEFAULT_LIMITS, Limits
+from phonehome.analysis.decode.walk import Stop, Walker, join_path
+
+
+def _state(w: Walker) -> tuple:
+    return (list(w.fields), w.result.truncated, list(w.result.notes), w.result.opaque_bytes)
+
+
+def _run(limits: Limits, calls) -> tuple:
+    """Apply each call to a fresh walker until Stop; the walker's state and where it stopped."""
+    w = Walker(limits)
+    done = 0
+    try:
+        for call in calls:
+            call(w)
+            done += 1
+    except Stop:
+        pass
+    return (*_state(w), done)
+
+
+PLAIN_LEAVES = [
+    "",
+    "a",
+    "ab",
+    "1234567",
+    "12345678901234",
+    "abc",
+    "[",
+    "x" * 7,
+    "\u00e9\u00e9\u00e9",
+    "\ud800",
+]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        DEFAULT_LIMITS,
+        Limits(max_value_chars=3),
+        Limits(max_fields=4),
+        Limits(max_value_chars=0, max_fields=7),
+    ],
+)
+def test_text_appends_a_plain_leaf_as_emit_would(limits):
+    """Strings text() does not try to decode (short, digits) go to the field list inline, within
+    max_fields and max_value_chars exactly as emit() keeps them (cut, marked, Stop)."""
+    leaves = PLAIN_LEAVES * 3
+    fast = _run(
+        limits,
+        [lambda w, s=s, i=i: w.text(s, "body", f"body.k{i}", "k", ("json",)) for i, s in enumerate(leaves)],
+    )
+    slow = _run(
+        limits,
+        [lambda w, s=s, i=i: w.emit("body", f"body.k{i}", "k", ("json",), s) for i, s in enumerate(leaves)],
+    )
+    assert fast == slow
+    assert fast[0], "something was kept"
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class MyStr(str):
+    pass
+
+
+SCALARS = [
+    0,
+    -7,
+    2**70,
+    True,
+    False,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    1e300,
+    Colour.RED,
+    None,
+    MyStr("sub"),
+    b"\x00\x01binary-bytes-here",
+    "plain",
+    "https://example.com/x?a=1",
+]
+
+
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_value_chars=2), Limits(max_fields=3)])
+def test_structure_gives_each_value_what_value_gives_it(limits):
+    """structure() sends str, int, float and bool values past value(): the fields, marks and notes
+    are those value() makes of each, at the path join_path gives (dicts) or `[i]` (lists)."""
+    keys = ["id", "$model", "a.b", "", "x y", "\u00e9t\u00e9", "k1", "_k", "1a"]
+    rng = random.Random(20)
+    obj = {rng.choice(keys) + str(i): v for i, v in enumerate(SCALARS)}
+    fast = _run(limits, [lambda w: w.structure(obj, "body", "body", "", ("json",), 0)])
+    slow = _run(
+        limits,
+        [
+            lambda w, k=k, v=v: w.value(v, "body", join_path("body", k), k, ("json",), 1)
+            for k, v in obj.items()
+        ],
+    )
+    assert fast[:4] == slow[:4]
+    fast = _run(limits, [lambda w: w.structure(SCALARS, "body", "body.list", "list", ("json",), 0)])
+    slow = _run(
+        limits,
+        [
+            lambda w, i=i, v=v: w.value(v, "body", f"body.list[{i}]", "list", ("json",), 1)
+            for i, v in enumerate(SCALARS)
+        ],
+    )
+    assert fast[:4] == slow[:4]
+
+
+def test_structure_joins_identifier_keys_as_join_path_does():
+    rng = random.Random(7)
+    alphabet = 'ab_1.[]" \u00e9$-'
+    keys = {"".join(rng.choices(alphabet, k=rng.randint(0, 6))) for _ in range(3000)}
+    obj = {k: "v" for k in keys}
+    w = Walker(DEFAULT_LIMITS)
+    w.structure(obj, "body", "body", "", (), 0)
+    assert [f.path for f in w.fields] == [join_path("body", k) for k in obj]
+
+
+def test_the_protobuf_first_byte_set_is_protobuf_looks_possible():
+    """bytes_strict asks `first in PROTOBUF_FIRST_BYTES and len >= 2` instead of calling
+    protobuf_looks_possible: the same answer for every first byte and length, and the same
+    first-tag rule as before (field number not 0, wire type 0, 1, 2 or 5)."""
+    for first in range(256):
+        for length in range(4):
+            data = bytes([first]) + b"\x01" * max(0, length - 1) if length else b""
+            expected = len(data) >= 2 and data[0] >> 3 != 0 and (data[0] & 7) in (0, 1, 2, 5)
+            assert codecs.protobuf_looks_possible(data) == expected, (first, length)
+            inline = bool(data) and data[0] in codecs.PROTOBUF_FIRST_BYTES and len(data) >= 2
+            assert inline == expected, (first, length)
