@@ -10,6 +10,7 @@ of each range into Arrow chunks as they arrive (Rows.pack).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
@@ -29,6 +30,13 @@ _SHARED_COLUMNS = ("session", "app", "mode", "method", "host", "url", "location"
 _SHARED_COLUMNS += ("value",)  # a device's identifiers recur in request after request
 _FINDING_SHARED = tuple(FINDINGS_COLUMNS.index(c) for c in _SHARED_COLUMNS)
 _APP = FINDINGS_COLUMNS.index("app")
+# A request's findings share their first columns (session ... url: the request's own): made safe
+# and shared once per run of equal heads, the seven after them per finding (add_finding_rows).
+_HEAD = FINDINGS_COLUMNS.index("location")
+_HEAD_SHARED = tuple(i for i in _FINDING_SHARED if i < _HEAD)
+_TAIL_COLUMNS = ("location", "field", "encodings", "data_type", "value", "confidence", "evidence")
+if FINDINGS_COLUMNS[_HEAD:] != _TAIL_COLUMNS or _APP >= _HEAD:  # add_finding_rows spells them out
+    raise ImportError(f"rows.py: findings columns changed ({FINDINGS_COLUMNS}); update add_finding_rows")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +148,7 @@ class RowCollector:
         findings = classify_request(record, decoded, endpoint, self.settings.profile)
         share = self._strings.setdefault
         finding_rows = self.rows._findings  # not .findings, which would unpack the packed chunks
-        for finding in findings:
-            row = list(_safe_row(_finding_row(finding)))
-            if row[_APP] is None:  # as the table holds it (findings.normalise_findings)
-                row[_APP] = ""
-            for i in _FINDING_SHARED:
-                row[i] = share(row[i], row[i])
-            finding_rows.append(tuple(row))
+        add_finding_rows(findings, share, finding_rows)
         if self.pack_every and len(finding_rows) >= self.pack_every:
             self.rows.pack()
         host = share(record.host, record.host)
@@ -201,6 +203,47 @@ class RowCollector:
                     record.server_ip,
                     record.source,
                 )
+            )
+        )
+
+
+def add_finding_rows(findings: list[Finding], share: Callable[[str, str], str], out: list[tuple]) -> None:
+    """Append each finding's row to `out`: every string valid UTF-8 (_safe_row), app None as "",
+    the strings of _SHARED_COLUMNS passed through `share` (the collector's dict.setdefault).
+
+    A request's findings share their first columns (the request's own: session ... url), so
+    those are made safe and shared once per run of equal heads, and only the last seven columns
+    per finding, their ASCII test done on their concatenation (one C call) instead of per cell.
+    """
+    head_of: tuple | None = None  # the head columns as the findings hold them
+    head: tuple = ()  # and as the rows hold them
+    for finding in findings:
+        row = _finding_row(finding)
+        if row[:_HEAD] != head_of:  # the first finding of the request, in practice
+            head_of = row[:_HEAD]
+            cells = list(_safe_row(head_of))
+            if cells[_APP] is None:  # as the table holds it (findings.normalise_findings)
+                cells[_APP] = ""
+            for i in _HEAD_SHARED:
+                cells[i] = share(cells[i], cells[i])
+            head = tuple(cells)
+        location, path, encodings, data_type, value, confidence, evidence = row[_HEAD:]
+        try:
+            ascii = (location + path + encodings + data_type + value + confidence + evidence).isascii()
+        except TypeError:  # a cell that is not a string
+            ascii = False
+        if not ascii:
+            location, path, encodings, data_type, value, confidence, evidence = _safe_row(row[_HEAD:])
+        out.append(
+            (
+                *head,
+                share(location, location),
+                share(path, path),
+                share(encodings, encodings),
+                data_type,
+                share(value, value),
+                confidence,
+                evidence,
             )
         )
 
