@@ -107,3 +107,40 @@ def test_field_plan_equals_the_lookups_it_bundles():
             assert plan.coordinate_key == bool(name and normalise_key(name) in _COORDINATE_KEYS)
     assert field_plan("lat", "body.lat").coordinate_key and field_plan("lat", "body.lat").paired
     assert not field_plan("", "body").coordinate_key
+
+
+def test_plan_tables_carry_the_schemas_rules_of_each_path():
+    """classify_request keeps one table of plans per tuple of schemas: each plan is field_plan
+    with that tuple's rules_at for the path, and no rules without schemas."""
+    from phonehome.analysis.classify import request
+    from phonehome.analysis.classify.schemas import rules_at, shipped_schemas
+
+    groups = [(), *((schema,) for schema in shipped_schemas()), tuple(shipped_schemas()[:3])]
+    paths = ["body.x", "query.x", "body.data_list[0].distinct_id", "body.data_list.properties.$device_id"]
+    for schema in shipped_schemas():
+        for rule in schema.fields:
+            paths.append(rule.pattern.pattern.replace(r"(?:\[\d+\])?", "[0]").replace(r"(?:.*\.)?", "a."))
+    with_rules = 0
+    for schemas in groups:
+        table = request._plan_table(schemas)
+        for path in paths:
+            name = path.rsplit(".", 1)[-1]
+            plan = table.get((name, path)) or request._new_plan(table, name, path, schemas)
+            assert plan == field_plan(name, path)._replace(at=rules_at(schemas, path) if schemas else None)
+            assert table[name, path] is plan and request._plan_table(schemas) is table
+            with_rules += plan.at is not None
+    assert with_rules > 20, "the paths do include schema fields"
+
+
+def test_a_full_plan_table_starts_again(monkeypatch):
+    from phonehome.analysis.classify import request
+
+    monkeypatch.setattr(request, "MAX_PLANS", 10)
+    monkeypatch.setattr(request, "_plans", {})
+    table = request._plan_table(())
+    for number in range(10):
+        request._new_plan(table, f"k{number}", f"body.k{number}", ())
+    assert request._plan_table(()) is table and len(table) == 10
+    request._new_plan(table, "k10", "body.k10", ())
+    fresh = request._plan_table(())
+    assert fresh is not table and fresh == {}

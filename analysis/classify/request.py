@@ -27,7 +27,7 @@ from phonehome.analysis.classify.fields import (
     normalise_key,
 )
 from phonehome.analysis.classify.known import KnownValues
-from phonehome.analysis.classify.schemas import rules_at, schemas_for
+from phonehome.analysis.classify.schemas import PathRules, Schema, rules_at, schemas_for
 from phonehome.analysis.classify.sensors import read_batch, signup_events
 from phonehome.analysis.classify.shapes import coordinate, gps_pair, is_package, is_url
 from phonehome.analysis.decode import DecodedRequest, Field, decode_value
@@ -108,13 +108,14 @@ class FieldPlan(NamedTuple):
     lon: bool  # KeyUse.lon
     paired: bool  # installed, lat or lon: the value may join a list or a coordinate pair
     coordinate_key: bool  # a lat or lon key: its value is paired as such, never read as "lat,lon"
+    at: PathRules | None = None  # what the request's schemas say about the path (schemas.rules_at)
 
 
 @lru_cache(maxsize=16384)
 def field_plan(name: str, path: str) -> FieldPlan:
-    """The FieldPlan of a field named `name` at `path`. Names and paths repeat from request to
-    request (values do not): one cached lookup per field instead of three (key_use, key_view,
-    the coordinate-key test)."""
+    """The FieldPlan of a field named `name` at `path`, before any schema. Names and paths repeat
+    from request to request (values do not): one cached lookup per field instead of three
+    (key_use, key_view, the coordinate-key test)."""
     use = key_use(name)
     return FieldPlan(
         key_view(name, path),
@@ -122,6 +123,30 @@ def field_plan(name: str, path: str) -> FieldPlan:
         use.installed or use.lat or use.lon,
         bool(name) and normalise_key(name) in _COORDINATE_KEYS,
     )
+
+
+# (name, path) -> FieldPlan with the schemas' rules, one table per tuple of schemas (few: a
+# request's schemas depend on its host and path)
+_plans: dict[tuple[Schema, ...], dict[tuple[str, str], FieldPlan]] = {}
+MAX_PLANS = 16384  # per table; a full table starts again (names and paths are a bounded vocabulary)
+
+
+def _plan_table(schemas: tuple[Schema, ...]) -> dict[tuple[str, str], FieldPlan]:
+    """The table of FieldPlans for requests with `schemas`, filled by `_new_plan`."""
+    table = _plans.get(schemas)
+    if table is None or len(table) > MAX_PLANS:
+        if len(_plans) > 64:
+            _plans.clear()
+        table = _plans[schemas] = {}
+    return table
+
+
+def _new_plan(table: dict, name: str, path: str, schemas: tuple[Schema, ...]) -> FieldPlan:
+    plan = field_plan(name, path)
+    if schemas:
+        plan = plan._replace(at=rules_at(schemas, path))
+    table[name, path] = plan
+    return plan
 
 
 def is_navigation(record: HttpRecord) -> bool:
@@ -219,12 +244,13 @@ def classify_request(
     # values that may be a "lat,lon" pair near the profile's location, offered after the loop
     locate = matcher is not None and matcher.location is not None
     gps_values: list[tuple[Field, tuple[float, float]]] = []
+    plans = _plan_table(schemas)
     for index, field in enumerate(decoded.fields):
-        plan = field_plan(field.key, field.path)
+        plan = plans.get((field.key, field.path)) or _new_plan(plans, field.key, field.path, schemas)
         verdict = classify_viewed(field, plan.view)
         if verdict is not None:
             offer(field, verdict)
-        if schemas and (at := rules_at(schemas, field.path)) is not None:
+        if (at := plan.at) is not None:
             for data_type in at.field_types(field.value.strip()):
                 if signups and field.path.endswith(".distinct_id") and field.path[:-12] in signups:
                     data_type = "user_id"  # track_signup: distinct_id is now the login id
