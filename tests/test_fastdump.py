@@ -455,3 +455,22 @@ def test_a_flow_left_to_mitmproxy_is_read_by_it(tmp_path: Path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['HttpRecord', 'ContactRecord'] True"
+
+
+def test_repeated_and_many_metadata_give_identical_labels(tmp_path: Path):
+    """The reader remembers the metadata texts it has parsed (a phase's flows repeat them): flows
+    cycling through more label sets than it keeps, each seen several times, some with a bad
+    label (warned about once), read exactly as mitmproxy's path reads them."""
+    from phonehome.analysis.sources.fastdump import Layouts
+
+    flows = []
+    for n in range(3 * (Layouts.METADATA_KEEP + 6)):
+        f = tflow.tflow(resp=True)
+        phase = n % (Layouts.METADATA_KEEP + 6)
+        mode = "<bad>" if phase % 17 == 0 else ("incognito" if phase % 2 else "normal")
+        f.metadata["phonehome"] = {"session": "lab", "app": "com.app", "mode": mode, "phase": f"p{phase}"}
+        flows.append(f)
+    path = write_dump(tmp_path / "labels.mitm", flows)
+    slow, fast = both(path)
+    assert slow == fast
+    assert len({r.labels for r in fast[0]}) == Layouts.METADATA_KEEP + 6 and fast[1]

@@ -202,13 +202,18 @@ class Layouts:
     dicts differ (an HTTP flow's and a DNS flow's).
     """
 
-    __slots__ = ("known",)
+    __slots__ = ("known", "metadata")
 
     #: Layouts kept per kind of dict.
     KEEP = 3
+    #: Distinct metadata texts remembered (a capture has one per labelled phase).
+    METADATA_KEEP = 64
 
     def __init__(self) -> None:
         self.known: dict[str, tuple[tuple[tuple[bytes, bytes, int], ...], ...]] = {}
+        #: a flow's metadata element (its bytes, tag included) -> its parsed value. The recorder
+        #: writes the same labels on every flow of a phase, so the dicts repeat byte for byte.
+        self.metadata: dict[bytes, Any] = {}
 
 
 def _along(buf: bytes, start: int, end: int, layout: tuple[tuple[bytes, bytes, int], ...]) -> dict | None:
@@ -256,6 +261,23 @@ def _spans_as(
     learned = tuple((token, key, len(token)) for token, key in zip(tokens, out, strict=True))
     layouts.known[kind] = (learned, *known[: Layouts.KEEP - 1])
     return out
+
+
+def _metadata(buf: bytes, top: dict[bytes, Span], layouts: Layouts | None) -> Any:
+    """A flow's metadata, parsed; the same bytes as an earlier record's give that record's
+    value. Readers only read it (labels.labels_from_metadata, labels.internal_kind)."""
+    tag, start, end = top[b"metadata"]
+    if layouts is None:
+        return _value(buf, tag, start, end)
+    key = buf[start : end + 1]
+    memo = layouts.metadata
+    value = memo.get(key)
+    if value is None:
+        value = _value(buf, tag, start, end)
+        if len(memo) >= Layouts.METADATA_KEEP:
+            memo.clear()
+        memo[key] = value
+    return value
 
 
 def _headers(buf: bytes, tag: int, start: int, end: int) -> list[tuple[bytes, bytes]]:
@@ -433,7 +455,7 @@ def _http_record(
             raise Unsupported("unexpected response content")
 
     messages = _ws_messages(buf, *top[b"websocket"])
-    metadata = _get(buf, top, b"metadata")
+    metadata = _metadata(buf, top, layouts)
     if internal_kind(metadata, pretty_host) is not None:
         raise Unsupported("a flow the proxy answered itself (rare: mitmproxy's path leaves it out)")
     return HttpRecord(
@@ -540,7 +562,7 @@ def _dns_records(
     rtag, rstart, rend = top[b"response"]
     if not (rtag == _NULL and rstart == rend):
         answers = [_dns_answer(r) for r in _dns_message(buf, top[b"response"])["answers"]]
-    labels = labels_from_metadata(_get(buf, top, b"metadata"), defaults, report)
+    labels = labels_from_metadata(_metadata(buf, top, layouts), defaults, report)
     timestamp = float(request["timestamp"] or 0.0)
     detail = "; ".join(answers)
     return [
