@@ -152,3 +152,25 @@ def test_the_protobuf_first_byte_set_is_protobuf_looks_possible():
             assert codecs.protobuf_looks_possible(data) == expected, (first, length)
             inline = bool(data) and data[0] in codecs.PROTOBUF_FIRST_BYTES and len(data) >= 2
             assert inline == expected, (first, length)
+
+
+def test_plausible_text_refuses_every_buffer_starting_with_a_not_text_first_byte():
+    """bytes_strict skips plausible_text when the first byte is in NOT_TEXT_FIRST_BYTES: for each
+    such byte plausible_text refuses every buffer tried (random tails, valid UTF-8 tails, text
+    tails), and for each other byte some buffer starting with it is text (the set is no wider
+    than it must be)."""
+    rng = random.Random(42)
+    words = "hello world caf\u00e9 \u65e5\u672c\u8a9e r\u00e9sum\u00e9 ok 123 a=b&c=d".encode()
+    for first in range(256):
+        head = bytes([first])
+        tails = [rng.randbytes(rng.randint(3, 40)) for _ in range(150)]
+        tails += [words[i:] for i in range(0, len(words), 3)]
+        tails += [b"\x80abcdefgh", b"\xbf\xbfabcdefgh", b"\x80\x80abcdefgh", b"\x80\x80\x80abcdefgh"]
+        tails += [b"\xa9 text that reads well", b"\xa4\x85 text that reads well", b"abc\xef\xbf\xbd"]
+        tails += [b"\x95\x9c text that reads well", b"\x9f\x98\x80 text that reads well"]
+        tails += [b"\xa0\x84\x80 text that reads well"]
+        texts = [codecs.plausible_text(head + tail) for tail in tails]
+        if first in codecs.NOT_TEXT_FIRST_BYTES:
+            assert texts == [None] * len(texts), hex(first)
+        elif first not in (0xEE, 0xF1, 0xF2, 0xF4):  # only private-use or unassigned characters
+            assert any(t is not None for t in texts), hex(first)  # start so (Unicode may assign some)

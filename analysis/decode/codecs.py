@@ -245,6 +245,14 @@ _REPLACEMENT_UTF8 = "\ufffd".encode()
 _PUNCT = frozenset(" \t\r\n!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
+#: First bytes plausible_text always refuses, whatever follows: the ASCII controls it rejects (all
+#: but tab, LF and CR; DEL too) and the bytes no UTF-8 character starts with (continuation bytes
+#: 80-BF, the overlong leads C0 and C1, F5-FF). Random bytes start with one 42 % of the time.
+NOT_TEXT_FIRST_BYTES = frozenset(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xC2), *range(0xF5, 0x100)]
+)
+
+
 def plausible_text(data: bytes, min_chars: int = 4) -> str | None:
     """`data` as text if it reads like text a human or program wrote, else None.
 

@@ -27,6 +27,7 @@ _ENCODED_STRUCTURE = re.compile(r"%(?:3[aAdD]|2[fF26cC]|7[bB]|5[bB])")
 _COMPRESSION_FIRST_BYTES = codecs.COMPRESSION_FIRST_BYTES
 _MSGPACK_MAP_START = frozenset([*range(0x81, 0x90), 0xDE, 0xDF])
 _PROTOBUF_FIRST_BYTES = codecs.PROTOBUF_FIRST_BYTES
+_NOT_TEXT_FIRST_BYTES = codecs.NOT_TEXT_FIRST_BYTES
 #: Field(...) without NamedTuple's Python-level __new__ (one call less per leaf, a leaf per emit).
 _new_field = tuple.__new__
 
@@ -224,7 +225,7 @@ class Walker:
             if isinstance(obj, (dict, list)):
                 self.structure(obj, loc, path, key, (*enc, "json"), 0)
                 return True
-        if text_ok:
+        if text_ok and first not in _NOT_TEXT_FIRST_BYTES:  # those plausible_text always refuses
             text = codecs.plausible_text(raw)
             if text is not None:
                 self.text(text, loc, path, key, enc)
