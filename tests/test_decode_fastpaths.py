@@ -174,3 +174,41 @@ def test_plausible_text_refuses_every_buffer_starting_with_a_not_text_first_byte
             assert texts == [None] * len(texts), hex(first)
         elif first not in (0xEE, 0xF1, 0xF2, 0xF4):  # only private-use or unassigned characters
             assert any(t is not None for t in texts), hex(first)  # start so (Unicode may assign some)
+
+
+def test_msgpack_may_convince_is_false_only_where_unpacking_never_convinces():
+    """The walker unpacks a msgpack map only if msgpack_may_convince: on random buffers starting
+    with every map byte, and on packed maps with every kind of first key, a convincing result
+    always had msgpack_may_convince true; and it is true for real str-keyed maps."""
+    import msgpack
+
+    rng = random.Random(5)
+    map_starts = [*range(0x81, 0x90), 0xDE, 0xDF]
+    samples = [bytes([rng.choice(map_starts)]) + rng.randbytes(rng.randint(0, 30)) for _ in range(60_000)]
+    # maps whose first key starts with each possible byte: random tails after a fixed head
+    samples += [bytes([m, k]) + rng.randbytes(rng.randint(0, 8)) for m in (0x81, 0x82) for k in range(256)]
+    keys = ["k", "a" * 40, "b" * 300, "x" * 70_000, b"bytes", 7, -1, 1.5, None, True, (1, 2), "\u00e9"]
+    for first_key in keys:
+        for n in (1, 2, 20, 70_000):
+            obj = {first_key: 1, **{f"k{i}": i for i in range(n - 1)}}
+            samples.append(msgpack.packb(obj, use_bin_type=True))
+    values = [0, -5, 2**40, 1.5, "text", b"raw", None, True, [1, "a"], {"in": 1}]
+    for _ in range(3_000):  # real maps, whole, cut short, or with a byte changed
+        obj = {
+            "".join(rng.choices("abc\u00e9", k=rng.randint(0, 40))): rng.choice(values)
+            for _ in range(rng.randint(1, 20))
+        }
+        data = msgpack.packb(obj, use_bin_type=True)
+        samples += [data, data[: rng.randint(1, len(data))]]
+        i = rng.randrange(len(data))
+        samples.append(data[:i] + bytes([rng.randrange(256)]) + data[i + 1 :])
+    convincing = 0
+    for data in samples:
+        if codecs.msgpack_is_convincing(codecs.parse_msgpack(data)):
+            convincing += 1
+            assert codecs.msgpack_may_convince(data), data[:16].hex()
+    assert convincing > 3_000
+    assert codecs.msgpack_may_convince(msgpack.packb({"a": 1, 2: 3}))  # only the first key is checked
+    assert not codecs.msgpack_may_convince(msgpack.packb({}))
+    assert not codecs.msgpack_may_convince(msgpack.packb({b"a": 1}, use_bin_type=True))
+    assert not codecs.msgpack_may_convince(b"")

@@ -361,6 +361,20 @@ def msgpack_is_convincing(obj: Any) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) for k in obj)
 
 
+#: Where a msgpack map's first key starts, by the map's first byte (fixmap, map16, map32).
+_MSGPACK_FIRST_KEY_AT = {**{b: 1 for b in range(0x81, 0x90)}, 0xDE: 3, 0xDF: 5}
+#: First bytes of a msgpack str (fixstr, str8, str16, str32): what unpackb turns into a str key.
+_MSGPACK_STR_START = frozenset([*range(0xA0, 0xC0), 0xD9, 0xDA, 0xDB])
+
+
+def msgpack_may_convince(data: bytes) -> bool:
+    """False only if `data` cannot unpack to a convincing map (msgpack_is_convincing): it does not
+    start with a non-empty map, or the map's first key is not a string. Checked on the first key's
+    first byte, without unpacking, so that noise costs no msgpack call and no exception."""
+    at = _MSGPACK_FIRST_KEY_AT.get(data[0]) if data else None
+    return at is not None and len(data) > at and data[at] in _MSGPACK_STR_START
+
+
 # --- JWT -----------------------------------------------------------------------------------
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")

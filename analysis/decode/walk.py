@@ -21,6 +21,7 @@ from phonehome.analysis.decode import codecs
 from phonehome.analysis.decode.model import DecodedRequest, Field, Limits
 
 _BARE_KEY = re.compile(r"[^.\[\]\"\s]+")
+_bare_key = _BARE_KEY.fullmatch
 _FORM = re.compile(r"[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)+")
 _FORM_SINGLE = re.compile(r"[\w.$\[\]-]+=[^&\s]*")
 _ENCODED_STRUCTURE = re.compile(r"%(?:3[aAdD]|2[fF26cC]|7[bB]|5[bB])")
@@ -230,7 +231,7 @@ class Walker:
             if text is not None:
                 self.text(text, loc, path, key, enc)
                 return True
-        if first in _MSGPACK_MAP_START:
+        if first in _MSGPACK_MAP_START and codecs.msgpack_may_convince(raw):
             obj = codecs.parse_msgpack(raw)
             if codecs.msgpack_is_convincing(obj):
                 self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
@@ -275,7 +276,7 @@ class Walker:
             if text is not None and not codecs.has_control_chars(text):
                 self.text_content(text, loc, path, key, enc, whole_body)
                 return
-        if prefer is None and raw[0] in _MSGPACK_MAP_START:
+        if prefer is None and raw[0] in _MSGPACK_MAP_START and codecs.msgpack_may_convince(raw):
             obj = codecs.parse_msgpack(raw)
             if codecs.msgpack_is_convincing(obj):
                 self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
@@ -338,8 +339,8 @@ class Walker:
         if isinstance(obj, dict):
             for k, v in obj.items():
                 ks = k if isinstance(k, str) else _scalar(k)
-                # join_path's first, common case inline: an identifier key is always bare
-                sub = f"{path}.{ks}" if ks.isidentifier() else join_path(path, ks)
+                # join_path's test of a bare key inline (str.isalnum passes only what _BARE_KEY does)
+                sub = f"{path}.{ks}" if ks.isidentifier() or _bare_key(ks) else join_path(path, ks)
                 cls = v.__class__
                 if cls is str:
                     text(v, loc, sub, ks, enc)
