@@ -165,6 +165,15 @@ def join_evidence(*parts: str) -> str:
     return "+".join(name for name in EVIDENCE_ORDER if name in names)
 
 
+@lru_cache(maxsize=4096)  # verdicts are a small vocabulary (types, confidences, evidence names)
+def merged(old: Verdict, new: Verdict) -> Verdict:
+    """Two verdicts of one type on one field as one: the higher confidence, both evidences.
+    Half the verdicts offered on the varied session merge with an earlier one (a schema or a
+    known value confirming a key-name rule), each pair of verdicts the same few again."""
+    confidence = _CONFIDENCE_OF_RANK[max(CONFIDENCE_RANK[old.confidence], CONFIDENCE_RANK[new.confidence])]
+    return Verdict(old.data_type, confidence, join_evidence(old.evidence, new.evidence))
+
+
 def _not_a_leak(record: HttpRecord, field: Field, data_type: str, navigation: bool) -> bool:
     """The navigation rule: is this url/search value just the request's own address?"""
     if data_type not in NAVIGATION_TYPES:
@@ -231,12 +240,7 @@ def classify_request(
         if previous is None:
             best[slot] = (field, verdict, value if value is not None else field.value)
             return
-        old = previous[1]
-        confidence = _CONFIDENCE_OF_RANK[
-            max(CONFIDENCE_RANK[old.confidence], CONFIDENCE_RANK[verdict.confidence])
-        ]
-        merged = Verdict(old.data_type, confidence, join_evidence(old.evidence, verdict.evidence))
-        best[slot] = (previous[0], merged, previous[2])
+        best[slot] = (previous[0], merged(previous[1], verdict), previous[2])
 
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
