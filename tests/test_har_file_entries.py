@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -163,3 +164,21 @@ def test_the_file_is_closed_however_reading_ends(tmp_path: Path):
     with pytest.raises(har.CaptureError):
         har.load_har(bad, LABELS)
     assert str(bad) not in open_files()
+
+
+def test_a_har_from_a_pipe_keeps_its_bytes(tmp_path: Path):
+    """A pipe cannot be read again at an offset: its entries stay views of the bytes read."""
+    source = repeated(HARS[-1], tmp_path / "source.har", times=2)
+    fifo = tmp_path / "pipe.har"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()))
+    writer.start()
+    try:
+        with har.load_har(fifo, LABELS) as entries:
+            assert isinstance(entries.entries, list) and entries.unparsed
+            report = SourceReport(str(fifo))
+            found = list(har.har_records(entries, report))
+    finally:
+        writer.join()
+    expected, _ = records(source)
+    assert [r.url for r in found] == [r.url for r in expected] and len(found) == 32 and not report.damage

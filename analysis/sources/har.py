@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import re
+import stat
 import zipfile
 import zlib
 from array import array
@@ -493,7 +494,8 @@ def load_har(path: str | Path, defaults: Labels) -> HarEntries:
         )
         texts = _split_entries(raw)
         if texts is not None:
-            spans = _entry_spans(raw, texts) if plain and hasattr(os, "pread") else None
+            readable = plain and hasattr(os, "pread") and stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+            spans = _entry_spans(raw, texts) if readable else None  # a pipe cannot be read again
             if spans is None:
                 return HarEntries(path, texts, labels, unparsed=True)
             del texts, raw  # every view of the bytes first, then the bytes: freed here
