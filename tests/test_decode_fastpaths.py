@@ -10,9 +10,12 @@ everything the walker keeps: fields, the truncated mark and the notes.
 
 from __future__ import annotations
 
+import base64
 import enum
+import gzip
 import random
 
+import msgpack
 import pytest
 
 from phonehome.analysis.decode import codecs
@@ -180,8 +183,6 @@ def test_msgpack_may_convince_is_false_only_where_unpacking_never_convinces():
     """The walker unpacks a msgpack map only if msgpack_may_convince: on random buffers starting
     with every map byte, and on packed maps with every kind of first key, a convincing result
     always had msgpack_may_convince true; and it is true for real str-keyed maps."""
-    import msgpack
-
     rng = random.Random(5)
     map_starts = [*range(0x81, 0x90), 0xDE, 0xDF]
     samples = [bytes([rng.choice(map_starts)]) + rng.randbytes(rng.randint(0, 30)) for _ in range(60_000)]
@@ -212,3 +213,31 @@ def test_msgpack_may_convince_is_false_only_where_unpacking_never_convinces():
     assert not codecs.msgpack_may_convince(msgpack.packb({}))
     assert not codecs.msgpack_may_convince(msgpack.packb({b"a": 1}, use_bin_type=True))
     assert not codecs.msgpack_may_convince(b"")
+
+
+def _pb_string(field: int, text: str) -> bytes:
+    data = text.encode()
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+@pytest.mark.parametrize(
+    ("raw", "inner"),
+    [
+        (gzip.compress(b'{"k": "gzip inside"}'), ("gzip", "json")),
+        (b'{"k": "json inside"}', ("json",)),
+        (b"plain words in a value", ()),
+        (msgpack.packb({"k": "msgpack inside"}), ("msgpack",)),
+        (_pb_string(1, "protobuf inside") + _pb_string(2, "more text"), ("protobuf",)),
+    ],
+)
+def test_bytes_strict_appends_its_layer_once_on_every_way_it_succeeds(raw, inner):
+    """bytes_strict takes the layer (hex, base64) apart from the chain and adds it only when it
+    finds something: every way it succeeds gives the chain outer > layer > inner, and a bytes
+    value met inside a structure (layer "") gets no empty layer."""
+    for text, layer in ((raw.hex(), "hex"), (base64.b64encode(raw).decode(), "base64")):
+        w = Walker(DEFAULT_LIMITS)
+        w.text(text, "query", "query.v", "v", ("form",))
+        assert w.fields and {f.encodings for f in w.fields} == {("form", layer, *inner)}, (text, layer)
+    w = Walker(DEFAULT_LIMITS)
+    w.value(raw, "body", "body.b", "b", ("msgpack",), 0)
+    assert w.fields and {f.encodings for f in w.fields} == {("msgpack", *inner)}

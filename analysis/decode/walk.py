@@ -181,13 +181,13 @@ class Walker:
         if " " in s and len(s) >= 16:  # base64 whose '+' a form/query layer turned into ' '
             s = s.replace(" ", "+")
         raw = codecs.unhex(s)
-        if raw is not None and self.bytes_strict(raw, loc, path, key, (*enc, "hex"), text_ok=True):
+        if raw is not None and self.bytes_strict(raw, loc, path, key, enc, "hex", True):
             return True
         decoded = codecs.unbase64(s)
         if decoded is not None:
             name, raw = decoded
             text_ok = len(s) >= 12 or s.endswith("=")
-            return self.bytes_strict(raw, loc, path, key, (*enc, name), text_ok=text_ok)
+            return self.bytes_strict(raw, loc, path, key, enc, name, text_ok)
         return False
 
     def form(self, s: str, loc: str, path: str, enc: tuple[str, ...]) -> None:
@@ -209,9 +209,13 @@ class Walker:
     # -- bytes ---------------------------------------------------------------------------------
 
     def bytes_strict(
-        self, raw: bytes, loc: str, path: str, key: str, enc: tuple[str, ...], text_ok: bool
+        self, raw: bytes, loc: str, path: str, key: str, enc: tuple[str, ...], layer: str, text_ok: bool
     ) -> bool:
-        """Decode `raw` (from base64/hex) only if it is plausibly meaningful; False emits nothing."""
+        """Decode `raw` (from base64/hex) only if it is plausibly meaningful; False emits nothing.
+
+        `layer` (hex, base64...; "" for none) is the layer `raw` came out of: appended to `enc`
+        only when something is found, so that the many values that are no encoding at all (ids,
+        hashes) cost no tuple."""
         if not raw:
             return False
         first = raw[0]
@@ -219,28 +223,32 @@ class Walker:
         if kind is not None:
             res = self.inflate(kind, raw)
             if res is not None and (res.complete or res.truncated):  # a cut stream is no evidence
-                self.bytes_loose(res.data, loc, path, key, (*enc, kind))
+                self.bytes_loose(res.data, loc, path, key, (*enc, layer, kind) if layer else (*enc, kind))
                 return True
         if first == 0x7B or first == 0x5B:  # { or [
             obj = _json(raw.decode("utf-8", "replace"))
             if isinstance(obj, (dict, list)):
-                self.structure(obj, loc, path, key, (*enc, "json"), 0)
+                self.structure(obj, loc, path, key, (*enc, layer, "json") if layer else (*enc, "json"), 0)
                 return True
         if text_ok and first not in _NOT_TEXT_FIRST_BYTES:  # those plausible_text always refuses
             text = codecs.plausible_text(raw)
             if text is not None:
-                self.text(text, loc, path, key, enc)
+                self.text(text, loc, path, key, (*enc, layer) if layer else enc)
                 return True
         if first in _MSGPACK_MAP_START and codecs.msgpack_may_convince(raw):
             obj = codecs.parse_msgpack(raw)
             if codecs.msgpack_is_convincing(obj):
-                self.structure(obj, loc, path, key, (*enc, "msgpack"), 0)
+                self.structure(
+                    obj, loc, path, key, (*enc, layer, "msgpack") if layer else (*enc, "msgpack"), 0
+                )
                 return True
         # codecs.protobuf_looks_possible, its first-byte test as a set lookup (no call on noise)
         if first in _PROTOBUF_FIRST_BYTES and 2 <= len(raw) <= self.max_protobuf_bytes:
             msg = codecs.parse_protobuf(raw)
             if msg is not None and codecs.protobuf_is_convincing(msg):
-                self.structure(msg, loc, path, key, (*enc, "protobuf"), 0)
+                self.structure(
+                    msg, loc, path, key, (*enc, layer, "protobuf") if layer else (*enc, "protobuf"), 0
+                )
                 return True
         return False
 
@@ -365,7 +373,7 @@ class Walker:
             self.structure(v, loc, path, key, enc, nesting)
         elif isinstance(v, (bytes, bytearray)):
             raw = bytes(v)
-            if not (len(enc) < self.max_depth and self.bytes_strict(raw, loc, path, key, enc, True)):
+            if not (len(enc) < self.max_depth and self.bytes_strict(raw, loc, path, key, enc, "", True)):
                 self.opaque(loc, raw)
                 self.emit_binary(loc, path, key, enc, raw)
         elif v is not None:
