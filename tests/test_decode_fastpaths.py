@@ -241,3 +241,20 @@ def test_bytes_strict_appends_its_layer_once_on_every_way_it_succeeds(raw, inner
     w = Walker(DEFAULT_LIMITS)
     w.value(raw, "body", "body.b", "b", ("msgpack",), 0)
     assert w.fields and {f.encodings for f in w.fields} == {("msgpack", *inner)}
+
+
+def test_plausible_text_refuses_a_utf8_lead_byte_without_a_continuation_byte_after_it():
+    """bytes_strict skips plausible_text when a lead byte C2-F4 is not followed by 80-BF (or by
+    nothing): for every such pair, with random and text tails, plausible_text refuses."""
+    rng = random.Random(11)
+    tails = [b"", b"a", b"abcdefgh text that reads well", b"\xef\xbf\xbd well"]
+    for lead in range(0xC2, 0xF5):
+        assert codecs.plausible_text(bytes([lead])) is None
+        for second in [*range(0x00, 0x80), *range(0xC0, 0x100)]:
+            for tail in [*tails, rng.randbytes(rng.randint(2, 20))]:
+                assert codecs.plausible_text(bytes([lead, second]) + tail) is None, (
+                    hex(lead),
+                    hex(second),
+                    tail,
+                )
+    assert codecs.plausible_text("caf\u00e9 \u00e9t\u00e9".encode()[3:]) is not None  # C3 A9: a real lead

@@ -230,7 +230,14 @@ class Walker:
             if isinstance(obj, (dict, list)):
                 self.structure(obj, loc, path, key, (*enc, layer, "json") if layer else (*enc, "json"), 0)
                 return True
-        if text_ok and first not in _NOT_TEXT_FIRST_BYTES:  # those plausible_text always refuses
+        # plausible_text always refuses a NOT_TEXT first byte (15,854 of the 58,346 buffers it was
+        # asked about on the varied 5k session) and a UTF-8 lead byte (C2-F4) not followed by a
+        # continuation byte (80-BF; 25,488 of the rest): neither costs a call now
+        if (
+            text_ok
+            and first not in _NOT_TEXT_FIRST_BYTES
+            and (first < 0x80 or (len(raw) > 1 and 0x80 <= raw[1] <= 0xBF))
+        ):
             text = codecs.plausible_text(raw)
             if text is not None:
                 self.text(text, loc, path, key, (*enc, layer) if layer else enc)
