@@ -144,3 +144,37 @@ def test_a_full_plan_table_starts_again(monkeypatch):
     request._new_plan(table, "k10", "body.k10", ())
     fresh = request._plan_table(())
     assert fresh is not table and fresh == {}
+
+
+def test_the_bare_patterns_classify_viewed_asks_first_are_the_shape_functions():
+    """classify_viewed asks TOKEN_PREFIXES, `:APA91b` and `@` before the shape functions they
+    stand in front of (each function needs them), and the URL and JWT patterns instead of
+    is_url and is_jwt (the same below 8,192 characters)."""
+    from phonehome.analysis.classify import shapes
+
+    rng = random.Random(21)
+    alphabet = string.ascii_letters + string.digits + "._-:@/+= "
+    starts = ["", "ya29.", "xoxb-", "EAA", "ghp_", "gho_", "eyJ", "https://", "HTTP://", "ftp://", "a@"]
+    values = [
+        rng.choice(starts) + "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120)))
+        for _ in range(20000)
+    ]
+    values += ["abcdefghijk:APA91b" + "x" * 70, "ya29." + "a" * 4091, "EAA" + "b" * 4093, "EAA" + "b" * 90]
+    hits = 0
+    for value in values:
+        if shapes.is_prefixed_token(value):
+            assert shapes.TOKEN_PREFIXES.match(value), value
+            hits += 1
+        if shapes.is_fcm_token(value):
+            assert ":APA91b" in value
+            hits += 1
+        if shapes.is_email(value):
+            assert "@" in value
+            hits += 1
+        if len(value) <= 4096:
+            assert (shapes.URL.match(value) is not None) == shapes.is_url(value), value
+            assert bool(shapes.JWT.match(value)) == shapes.is_jwt(value), value
+    assert hits > 500
+    # a 4,096-character value of the token's shape is asked but is no prefixed token (as before)
+    long_token = Field("body", "body.x", "x", (), "EAA" + "b" * 4093)
+    assert classify_field(long_token) is None

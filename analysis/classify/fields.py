@@ -250,39 +250,48 @@ def classify_viewed(field: Field, view: KeyView) -> Verdict | None:
     if view.noise:
         return None
     value = field.value
+    plain = value.isascii() and value.isalnum()  # ASCII letters and digits only: nothing to strip
     # The commonest field: a plain word or number under a key no rule reads. Of the rules below
     # only a prefixed token and a cookie id answer such a value whatever the key; the rest need a
     # symbol (`symbols`) or a key of a run or an IMEI context (tests/test_classify_plainpath.py).
     if (
-        not (view.early or view.late or view.imei_context)
-        and value.isascii()
-        and value.isalnum()
+        plain
+        and not (view.early or view.late or view.imei_context)
         and field.location != "cookie"
-        and not shapes.is_prefixed_token(value)
+        and not shapes.TOKEN_PREFIXES.match(value)
     ):
         return None
-    value = value.strip()
-    if not value or len(value) > 4096:
+    if not plain:
+        value = value.strip()
+        if not value:
+            return None
+    if len(value) > 4096:
         return None
     key = view.key
     # Most values are plain words and numbers. The shapes asked under `symbols` all need a
     # character other than an ASCII letter or digit (`://`, `:APA91b`, `.`, `@`, `:` or `-`), so
     # for a plain value they are not asked (tests/test_classify_prefilters.py checks each one).
-    symbols = not (value.isascii() and value.isalnum())
+    symbols = not plain and not (value.isascii() and value.isalnum())
 
-    # the URL shape is asked up to four times below: once
-    url_shaped = symbols and shapes.is_url(value)
+    # Shapes asked of nearly every value are asked first as their bare compiled patterns (a C call,
+    # failing at the first characters of other values) or the one character they need: a Python
+    # call per field cost more than the check. Each is the shapes.is_* function on the values that
+    # reach it (tests/test_classify_prefilters.py: the URL and JWT patterns are the functions below
+    # 8,192 characters; a value here has at most 4,096).
+    url_shaped = symbols and shapes.URL.match(value) is not None  # asked up to four times below: once
 
     # shapes that name what they are
-    if (symbols and shapes.is_fcm_token(value)) or shapes.is_prefixed_token(value):
+    if (symbols and ":APA91b" in value and shapes.is_fcm_token(value)) or (
+        shapes.TOKEN_PREFIXES.match(value) and shapes.is_prefixed_token(value)
+    ):
         return Verdict("token", "high", "value-shape")
     if symbols and value.startswith("GA1.") and shapes.GA_COOKIE.match(value):
         return Verdict("device_id.other", "high", "value-shape")
 
     # unambiguous shapes first
-    if symbols and shapes.is_jwt(value):
+    if symbols and shapes.JWT.match(value):
         return Verdict("token", "high", "value-shape")
-    if symbols and shapes.is_email(value):
+    if symbols and "@" in value and shapes.is_email(value):
         return Verdict("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
 
     if view.early:
