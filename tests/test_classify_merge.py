@@ -39,3 +39,12 @@ def test_merged_is_the_inline_merge():
     assert merged(Verdict("url", "low", "value-shape"), Verdict("url", "high", "schema")) == Verdict(
         "url", "high", "schema+value-shape"
     )
+
+
+def test_verdict_of_is_the_verdict_made_once():
+    from phonehome.analysis.classify.fields import verdict_of
+
+    made = verdict_of("device_id.imei", "high", "key-name+value-shape")
+    assert made == Verdict("device_id.imei", "high", "key-name+value-shape") and type(made) is Verdict
+    assert verdict_of("device_id.imei", "high", "key-name+value-shape") is made
+    assert verdict_of("device_id.imei", "medium", "key-name+value-shape") != made

@@ -27,6 +27,15 @@ class Verdict(NamedTuple):
     evidence: str
 
 
+@lru_cache(maxsize=1024)
+def verdict_of(data_type: str, confidence: str, evidence: str) -> Verdict:
+    """The Verdict of these three names, made once and shared: verdicts are a small vocabulary
+    (types, confidences, evidence names), and making a NamedTuple runs a Python-level __new__
+    (0.23 us, against 0.08 for this cache's hit); the classifier makes about 90,000 per 5,000
+    requests."""
+    return Verdict(data_type, confidence, evidence)
+
+
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
@@ -284,29 +293,29 @@ def classify_viewed(field: Field, view: KeyView) -> Verdict | None:
     if (symbols and ":APA91b" in value and shapes.is_fcm_token(value)) or (
         shapes.TOKEN_PREFIXES.match(value) and shapes.is_prefixed_token(value)
     ):
-        return Verdict("token", "high", "value-shape")
+        return verdict_of("token", "high", "value-shape")
     if symbols and value.startswith("GA1.") and shapes.GA_COOKIE.match(value):
-        return Verdict("device_id.other", "high", "value-shape")
+        return verdict_of("device_id.other", "high", "value-shape")
 
     # unambiguous shapes first
     if symbols and shapes.JWT.match(value):
-        return Verdict("token", "high", "value-shape")
+        return verdict_of("token", "high", "value-shape")
     if symbols and "@" in value and shapes.is_email(value):
-        return Verdict("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
+        return verdict_of("contact.email", "high" if key in EMAIL_KEYS else "medium", _ev(key in EMAIL_KEYS))
 
     if view.early:
         verdict = _early_keyed(key, value)
         if verdict is not None:
             return verdict
     if symbols and shapes.is_mac(value):
-        return Verdict("device_id.mac", "medium", "value-shape")
+        return verdict_of("device_id.mac", "medium", "value-shape")
     if view.imei_context and shapes.is_plausible_imei(value):
         # context before shape: 15 Luhn-valid digits alone are as often a pixel or order id
-        return Verdict("device_id.imei", "medium", "key-name+value-shape")
+        return verdict_of("device_id.imei", "medium", "key-name+value-shape")
     if symbols and (key in GPS_KEYS or key == "") and shapes.gps_pair(value):
-        return Verdict("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
+        return verdict_of("location.gps", "high" if key in GPS_KEYS else "medium", _ev(key in GPS_KEYS))
     if symbols and shapes.local_ip(value):
-        return Verdict("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
+        return verdict_of("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
     if view.late:
         verdict = _late_keyed(key, view.suffixed, field, value, url_shaped)
         if verdict is not None:
@@ -315,9 +324,9 @@ def classify_viewed(field: Field, view: KeyView) -> Verdict | None:
     # cookie name that is not a login, the "ID cookie" of web measurement studies (Englehardt et al.,
     # "Cookies that give you away", WWW 2015: long-lived, >= 8 characters, random, set per browser)
     if field.location == "cookie" and key not in TOKEN_KEYS and not url_shaped and shapes.is_cookie_id(value):
-        return Verdict("device_id.other", "low", "value-shape")
+        return verdict_of("device_id.other", "low", "value-shape")
     if url_shaped and field.location in ("query", "body", "cookie"):
-        return Verdict("url", "low", "value-shape")
+        return verdict_of("url", "low", "value-shape")
     return None
 
 
@@ -325,32 +334,32 @@ def _early_keyed(key: str, value: str) -> Verdict | None:
     """The rules of a key naming a device or SIM identifier, an address or a phone number."""
     if key in IMEI_KEYS:
         if shapes.is_imei(value):
-            return Verdict("device_id.imei", "high", "key-name+value-shape")
+            return verdict_of("device_id.imei", "high", "key-name+value-shape")
         if shapes.HEX_HASH.match(value):
-            return Verdict("device_id.imei", "medium", "key-name+value-shape")
+            return verdict_of("device_id.imei", "medium", "key-name+value-shape")
     if key in ANDROID_ID_KEYS and (shapes.is_android_id(value) or shapes.HEX_HASH.match(value)):
-        return Verdict("device_id.android_id", "high", "key-name+value-shape")
+        return verdict_of("device_id.android_id", "high", "key-name+value-shape")
     if key in AD_ID_KEYS and shapes.is_uuid(value):
-        return Verdict("device_id.advertising_id", "high", "key-name+value-shape")
+        return verdict_of("device_id.advertising_id", "high", "key-name+value-shape")
     if key in OAID_KEYS and (
         shapes.is_uuid(value) or shapes.HEX16.match(value) or shapes.HEX_HASH.match(value)
     ):
-        return Verdict("device_id.oaid", "high", "key-name+value-shape")
+        return verdict_of("device_id.oaid", "high", "key-name+value-shape")
     if key in MAC_KEYS and (shapes.is_mac(value) or shapes.is_mac_bare(value)):
-        return Verdict("device_id.mac", "high", "key-name+value-shape")
+        return verdict_of("device_id.mac", "high", "key-name+value-shape")
     if key in WIFI_KEYS and value.lower() not in ("<unknown ssid>", "unknown"):
-        return Verdict(
+        return verdict_of(
             "location.wifi", "medium" if shapes.is_mac(value) or key.endswith("ssid") else "low", "key-name"
         )
     if key in IMSI_KEYS and shapes.is_imsi(value):
-        return Verdict("device_id.imsi", "high", "key-name+value-shape")
+        return verdict_of("device_id.imsi", "high", "key-name+value-shape")
     if key in ICCID_KEYS and shapes.is_iccid(value):
-        return Verdict("device_id.iccid", "high", "key-name+value-shape")
+        return verdict_of("device_id.iccid", "high", "key-name+value-shape")
     serial_shaped = 6 <= len(value) <= 24 and value.isalnum() and not value.isdigit()
     if key in SERIAL_KEYS and serial_shaped and value.lower() not in ("unknown", "undefined"):
-        return Verdict("device_id.serial", "medium", "key-name+value-shape")
+        return verdict_of("device_id.serial", "medium", "key-name+value-shape")
     if key in PHONE_KEYS and shapes.is_phone(value):
-        return Verdict("contact.phone", "high", "key-name+value-shape")
+        return verdict_of("contact.phone", "high", "key-name+value-shape")
     return None
 
 
@@ -359,39 +368,39 @@ def _late_keyed(key: str, suffixed: bool, field: Field, value: str, url_shaped: 
     # an analytics "session id" in a body or query is per-session noise; in a cookie it is a login
     in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
     if key in TOKEN_KEYS and in_auth_place and len(value) >= 12 and shapes.is_identifier_like(value):
-        return Verdict("token", "medium", "key-name+value-shape")
+        return verdict_of("token", "medium", "key-name+value-shape")
     if key in URL_KEYS and url_shaped:
-        return Verdict("url", "medium", "key-name+value-shape")
+        return verdict_of("url", "medium", "key-name+value-shape")
     if (
         key in SEARCH_KEYS
         and not url_shaped
         and not value.replace(".", "").isdigit()
         and value.lower() not in ("true", "false", "null", "none")
     ):
-        return Verdict("search_query", "medium", "key-name")
+        return verdict_of("search_query", "medium", "key-name")
     if (
         key in MODEL_KEYS
         and 2 <= len(value) <= 64
         and not value.isdigit()
         and not _PRODUCT_CONTEXT.search(field.path)
     ):
-        return Verdict("device.model", "medium", "key-name")
+        return verdict_of("device.model", "medium", "key-name")
     if key in OS_VERSION_KEYS and len(value) <= 32:
-        return Verdict("device.os_version", "medium", "key-name")
+        return verdict_of("device.os_version", "medium", "key-name")
     if key in APP_ID_KEYS and shapes.is_package_loose(value):
-        return Verdict("app.id", "medium", "key-name+value-shape")
+        return verdict_of("app.id", "medium", "key-name+value-shape")
     if key in USER_KEYS and shapes.is_user_id_like(value):
-        return Verdict("user_id", "medium", "key-name+value-shape")
+        return verdict_of("user_id", "medium", "key-name+value-shape")
     if key in DEVICE_ID_KEYS:
         if shapes.is_android_id(value) and key in ANDROID_SHAPED_KEYS:
-            return Verdict("device_id.android_id", "medium", "key-name+value-shape")
+            return verdict_of("device_id.android_id", "medium", "key-name+value-shape")
         if key == "fid" and shapes.FIREBASE_FID.match(value):
-            return Verdict("device_id.other", "medium", "key-name+value-shape")
+            return verdict_of("device_id.other", "medium", "key-name+value-shape")
         if shapes.is_identifier_like(value):
-            return Verdict("device_id.other", "low", "key-name+value-shape")
+            return verdict_of("device_id.other", "low", "key-name+value-shape")
     # an advertising id without its UUID shape only under the key itself (`_kua_aa_id` is no AAID)
     if key in AD_ID_KEYS and not suffixed and shapes.is_identifier_like(value):
-        return Verdict("device_id.advertising_id", "low", "key-name+value-shape")
+        return verdict_of("device_id.advertising_id", "low", "key-name+value-shape")
     return None
 
 

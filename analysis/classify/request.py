@@ -25,6 +25,7 @@ from phonehome.analysis.classify.fields import (
     classify_viewed,
     key_view,
     normalise_key,
+    verdict_of,
 )
 from phonehome.analysis.classify.known import KnownValues
 from phonehome.analysis.classify.schemas import PathRules, Schema, rules_at, schemas_for
@@ -259,9 +260,9 @@ def classify_request(
                 if signups and field.path.endswith(".distinct_id") and field.path[:-12] in signups:
                     data_type = "user_id"  # track_signup: distinct_id is now the login id
                 confidence = "medium" if batch is not None and batch.crc_ok is False else "high"
-                offer(field, Verdict(data_type, confidence, "schema"))
+                offer(field, verdict_of(data_type, confidence, "schema"))
             for data_type, text in at.scanned(field.value):
-                offer(field, Verdict(data_type, "high", "schema"), text)
+                offer(field, verdict_of(data_type, "high", "schema"), text)
             if at.refuted:
                 refuted[field.path] = at.refuted
         value = field.value
@@ -277,12 +278,12 @@ def classify_request(
             # an identifier used as a JSON key: only keys that could be one (digits, @, long) are
             # searched, each distinct key once (keys repeat from request to request, values do not)
             for match in matcher.find_repeated(field.key):
-                offer(field, Verdict(match.data_type, "high", "known-value"), match.text)
+                offer(field, verdict_of(match.data_type, "high", "known-value"), match.text)
         if known and index in known:
             for match in known[index]:
                 # inside a binary or very long value, show the identifier itself, not the blob
                 blob = len(value) > 256 or "\\x" in value
-                offer(field, Verdict(match.data_type, "high", "known-value"), match.text if blob else None)
+                offer(field, verdict_of(match.data_type, "high", "known-value"), match.text if blob else None)
         if plan.paired:
             if plan.installed and is_package(value):
                 lists[_INDEX.sub("", field.path)].append(field)
