@@ -12,12 +12,14 @@ by benchmarks/bench_peer.py --rev:
 
     python benchmarks/bench_decode.py                          # the bundled sample capture
     python benchmarks/bench_decode.py ~/.cache/phonehome-bench/varied-v1-5000/flows.mitm --repeat 5 --reader
+    python benchmarks/bench_decode.py ~/.cache/phonehome-bench/varied-v1-5000/flows.mitm --repeat 5 --parts
     PYTHONPATH=~/.cache/phonehome-bench/trees/<sha>/pyroot python benchmarks/bench_decode.py ...
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -44,6 +46,46 @@ def reader_cpu(capture: Path, repeat: int) -> tuple[int, list[float]]:
     return count, passes
 
 
+def print_parts(records: list[HttpRecord], repeat: int) -> None:
+    """CPU of each part of decode_request (URL path, query, headers, body: the functions it runs in
+    turn, each on a fresh Walker as it would be), median over the passes, then the body's share
+    per media type and Content-Encoding: where the decoder's time goes on this capture."""
+    from phonehome.analysis.decode import request as req
+    from phonehome.analysis.decode.model import DEFAULT_LIMITS
+    from phonehome.analysis.decode.walk import Stop, Walker
+
+    def run(part, recs) -> float:
+        c0 = time.process_time()
+        for rec in recs:
+            with contextlib.suppress(Stop):  # max_fields reached: what decode_request stops on
+                part(Walker(DEFAULT_LIMITS), rec)
+        return time.process_time() - c0
+
+    parts = [
+        ("url path", req._url_path),
+        ("query", req._query),
+        ("headers", req._headers),
+        ("body", req._body),
+    ]
+    passes = max(1, min(repeat, 5))
+    print(f"decode CPU per part (median of {passes} passes, ms):")
+    for name, part in parts:
+        cpu = statistics.median(run(part, records) for _ in range(passes))
+        print(f"  {name:10s} {cpu * 1e3:8.1f}")
+    kinds: dict[str, list[HttpRecord]] = {}
+    for rec in records:
+        media = (rec.header("content-type") or "").split(";", 1)[0].strip().lower() or "(none)"
+        coding = rec.header("content-encoding")
+        kinds.setdefault(f"{media}{' + ' + coding if coding else ''}", []).append(rec)
+    rows = [
+        (statistics.median(run(req._body, recs) for _ in range(passes)), kind, len(recs))
+        for kind, recs in kinds.items()
+    ]
+    print("body CPU by media type (ms, requests):")
+    for cpu, kind, count in sorted(rows, reverse=True)[:12]:
+        print(f"  {cpu * 1e3:8.1f} {count:6d}  {kind}")
+
+
 def _cpu_figures(passes: list[float], items: int, unit: str) -> str:
     """Median CPU of a pass, per item, and the spread (every pass when there are few)."""
     med = statistics.median(passes)
@@ -63,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("capture", nargs="?", default=str(SAMPLE))
     parser.add_argument("--repeat", type=int, default=200, help="decode every request this many times")
     parser.add_argument("--reader", action="store_true", help="also time the fast dump reader (dumps only)")
+    parser.add_argument(
+        "--parts", action="store_true", help="also CPU per part of a request, and per body media type"
+    )
     args = parser.parse_args(argv)
 
     import phonehome.analysis.decode as decode_package
@@ -101,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fields per second  {fields / elapsed:,.0f}")
     print(f"slowest request    {slowest.method} {slowest.url[:100]}")
     print(f"decode CPU/pass    {_cpu_figures(pass_cpu, len(records), 'request')}")
+    if args.parts:
+        print_parts(records, args.repeat)
     if args.reader:
         capture = Path(args.capture)
         if capture.suffix in (".mitm", ".flows") or (capture / "flows.mitm").exists():
