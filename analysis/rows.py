@@ -35,7 +35,12 @@ _APP = FINDINGS_COLUMNS.index("app")
 _HEAD = FINDINGS_COLUMNS.index("location")
 _HEAD_SHARED = tuple(i for i in _FINDING_SHARED if i < _HEAD)
 _TAIL_COLUMNS = ("location", "field", "encodings", "data_type", "value", "confidence", "evidence")
-if FINDINGS_COLUMNS[_HEAD:] != _TAIL_COLUMNS or _APP >= _HEAD:  # add_finding_rows spells them out
+_TAIL_SHARED = {"location", "field", "encodings", "value"}  # add_finding_rows spells the tail out
+if (
+    FINDINGS_COLUMNS[_HEAD:] != _TAIL_COLUMNS
+    or _APP >= _HEAD
+    or {*_SHARED_COLUMNS} & {*_TAIL_COLUMNS} != _TAIL_SHARED
+):
     raise ImportError(f"rows.py: findings columns changed ({FINDINGS_COLUMNS}); update add_finding_rows")
 
 
