@@ -243,6 +243,8 @@ def classify_request(
             return
         best[slot] = (previous[0], merged(previous[1], verdict), previous[2])
 
+    # a Sensors batch whose crc does not match its data makes every schema verdict less sure
+    schema_confidence = "medium" if batch is not None and batch.crc_ok is False else "high"
     lists: dict[str, list[Field]] = defaultdict(list)
     coords: dict[str, dict[str, tuple[Field, float]]] = defaultdict(dict)
     known = matcher.find_each([f.value for f in decoded.fields]) if matcher is not None else None
@@ -259,10 +261,10 @@ def classify_request(
             for data_type in at.field_types(field.value.strip()):
                 if signups and field.path.endswith(".distinct_id") and field.path[:-12] in signups:
                     data_type = "user_id"  # track_signup: distinct_id is now the login id
-                confidence = "medium" if batch is not None and batch.crc_ok is False else "high"
-                offer(field, verdict_of(data_type, confidence, "schema"))
-            for data_type, text in at.scanned(field.value):
-                offer(field, verdict_of(data_type, "high", "schema"), text)
+                offer(field, verdict_of(data_type, schema_confidence, "schema"))
+            if at.scans:
+                for data_type, text in at.scanned(field.value):
+                    offer(field, verdict_of(data_type, "high", "schema"), text)
             if at.refuted:
                 refuted[field.path] = at.refuted
         value = field.value

@@ -84,8 +84,14 @@ SCAN_PATTERNS = {
     ),
 }
 
+
+def _nonempty(value: str) -> bool:
+    value = value.strip()
+    return bool(value) and value.lower() not in ("null", "none", "unknown", "0")
+
+
 SHAPES = {
-    "nonempty": lambda v: bool(v.strip()) and v.strip().lower() not in ("null", "none", "unknown", "0"),
+    "nonempty": _nonempty,
     "package": lambda v: shapes.is_package_loose(v),
     "uuid": lambda v: shapes.is_uuid(v),
     "number": lambda v: v.strip().isdigit(),
