@@ -178,3 +178,40 @@ def test_the_bare_patterns_classify_viewed_asks_first_are_the_shape_functions():
     # a 4,096-character value of the token's shape is asked but is no prefixed token (as before)
     long_token = Field("body", "body.x", "x", (), "EAA" + "b" * 4093)
     assert classify_field(long_token) is None
+
+
+def _local_ip_before(value: str) -> bool:
+    """shapes.local_ip as of 612a470, before its first exit."""
+    import ipaddress
+
+    if len(value) > 45 or not (value[:1].isdigit() or ":" in value):
+        return False
+    if value.count(".") != 3 and value.count(":") < 2:
+        return False
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if address.is_unspecified:
+        return False
+    return address.is_private or address.is_link_local or address.is_loopback
+
+
+def test_local_ips_first_exit_answers_as_before():
+    from phonehome.analysis.classify import shapes
+
+    rng = random.Random(22)
+    values = ["192.168.1.20", "10.0.0.1", "::1", "fe80::1", "fe80::1%eth0", "8.8.8.8", "0.0.0.0",
+              "4.3.2", "1.2.3.4.5", "127.0.0.1", "a.b.c.d", ":", "::", "1:2", "172.16.0.1 ", ""]  # fmt: skip
+    values += [
+        "".join(rng.choice("0123456789abcdef.:% ") for _ in range(rng.randrange(0, 20))) for _ in range(30000)
+    ]
+    values += [
+        ".".join(str(rng.choice((10, 127, 169, 172, 192, 254, 16, 168))) for _ in range(4))
+        for _ in range(500)
+    ]
+    private = 0
+    for value in values:
+        assert shapes.local_ip(value) == _local_ip_before(value), value
+        private += shapes.local_ip(value)
+    assert private > 200

@@ -142,9 +142,12 @@ def coordinate(value: str, limit: float, min_decimals: int = 2) -> float | None:
 
 def local_ip(value: str) -> bool:
     """A private, loopback or link-local address: the device's own network position."""
+    # neither dotted-quad IPv4 nor IPv6: most values (versions, decimals) end here, in two C calls
+    if ":" not in value and value.count(".") != 3:
+        return False
     if len(value) > 45 or not (value[:1].isdigit() or ":" in value):
         return False
-    if value.count(".") != 3 and value.count(":") < 2:  # neither dotted-quad IPv4 nor IPv6
+    if value.count(".") != 3 and value.count(":") < 2:
         return False
     try:
         address = ipaddress.ip_address(value)
