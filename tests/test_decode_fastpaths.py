@@ -87,7 +87,7 @@ class MyStr(str):
     pass
 
 
-SCALARS = [
+VALUES = [
     0,
     -7,
     2**70,
@@ -104,16 +104,22 @@ SCALARS = [
     b"\x00\x01binary-bytes-here",
     "plain",
     "https://example.com/x?a=1",
+    {"inner": [1, "two", {"three": 3.0}], "x.y": None},
+    [[], {}, ["deep", [True]]],
+    (1, "tuple"),
 ]
 
 
-@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_value_chars=2), Limits(max_fields=3)])
+@pytest.mark.parametrize(
+    "limits", [DEFAULT_LIMITS, Limits(max_value_chars=2), Limits(max_fields=3), Limits(max_nesting=2)]
+)
 def test_structure_gives_each_value_what_value_gives_it(limits):
-    """structure() sends str, int, float and bool values past value(): the fields, marks and notes
-    are those value() makes of each, at the path join_path gives (dicts) or `[i]` (lists)."""
+    """structure() sends str, int, float and bool values past value() (the rest goes through it):
+    the fields, marks and notes are those value() makes of each value, at the path join_path gives
+    (dicts) or `[i]` (lists), also where max_nesting cuts a nested container."""
     keys = ["id", "$model", "a.b", "", "x y", "\u00e9t\u00e9", "k1", "_k", "1a"]
     rng = random.Random(20)
-    obj = {rng.choice(keys) + str(i): v for i, v in enumerate(SCALARS)}
+    obj = {rng.choice(keys) + str(i): v for i, v in enumerate(VALUES)}
     fast = _run(limits, [lambda w: w.structure(obj, "body", "body", "", ("json",), 0)])
     slow = _run(
         limits,
@@ -123,12 +129,12 @@ def test_structure_gives_each_value_what_value_gives_it(limits):
         ],
     )
     assert fast[:4] == slow[:4]
-    fast = _run(limits, [lambda w: w.structure(SCALARS, "body", "body.list", "list", ("json",), 0)])
+    fast = _run(limits, [lambda w: w.structure(VALUES, "body", "body.list", "list", ("json",), 0)])
     slow = _run(
         limits,
         [
             lambda w, i=i, v=v: w.value(v, "body", f"body.list[{i}]", "list", ("json",), 1)
-            for i, v in enumerate(SCALARS)
+            for i, v in enumerate(VALUES)
         ],
     )
     assert fast[:4] == slow[:4]
