@@ -182,3 +182,21 @@ def test_a_har_from_a_pipe_keeps_its_bytes(tmp_path: Path):
         writer.join()
     expected, _ = records(source)
     assert [r.url for r in found] == [r.url for r in expected] and len(found) == 32 and not report.damage
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_reader_seam_closes_the_file_on_either_path(workers: int, tmp_path: Path, monkeypatch):
+    from phonehome.analysis import parallel
+    from phonehome.analysis.pipeline import default_labels, load_profiles
+    from phonehome.analysis.reader import collect_source
+    from phonehome.analysis.rows import RowCollector, RowSettings
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_RECORDS", 1)
+    path = repeated(HARS[-1], tmp_path / "seam.har", times=3)
+    collector = RowCollector(RowSettings(load_profiles([path], None)))
+    report = SourceReport(str(path))
+    in_ranges = collect_source(
+        path, "har", default_labels(path, None, None), report, collector, workers=workers
+    )
+    assert in_ranges == (workers == 2) and report.records == 48 == len(collector.take().flows)
+    assert str(path) not in open_files()
