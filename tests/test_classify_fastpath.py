@@ -66,6 +66,7 @@ def _reference_view(name: str, path: str) -> fields.KeyView:
         key in DEVICE_ID_KEYS or bool(_DEVICE_WORDS.search(name)),
         key in fields._EARLY_KEYS,
         key in fields._LATE_KEYS,
+        bool(fields._PRODUCT_CONTEXT.search(path)),  # what _late_keyed searched field by field
     )
 
 

@@ -231,6 +231,7 @@ class KeyView(NamedTuple):
     imei_context: bool  # an id key or device words (imei, dev, hwid...): 15 Luhn digits are an IMEI
     early: bool  # `key` is in one of the sets the first run of key-gated rules reads
     late: bool  # ... of the second run
+    product_context: bool  # the path names product or catalogue data: a bare `model` is no device's
 
 
 @lru_cache(maxsize=16384)
@@ -244,7 +245,15 @@ def key_view(name: str, path: str) -> KeyView:
         suffixed = bool(suffix_key(name))
         key = suffix_key(name) or key
     imei_context = key in DEVICE_ID_KEYS or _DEVICE_WORDS.search(name) is not None
-    return KeyView(key, suffixed, noise, imei_context, key in _EARLY_KEYS, key in _LATE_KEYS)
+    return KeyView(
+        key,
+        suffixed,
+        noise,
+        imei_context,
+        key in _EARLY_KEYS,
+        key in _LATE_KEYS,
+        _PRODUCT_CONTEXT.search(path) is not None,  # a regex over the path: once, not per field
+    )
 
 
 def classify_field(field: Field) -> Verdict | None:
@@ -317,7 +326,7 @@ def classify_viewed(field: Field, view: KeyView) -> Verdict | None:
     if symbols and shapes.local_ip(value):
         return verdict_of("network.local_ip", "high" if key in IP_KEYS else "medium", _ev(key in IP_KEYS))
     if view.late:
-        verdict = _late_keyed(key, view.suffixed, field, value, url_shaped)
+        verdict = _late_keyed(key, view, field, value, url_shaped)
         if verdict is not None:
             return verdict
     # an identifier cookie: a random-looking id (or one holding a UUID or a 32-hex id) under any
@@ -363,7 +372,7 @@ def _early_keyed(key: str, value: str) -> Verdict | None:
     return None
 
 
-def _late_keyed(key: str, suffixed: bool, field: Field, value: str, url_shaped: bool) -> Verdict | None:
+def _late_keyed(key: str, view: KeyView, field: Field, value: str, url_shaped: bool) -> Verdict | None:
     """The rules of a key naming a token, URL, search, device model, OS, app or user/device id."""
     # an analytics "session id" in a body or query is per-session noise; in a cookie it is a login
     in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
@@ -378,12 +387,7 @@ def _late_keyed(key: str, suffixed: bool, field: Field, value: str, url_shaped: 
         and value.lower() not in ("true", "false", "null", "none")
     ):
         return verdict_of("search_query", "medium", "key-name")
-    if (
-        key in MODEL_KEYS
-        and 2 <= len(value) <= 64
-        and not value.isdigit()
-        and not _PRODUCT_CONTEXT.search(field.path)
-    ):
+    if key in MODEL_KEYS and 2 <= len(value) <= 64 and not value.isdigit() and not view.product_context:
         return verdict_of("device.model", "medium", "key-name")
     if key in OS_VERSION_KEYS and len(value) <= 32:
         return verdict_of("device.os_version", "medium", "key-name")
@@ -399,7 +403,7 @@ def _late_keyed(key: str, suffixed: bool, field: Field, value: str, url_shaped: 
         if shapes.is_identifier_like(value):
             return verdict_of("device_id.other", "low", "key-name+value-shape")
     # an advertising id without its UUID shape only under the key itself (`_kua_aa_id` is no AAID)
-    if key in AD_ID_KEYS and not suffixed and shapes.is_identifier_like(value):
+    if key in AD_ID_KEYS and not view.suffixed and shapes.is_identifier_like(value):
         return verdict_of("device_id.advertising_id", "low", "key-name+value-shape")
     return None
 
