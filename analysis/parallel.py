@@ -33,8 +33,10 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import os
 import pickle
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -301,9 +303,43 @@ TAKEN = "taken"
 CLAIM_TIMEOUT = 10.0
 
 
-def _set_claims(claims) -> None:
+def _start_worker(claims, parent: int | None) -> None:
+    """A pool worker's start: the claim flags, and its end when the parent dies.
+
+    A pool worker whose parent is killed (kill -9, the OOM killer, a timeout) would otherwise wait
+    forever on the pool's queues, each end of which it holds itself, keeping the memory it
+    inherited. On Linux the kernel kills it with its parent (PR_SET_PDEATHSIG); elsewhere a
+    daemon thread watches for the parent to change. `parent`: the pid that started the pool
+    (None for a forkserver's workers: their parent is the forkserver, which exits with it).
+    """
     global _CLAIMS
     _CLAIMS = claims
+    if parent is None:
+        parent = os.getppid()
+    if _die_with_parent() and os.getppid() == parent:
+        return
+    if os.getppid() != parent:  # the parent died before the kernel was asked
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="phonehome-parent-watch", daemon=True).start()
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits; False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _claim(claims, index: int) -> bool:
@@ -384,7 +420,10 @@ def _run_ranges(
         # thread when a worker dies (terminate_broken), and every future here completes.
         claims = context.Array("b", len(tasks))
         with ProcessPoolExecutor(
-            max(1, workers - 1), mp_context=context, initializer=_set_claims, initargs=(claims,)
+            max(1, workers - 1),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(claims, None if context.get_start_method() == "forkserver" else os.getpid()),
         ) as pool:
             futures = [pool.submit(_claimed, work, index, task) for index, task in enumerate(tasks)]
             import_table_libraries()  # the workers exist now: no fork will copy the importing thread

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
+
+import pytest
 
 from phonehome.analysis import parallel
 from phonehome.analysis.rows import RowSettings
@@ -62,3 +68,65 @@ def test_damage_in_a_finished_worker_range_stops_the_run():
 def _sleep_then_none_or_count(task: tuple[float, int | None]) -> parallel.RangeRows | None:
     time.sleep(task[0])
     return None if task[1] is None else parallel.RangeRows(records=task[1])
+
+
+_ORPHAN_SCRIPT = """
+import multiprocessing, sys, time
+from phonehome.analysis import parallel
+from phonehome.analysis.rows import RowSettings
+
+def work(task):
+    time.sleep(task)
+    return parallel.RangeRows()
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    parallel._run_ranges([60.0, 60.0], work, RowSettings(), 2, multiprocessing.get_context(method), "x", None)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_killed_analysis_leaves_no_worker_behind(tmp_path, method):
+    """kill -9 of the process running the ranges (a timeout, the OOM killer) takes its pool
+    workers with it; they used to wait forever on the pool's queues, holding what they inherited."""
+    script = tmp_path / "ranges.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), method], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while time.monotonic() < deadline and not workers:
+            time.sleep(0.1)
+            workers = [c for c in _children(proc.pid) if _alive(c)]
+        assert workers, "no worker started"
+        time.sleep(1.0)  # the worker is sleeping in its task now
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        proc.kill()
+        for w in _children(proc.pid):
+            os.kill(w, signal.SIGKILL)
