@@ -215,3 +215,20 @@ def test_local_ips_first_exit_answers_as_before():
         assert shapes.local_ip(value) == _local_ip_before(value), value
         private += shapes.local_ip(value)
     assert private > 200
+
+
+def test_every_record_url_has_the_separator_not_a_leak_looks_for_first():
+    """_not_a_leak compares a value with record.url only when the value has a "://", which every
+    record's URL has, whatever its scheme, host (IPv6 too), port and path."""
+    from phonehome.analysis.classify.request import _SDK_PARENT, _in_sdk_object
+    from phonehome.analysis.records import HttpRecord, Labels
+
+    for scheme in ("http", "https", "ws", ""):
+        for host in ("example.org", "::1", "[::1]", "10.0.0.1", ""):
+            for port in (0, 80, 443, 8080, None):
+                for path in ("", "/", "/a?b=c", "*"):
+                    record = HttpRecord("t", "1", Labels(), 0.0, "GET", scheme, host, port, path)
+                    assert "://" in record.url, record
+    for path in ["body.notifier.url", "body.sdk.homepage", "body.Library.x", "body.user.url", "notifier", ""]:
+        assert _in_sdk_object(path) == (_SDK_PARENT.search(path) is not None)
+    assert _in_sdk_object("body.notifier.url") and not _in_sdk_object("body.user.url")

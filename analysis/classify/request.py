@@ -184,17 +184,20 @@ def _not_a_leak(record: HttpRecord, field: Field, data_type: str, navigation: bo
     if field.location == "query" and navigation:
         return True
     value = field.value.strip()
-    if value == record.url or value == record.path:
+    # record.url is built on each read; every URL has a "://", most values offered here do not
+    if ("://" in value and value == record.url) or value == record.path:
         return True
     if field.location == "header" and normalise_key(field.key) in ("referer", "origin"):
         referred = site_of(_host_of(value))
         return not referred or referred == site_of(record.host)
     # an SDK naming its own homepage (Bugsnag's notifier.url) is no visited page
-    return (
-        data_type == "url"
-        and _SDK_PARENT.search(field.path) is not None
-        and _is_own_homepage(value, record.host)
-    )
+    return data_type == "url" and _in_sdk_object(field.path) and _is_own_homepage(value, record.host)
+
+
+@lru_cache(maxsize=4096)  # paths repeat from request to request
+def _in_sdk_object(path: str) -> bool:
+    """The field sits in an object in which an SDK describes itself (notifier, sdk, library...)."""
+    return _SDK_PARENT.search(path) is not None
 
 
 def _is_own_homepage(value: str, host: str) -> bool:
