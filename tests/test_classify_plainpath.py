@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 import string
 
+import pytest
+
 from phonehome.analysis.classify import fields
 from phonehome.analysis.classify.fields import classify_field, classify_viewed, key_view, normalise_key
 from phonehome.analysis.classify.request import _COORDINATE_KEYS, field_plan, key_use
@@ -232,3 +234,39 @@ def test_every_record_url_has_the_separator_not_a_leak_looks_for_first():
     for path in ["body.notifier.url", "body.sdk.homepage", "body.Library.x", "body.user.url", "notifier", ""]:
         assert _in_sdk_object(path) == (_SDK_PARENT.search(path) is not None)
     assert _in_sdk_object("body.notifier.url") and not _in_sdk_object("body.user.url")
+
+
+def test_the_query_of_an_accepted_url_is_urlsplits():
+    from urllib.parse import urlsplit
+
+    from phonehome.analysis.classify import shapes
+    from phonehome.analysis.classify.request import _query_of
+
+    rng = random.Random(23)
+    pieces = ["https://", "HTTP://", "ftp://", "a.b", "/", "?", "#", "&", "=", "%20", "[", "]", "::1", "é",
+              "x", "@", ":80", ";", "\x01", "q=1", "%3F"]  # fmt: skip
+    urls = [
+        "https://a.org/p?q=1#f?x",
+        "https://a.org#f?x",
+        "https://[::1]:80/p?q",
+        "https://a.org/p?",
+        "http://x",
+    ]
+    urls += [
+        rng.choice(pieces[:3]) + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14)))
+        for _ in range(20000)
+    ]
+    checked = with_query = 0
+    for url in urls:
+        if not shapes.is_url(url):
+            continue
+        try:
+            expected = urlsplit(url).query
+        except ValueError:
+            with pytest.raises(ValueError):
+                _query_of(url)  # urlsplit's error stays where urlsplit raised it
+            continue
+        assert _query_of(url) == expected, url
+        checked += 1
+        with_query += bool(expected)
+    assert checked > 5000 and with_query > 2000

@@ -208,6 +208,16 @@ def _is_own_homepage(value: str, host: str) -> bool:
     return parts.path in ("", "/") and not parts.query and site_of(parts.hostname or "") == site_of(host)
 
 
+def _query_of(url: str) -> str:
+    """urlsplit(url).query of a URL that is_url accepts (scheme://, no whitespace), without
+    urlsplit's work where it cannot differ: an ASCII URL without brackets has a plain netloc
+    (urlsplit checks only bracketed or non-ASCII ones, and may raise there), so its query is what
+    lies after the first "?" before the first "#" (tests/test_classify_plainpath.py)."""
+    if not url.isascii() or "[" in url or "]" in url:
+        return urlsplit(url).query
+    return url.partition("#")[0].partition("?")[2]
+
+
 def _host_of(url: str) -> str:
     rest = url.split("://", 1)[1] if "://" in url else ""
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
@@ -368,7 +378,7 @@ def _inner_verdicts(record: HttpRecord, field: Field, navigation: bool, depth: i
     if is_url(value):
         if depth >= MAX_URL_DEPTH or _not_a_leak(record, field, "url", navigation):
             return
-        query = urlsplit(value).query
+        query = _query_of(value)
         for key, inner_value in parse_qsl(query, keep_blank_values=False)[:200]:
             if "%" in inner_value:
                 inner_value = unquote(inner_value)
