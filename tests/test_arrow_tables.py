@@ -372,11 +372,25 @@ def test_persistence_marked_per_distinct_value_equals_the_pandas_rule(seed, radi
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
-def test_an_error_writing_the_csv_in_its_thread_is_raised(tmp_path, sample_capture):
-    """findings.csv is written in a thread beside the Parquet files: its error still reaches the
-    caller (here findings.csv is a directory), and the Parquet files are written."""
+def test_an_error_writing_the_csv_is_raised(tmp_path, sample_capture):
+    """findings.csv and findings.parquet are written in one pass: an error on either reaches the
+    caller (here findings.csv is a directory)."""
     result = pipeline.analyze([sample_capture])
     (tmp_path / "out" / "findings.csv").mkdir(parents=True)
     with pytest.raises(OSError):
         pipeline.write_tables(result, tmp_path / "out")
-    assert pq.read_table(tmp_path / "out" / "flows.parquet").num_rows == result.size("flows")
+
+
+def test_findings_written_in_one_pass_equal_the_two_writers(tmp_path, monkeypatch, sample_capture):
+    """The findings decoded once a slice at a time for both files (here slices of 7 rows) give
+    the bytes sharing.write_csv and pq.write_table give of the whole plain table."""
+    monkeypatch.setattr(arrow_tables, "CHUNK_ROWS", 7)
+    result = pipeline.analyze([sample_capture])
+    findings = result.table("findings")
+    assert findings.num_rows > 3 * 7
+    pipeline.write_tables(result, tmp_path / "one-pass")
+    sharing.write_csv(arrow_tables.plain(findings), tmp_path / "findings.csv")
+    assert (tmp_path / "one-pass" / "findings.csv").read_bytes() == (tmp_path / "findings.csv").read_bytes()
+    written = pq.ParquetFile(tmp_path / "one-pass" / "findings.parquet")
+    assert written.metadata.num_row_groups == -(-findings.num_rows // 7)
+    assert written.read().equals(arrow_tables.plain(findings), check_metadata=True)
