@@ -44,6 +44,7 @@ from typing import Any, BinaryIO
 
 from mitmproxy import http
 from mitmproxy.io import har as mitm_har
+from mitmproxy.net.http import url as mitm_url
 from mitmproxy.net.http.headers import infer_content_encoding
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
@@ -370,8 +371,9 @@ def _timestamp(started: str) -> float:
     return datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
 
 
-def _response_size(content: dict[str, Any], headers: http.Headers) -> int:
-    """len(raw_content) of the Response request_to_flow builds (binascii.Error on bad base64).
+def _response_size(content: dict[str, Any], content_type: str) -> int:
+    """len(raw_content) of the Response request_to_flow builds (binascii.Error on bad base64), its
+    headers' Content-Type being `content_type` (their folded value, or "").
 
     normalise_entry has dropped the response's Content-Encoding header, so the final
     `encoding.encode(..., "identity")` of request_to_flow leaves the bytes as they are.
@@ -380,10 +382,141 @@ def _response_size(content: dict[str, Any], headers: http.Headers) -> int:
     if content.get("encoding") == "base64":
         return len(base64.b64decode(text))
     try:
-        body = http.encoding.encode(text, infer_content_encoding(headers.get("content-type", "")))
+        body = http.encoding.encode(text, infer_content_encoding(content_type))
     except ValueError:
         body = text.encode("utf-8", errors="surrogateescape")
     return len(body)
+
+
+class _Fields(tuple):
+    """Header (name, value) pairs, read as http_record reads a mitmproxy Headers'."""
+
+    __slots__ = ()
+
+    def items(self, multi: bool = False) -> _Fields:
+        return self
+
+
+def _plain_fields(headers: list[dict[str, str]]) -> list[tuple[str, str]] | None:
+    """`headers` (normalise_entry's) as the (name, value) pairs mitmproxy's Headers built by
+    fix_headers gives back, or None where they might not be those: a name that is not ASCII
+    (Headers compare names as lowercased bytes, not as str.lower does) or a value that is not
+    UTF-8 (fix_headers raises)."""
+    fields = []
+    for header in headers:
+        name, value = header["name"], header["value"]
+        if not name.isascii():
+            return None
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeError:
+                return None
+        fields.append((name, value))
+    return fields
+
+
+def _folded(fields: list[tuple[str, str]], name: str) -> str | None:
+    """Headers.get(name) of these fields: every value of the (lowercase) name, joined by ", "."""
+    values = [value for key, value in fields if key.lower() == name]
+    return ", ".join(values) if values else None
+
+
+def _set_header(fields: list[tuple[str, str]], name: str, value: str) -> None:
+    """Headers[name] = value on these fields: the first field of the name (lowercase) keeps its
+    spelling and takes the value, the others go; with none, (name, value) is added at the end."""
+    first = -1
+    for index in range(len(fields) - 1, -1, -1):
+        if fields[index][0].lower() == name:
+            if first >= 0:
+                del fields[first]
+            first = index
+    if first >= 0:
+        fields[first] = (fields[first][0], value)
+    else:
+        fields.append((name, value))
+
+
+#: A URL whose parts mitmproxy's url.parse (urlparse, IDNA, is_valid_host) gives back as they are
+#: written (tests/test_har_plain.py): lowercase http(s), a host of IDNA-free DNS labels, a port of
+#: digits, a path of visible ASCII. _plain_url refuses the few such paths urlparse changes.
+_PLAIN_URL = re.compile(
+    r"(https?)://((?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?)(?::([0-9]{1,5}))?(/[!-~]*)?"
+)
+
+
+def _plain_url(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path) as mitmproxy's Request.url setter sets them from `url`, or None
+    where the URL is not one whose parts are plain to see (then mitmproxy's url.parse reads it).
+
+    urlparse's rejoining of the path changes it where it holds ';' before its query (params),
+    a '#' (fragment), an empty query ('/p?'), or starts with '//' (rejoined differently by Python
+    versions); a host with 'xn--' is IDNA-decoded; port 0 is the default port."""
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return None
+    scheme, host, port_text, path = match.groups()
+    host = host.lower()
+    if len(host) > 253 or "xn--" in host:
+        return None
+    if path is None:
+        path = "/"
+    else:
+        query = path.find("?")
+        if "#" in path or path.startswith("//") or query == len(path) - 1:
+            return None
+        if ";" in (path if query < 0 else path[:query]):
+            return None
+    port = int(port_text) if port_text else 0
+    if port > 65535:
+        return None
+    return scheme, host, port or (443 if scheme == "https" else 80), path
+
+
+def _plain_request(request: dict[str, Any], timestamp: float) -> SimpleNamespace | None:
+    """What http_record reads of the Request that `Request.make(method, url, text, fix_headers(
+    headers))` builds, with `http_version` and `timestamp_start` set as record_of_entry sets them,
+    computed without building it; None where a part is not plain (then Request.make builds it).
+
+    Request.make type-checks its data and parses the URL through urllib; this follows the same
+    steps with mitmproxy's own helpers where they decide something (content encodings, charsets,
+    authority): the URL setter rewrites a Host header to the host[:port] it parsed, `text` is
+    encoded by the charset of Content-Type then by Content-Encoding, and Content-Length is set
+    unless Transfer-Encoding is. Any exception (an unknown encoding, an unencodable text) also
+    gives None: Request.make then raises, or recovers, as it does."""
+    parts = _plain_url(request["url"])
+    fields = _plain_fields(request["headers"])
+    if parts is None or fields is None:
+        return None
+    scheme, host, port, path = parts
+    try:
+        method = request["method"].encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        if _folded(fields, "host") is not None:
+            _set_header(fields, "host", mitm_url.hostport(scheme, host, port))
+        post = request.get("postData")
+        content = http.encoding.encode(
+            post["text"] if post else "", infer_content_encoding(_folded(fields, "content-type") or "")
+        )
+        if not isinstance(content, bytes):  # a charset that makes text (Message.set_content refuses it)
+            return None
+        raw = http.encoding.encode(content, _folded(fields, "content-encoding") or "identity")
+    except (ValueError, TypeError, LookupError):
+        return None
+    if _folded(fields, "transfer-encoding") is None:
+        _set_header(fields, "content-length", str(len(raw)))
+    authority = _folded(fields, "host")
+    return SimpleNamespace(
+        pretty_host=mitm_url.parse_authority(authority, check=False)[0] if authority else host,
+        host=host,
+        timestamp_start=timestamp,
+        method=method.upper(),
+        scheme=scheme,
+        port=port,
+        path=path,
+        http_version=_HTTP_VERSIONS.get(request["httpVersion"], "HTTP/1.1"),
+        headers=_Fields(fields),
+        raw_content=raw,
+    )
 
 
 def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpRecord:
@@ -393,24 +526,37 @@ def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpR
     re-encoded response, a request body compressed twice): about a quarter of a HAR analysis
     (docs/performance.md). A record needs only the request, as mitmproxy's own `Request.make`
     builds it, and three numbers of the response; tests/test_har_fast.py checks the records equal
-    those made through `request_to_flow` on every HAR in tests/data."""
-    response_headers = mitm_har.fix_headers(fixed["response"]["headers"])
+    those made through `request_to_flow` on every HAR in tests/data. Most entries do not need the
+    Request either (_plain_request: its parts computed as it computes them, tests/test_har_plain.py);
+    the others are built by Request.make."""
+    response = fixed["response"]
+    plain_response = _plain_fields(response["headers"])
+    response_headers: Any = (
+        _Fields(plain_response) if plain_response is not None else mitm_har.fix_headers(response["headers"])
+    )
+    content_type = (
+        _folded(plain_response, "content-type")
+        if plain_response is not None
+        else response_headers.get("content-type")
+    )
     try:
         timestamp = _timestamp(fixed["startedDateTime"])
-        response_size = _response_size(fixed["response"]["content"], response_headers)
+        response_size = _response_size(response["content"], content_type or "")
     except (ValueError, binascii.Error):  # read_har's fallback: epoch, no response body
         timestamp = _timestamp(_EPOCH)
         response_size = 0
     request = fixed["request"]
-    post = request.get("postData")
-    req = http.Request.make(
-        request["method"],
-        request["url"],
-        post["text"] if post else "",
-        mitm_har.fix_headers(request["headers"]),
-    )
-    req.timestamp_start = timestamp
-    req.http_version = _HTTP_VERSIONS.get(request["httpVersion"], "HTTP/1.1")
+    req: Any = _plain_request(request, timestamp)
+    if req is None:
+        post = request.get("postData")
+        req = http.Request.make(
+            request["method"],
+            request["url"],
+            post["text"] if post else "",
+            mitm_har.fix_headers(request["headers"]),
+        )
+        req.timestamp_start = timestamp
+        req.http_version = _HTTP_VERSIONS.get(request["httpVersion"], "HTTP/1.1")
     server = fixed.get("serverIPAddress")
     port = 80 if request["url"].startswith("http://") else 443
     # what http_record reads of a flow: the request, the connections' sni/peername, the response
@@ -422,7 +568,7 @@ def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpR
         # request_to_flow's Server(address=(ip, port)) has no peername until connected
         server_conn=SimpleNamespace(peername=None, address=(server, port) if server else None),
         response=SimpleNamespace(
-            status_code=fixed["response"]["status"],
+            status_code=response["status"],
             headers=response_headers,
             raw_content=b"",  # http_record takes only its length: set below
         ),
