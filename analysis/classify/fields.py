@@ -375,8 +375,12 @@ def _early_keyed(key: str, value: str) -> Verdict | None:
 def _late_keyed(key: str, view: KeyView, field: Field, value: str, url_shaped: bool) -> Verdict | None:
     """The rules of a key naming a token, URL, search, device model, OS, app or user/device id."""
     # an analytics "session id" in a body or query is per-session noise; in a cookie it is a login
-    in_auth_place = field.location in ("cookie", "header") or key not in SESSION_KEYS
-    if key in TOKEN_KEYS and in_auth_place and len(value) >= 12 and shapes.is_identifier_like(value):
+    if (
+        key in TOKEN_KEYS
+        and (field.location in ("cookie", "header") or key not in SESSION_KEYS)
+        and len(value) >= 12
+        and shapes.is_identifier_like(value)
+    ):
         return verdict_of("token", "medium", "key-name+value-shape")
     if key in URL_KEYS and url_shaped:
         return verdict_of("url", "medium", "key-name+value-shape")
@@ -396,7 +400,7 @@ def _late_keyed(key: str, view: KeyView, field: Field, value: str, url_shaped: b
     if key in USER_KEYS and shapes.is_user_id_like(value):
         return verdict_of("user_id", "medium", "key-name+value-shape")
     if key in DEVICE_ID_KEYS:
-        if shapes.is_android_id(value) and key in ANDROID_SHAPED_KEYS:
+        if key in ANDROID_SHAPED_KEYS and shapes.is_android_id(value):
             return verdict_of("device_id.android_id", "medium", "key-name+value-shape")
         if key == "fid" and shapes.FIREBASE_FID.match(value):
             return verdict_of("device_id.other", "medium", "key-name+value-shape")
