@@ -406,7 +406,7 @@ def _response_size(content: dict[str, Any], content_type: str) -> int:
     if content.get("encoding") == "base64":
         return len(base64.b64decode(text))
     try:
-        body = http.encoding.encode(text, infer_content_encoding(content_type))
+        body = http.encoding.encode(text, _charset(content_type))
     except ValueError:
         body = text.encode("utf-8", errors="surrogateescape")
     return len(body)
@@ -440,10 +440,21 @@ def _plain_fields(headers: list[dict[str, str]]) -> list[tuple[str, str]] | None
     return fields
 
 
-def _folded(fields: list[tuple[str, str]], name: str) -> str | None:
-    """Headers.get(name) of these fields: every value of the (lowercase) name, joined by ", "."""
-    values = [value for key, value in fields if key.lower() == name]
-    return ", ".join(values) if values else None
+def _folded(fields: list[tuple[str, str]], name: str, names: list[str] | None = None) -> str | None:
+    """Headers.get(name) of these fields: every value of the (lowercase) name, joined by ", ".
+    `names`: the fields' names lowercased, when the caller has them."""
+    if names is None:
+        names = [key.lower() for key, _ in fields]
+    if name not in names:
+        return None
+    return ", ".join([value for (_, value), key in zip(fields, names, strict=True) if key == name])
+
+
+@functools.lru_cache(maxsize=1024)
+def _charset(content_type: str) -> str:
+    """mitmproxy's infer_content_encoding of a Content-Type for a message without a body yet (as
+    Message.set_text and request_to_flow ask it): a pure function of a value captures repeat."""
+    return infer_content_encoding(content_type)
 
 
 def _set_header(fields: list[tuple[str, str]], name: str, value: str) -> None:
@@ -515,20 +526,23 @@ def _plain_request(request: dict[str, Any], timestamp: float) -> SimpleNamespace
     scheme, host, port, path = parts
     try:
         method = request["method"].encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
-        if _folded(fields, "host") is not None:
-            _set_header(fields, "host", mitm_url.hostport(scheme, host, port))
+        names = [key.lower() for key, _ in fields]
+        authority = None  # the Host header after the URL setter: host[:port] alone
+        if "host" in names:
+            authority = mitm_url.hostport(scheme, host, port)
+            _set_header(fields, "host", authority)
+            names = [key.lower() for key, _ in fields]
         post = request.get("postData")
         content = http.encoding.encode(
-            post["text"] if post else "", infer_content_encoding(_folded(fields, "content-type") or "")
+            post["text"] if post else "", _charset(_folded(fields, "content-type", names) or "")
         )
         if not isinstance(content, bytes):  # a charset that makes text (Message.set_content refuses it)
             return None
-        raw = http.encoding.encode(content, _folded(fields, "content-encoding") or "identity")
+        raw = http.encoding.encode(content, _folded(fields, "content-encoding", names) or "identity")
     except (ValueError, TypeError, LookupError):
         return None
-    if _folded(fields, "transfer-encoding") is None:
+    if "transfer-encoding" not in names:
         _set_header(fields, "content-length", str(len(raw)))
-    authority = _folded(fields, "host")
     return SimpleNamespace(
         pretty_host=mitm_url.parse_authority(authority, check=False)[0] if authority else host,
         host=host,
