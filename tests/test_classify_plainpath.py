@@ -16,8 +16,6 @@ from __future__ import annotations
 import random
 import string
 
-import pytest
-
 from phonehome.analysis.classify import fields
 from phonehome.analysis.classify.fields import classify_field, classify_viewed, key_view, normalise_key
 from phonehome.analysis.classify.request import _COORDINATE_KEYS, field_plan, key_use
@@ -256,17 +254,19 @@ def test_the_query_of_an_accepted_url_is_urlsplits():
         rng.choice(pieces[:3]) + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14)))
         for _ in range(20000)
     ]
-    checked = with_query = 0
+    checked = with_query = refused = 0
     for url in urls:
         if not shapes.is_url(url):
             continue
         try:
             expected = urlsplit(url).query
         except ValueError:
-            with pytest.raises(ValueError):
-                _query_of(url)  # urlsplit's error stays where urlsplit raised it
+            # a host urlsplit refuses (a captured value: it must not stop the analysis): the
+            # query is still what follows the first "?" before the first "#"
+            assert _query_of(url) == url.partition("#")[0].partition("?")[2], url
+            refused += 1
             continue
         assert _query_of(url) == expected, url
         checked += 1
         with_query += bool(expected)
-    assert checked > 5000 and with_query > 2000
+    assert checked > 5000 and with_query > 2000 and refused > 100

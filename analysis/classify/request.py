@@ -204,7 +204,10 @@ def _is_own_homepage(value: str, host: str) -> bool:
     """A bare origin URL (no path, no query) on the request's own site."""
     if not is_url(value):
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # a captured value such as http://[abc/ (urlsplit refuses its host): not an origin
+        return False
     return parts.path in ("", "/") and not parts.query and site_of(parts.hostname or "") == site_of(host)
 
 
@@ -214,7 +217,10 @@ def _query_of(url: str) -> str:
     (urlsplit checks only bracketed or non-ASCII ones, and may raise there), so its query is what
     lies after the first "?" before the first "#" (tests/test_classify_plainpath.py)."""
     if not url.isascii() or "[" in url or "]" in url:
-        return urlsplit(url).query
+        try:
+            return urlsplit(url).query
+        except ValueError:  # a host urlsplit refuses (http://[abc/?a=1): its query is still there
+            pass
     return url.partition("#")[0].partition("?")[2]
 
 
