@@ -16,7 +16,7 @@ from mitmproxy.io import har as mitm_har
 from phonehome.analysis.pipeline import Analysis, build_analysis, default_labels, load_profiles
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.rows import RowCollector, RowSettings
-from phonehome.analysis.sources import CaptureError, read_source
+from phonehome.analysis.sources import CaptureError, har, read_source
 from phonehome.analysis.sources.capture_dir import capture_parts, read_events
 from phonehome.analysis.sources.framing import has_records
 from phonehome.analysis.sources.mitm import flow_records, http_record, iter_flows
@@ -139,13 +139,7 @@ def _as_recorded(flow: http.HTTPFlow, fixed: dict[str, Any]) -> None:
     """
     request = fixed["request"]
     if any(h["name"].lower() == "content-encoding" for h in request["headers"]):
-        post = request.get("postData")
-        rebuilt = http.Request.make(
-            request["method"],
-            request["url"],
-            post["text"] if post else "",
-            mitm_har.fix_headers(request["headers"]),
-        )
+        rebuilt = har.made_request(request)
         rebuilt.timestamp_start = flow.request.timestamp_start
         rebuilt.timestamp_end = flow.request.timestamp_end
         rebuilt.http_version = flow.request.http_version

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mitmproxy import http
-from mitmproxy.io import har as mitm_har
 
 from phonehome.analysis.records import Labels, SourceReport
 from phonehome.analysis.sources import har
@@ -35,13 +34,7 @@ def seen(req) -> tuple:
 def reference(request: dict) -> tuple | None:
     """The request as record_of_entry built it before: Request.make, then timestamp and version."""
     try:
-        post = request.get("postData")
-        req = http.Request.make(
-            request["method"],
-            request["url"],
-            post["text"] if post else "",
-            mitm_har.fix_headers(request["headers"]),
-        )
+        req = har.made_request(request)
     except Exception:
         return None
     req.timestamp_start = 1.5

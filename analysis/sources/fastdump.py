@@ -64,34 +64,11 @@ _COMMON_FLOW_KEYS = frozenset(
 _FLOW_KEYS = _COMMON_FLOW_KEYS | {b"request", b"response", b"websocket"}  # HTTPFlow
 _DNS_FLOW_KEYS = _COMMON_FLOW_KEYS | {b"request", b"response"}  # DNSFlow
 _FLOW_OPTIONAL = frozenset({b"backup"})
-_REQUEST_KEYS = frozenset(  # http.RequestData's fields
-    {
-        b"http_version",
-        b"headers",
-        b"content",
-        b"trailers",
-        b"timestamp_start",
-        b"timestamp_end",
-        b"host",
-        b"port",
-        b"method",
-        b"scheme",
-        b"authority",
-        b"path",
-    }
+_MESSAGE_KEYS = frozenset(  # http.MessageData's fields, common to requests and responses
+    {b"http_version", b"headers", b"content", b"trailers", b"timestamp_start", b"timestamp_end"}
 )
-_RESPONSE_KEYS = frozenset(  # http.ResponseData's fields
-    {
-        b"http_version",
-        b"headers",
-        b"content",
-        b"trailers",
-        b"timestamp_start",
-        b"timestamp_end",
-        b"status_code",
-        b"reason",
-    }
-)
+_REQUEST_KEYS = _MESSAGE_KEYS | {b"host", b"port", b"method", b"scheme", b"authority", b"path"}  # RequestData
+_RESPONSE_KEYS = _MESSAGE_KEYS | {b"status_code", b"reason"}  # ResponseData
 _HTTP2_VERSIONS = (b"HTTP/2.0", b"HTTP/3")
 _OPCODES = frozenset({0, 1, 2, 8, 9, 10})  # websocket.Opcode (wsproto's)
 

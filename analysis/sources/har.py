@@ -557,6 +557,18 @@ def _plain_request(request: dict[str, Any], timestamp: float) -> SimpleNamespace
     )
 
 
+def made_request(request: dict[str, Any]) -> http.Request:
+    """mitmproxy's own `Request.make` of a normalised HAR entry's request (as its request_to_flow
+    makes it): the body encoded by the headers' Content-Encoding, Host and Content-Length set."""
+    post = request.get("postData")
+    return http.Request.make(
+        request["method"],
+        request["url"],
+        post["text"] if post else "",
+        mitm_har.fix_headers(request["headers"]),
+    )
+
+
 def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpRecord:
     """The record of a normalised HAR entry, without building a mitmproxy HTTPFlow.
 
@@ -586,13 +598,7 @@ def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpR
     request = fixed["request"]
     req: Any = _plain_request(request, timestamp)
     if req is None:
-        post = request.get("postData")
-        req = http.Request.make(
-            request["method"],
-            request["url"],
-            post["text"] if post else "",
-            mitm_har.fix_headers(request["headers"]),
-        )
+        req = made_request(request)
         req.timestamp_start = timestamp
         req.http_version = _HTTP_VERSIONS.get(request["httpVersion"], "HTTP/1.1")
     server = fixed.get("serverIPAddress")
