@@ -40,16 +40,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from mitmproxy import http
-from mitmproxy.io import har as mitm_har
+# mitmproxy's light modules only: its flow classes (mitmproxy.http, mitmproxy.io.har: about 0.1 s
+# of start-up) are imported where an entry needs mitmproxy's own Request (made_request,
+# fixed_headers), which most entries do not (_plain_request).
+from mitmproxy.net import encoding
 from mitmproxy.net.http import url as mitm_url
 from mitmproxy.net.http.headers import infer_content_encoding
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.mitm import http_record
+from phonehome.analysis.sources.flow_record import http_record
+
+if TYPE_CHECKING:
+    from mitmproxy import http
 
 MAX_HAR_BYTES = 1 << 30
 MAX_BODY_BYTES = 16 << 20
@@ -406,7 +411,7 @@ def _response_size(content: dict[str, Any], content_type: str) -> int:
     if content.get("encoding") == "base64":
         return len(base64.b64decode(text))
     try:
-        body = http.encoding.encode(text, _charset(content_type))
+        body = encoding.encode(text, _charset(content_type))
     except ValueError:
         body = text.encode("utf-8", errors="surrogateescape")
     return len(body)
@@ -533,12 +538,12 @@ def _plain_request(request: dict[str, Any], timestamp: float) -> SimpleNamespace
             _set_header(fields, "host", authority)
             names = [key.lower() for key, _ in fields]
         post = request.get("postData")
-        content = http.encoding.encode(
+        content = encoding.encode(
             post["text"] if post else "", _charset(_folded(fields, "content-type", names) or "")
         )
         if not isinstance(content, bytes):  # a charset that makes text (Message.set_content refuses it)
             return None
-        raw = http.encoding.encode(content, _folded(fields, "content-encoding", names) or "identity")
+        raw = encoding.encode(content, _folded(fields, "content-encoding", names) or "identity")
     except (ValueError, TypeError, LookupError):
         return None
     if "transfer-encoding" not in names:
@@ -560,13 +565,22 @@ def _plain_request(request: dict[str, Any], timestamp: float) -> SimpleNamespace
 def made_request(request: dict[str, Any]) -> http.Request:
     """mitmproxy's own `Request.make` of a normalised HAR entry's request (as its request_to_flow
     makes it): the body encoded by the headers' Content-Encoding, Host and Content-Length set."""
+    from mitmproxy import http
+
     post = request.get("postData")
     return http.Request.make(
         request["method"],
         request["url"],
         post["text"] if post else "",
-        mitm_har.fix_headers(request["headers"]),
+        fixed_headers(request["headers"]),
     )
+
+
+def fixed_headers(headers: list[Any]) -> http.Headers:
+    """mitmproxy's `har.fix_headers`: a HAR's header list as mitmproxy Headers."""
+    from mitmproxy.io import har as mitm_har
+
+    return mitm_har.fix_headers(headers)
 
 
 def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpRecord:
@@ -582,7 +596,7 @@ def record_of_entry(fixed: dict[str, Any], source: str, labels: Labels) -> HttpR
     response = fixed["response"]
     plain_response = _plain_fields(response["headers"])
     response_headers: Any = (
-        _Fields(plain_response) if plain_response is not None else mitm_har.fix_headers(response["headers"])
+        _Fields(plain_response) if plain_response is not None else fixed_headers(response["headers"])
     )
     content_type = (
         _folded(plain_response, "content-type")
