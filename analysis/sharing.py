@@ -77,18 +77,14 @@ def spreadsheet_csv(path: str | os.PathLike[str], schema: pa.Schema) -> Iterator
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    plain = pa.schema(
-        [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in schema]
-    )
+    from phonehome.analysis.arrow_tables import plain_batches, plain_schema
+
     options = pa_csv.WriteOptions(quoting_style="needed")
-    with pa_csv.CSVWriter(path, plain, write_options=options) as writer:
+    with pa_csv.CSVWriter(path, plain_schema(schema), write_options=options) as writer:
 
         def write(table: pa.Table) -> None:
-            for batch in table.to_batches(max_chunksize=CSV_BATCH_ROWS):
-                columns = [
-                    c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns
-                ]
-                writer.write_table(neutralise_table(pa.Table.from_arrays(columns, schema=plain)))
+            for batch in plain_batches(table, CSV_BATCH_ROWS):
+                writer.write_table(neutralise_table(pa.Table.from_batches([batch])))
 
         yield write
 
