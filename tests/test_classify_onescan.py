@@ -14,17 +14,10 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
-
-from mitmproxy.io import FlowReader
 
 from phonehome.analysis.classify.known import KnownValues, _counts_in_run
-from phonehome.analysis.decode import decode_request
 from phonehome.analysis.profile import Profile
-from phonehome.analysis.records import Labels
-from phonehome.analysis.sources.mitm import http_record
-
-SAMPLE = Path(__file__).parent.parent / "captures" / "sample-mint-browser"
+from tests.support_known import PHONE_VALUES, SAMPLE, sample_field_values
 
 
 def _alternation(forms) -> re.Pattern[str]:
@@ -32,19 +25,7 @@ def _alternation(forms) -> re.Pattern[str]:
 
 
 def _matcher() -> KnownValues:
-    return KnownValues(
-        Profile(
-            values={
-                "imei": "358240051111110",
-                "android_id": "9774d56d682e549c",
-                "mac": "02:00:00:44:55:66",
-                "advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
-                "email": "Test.User@example.org",
-                "account_id": "u-1029384756",
-                "serial": "R58M12ABCDE",
-            }
-        )
-    )
+    return KnownValues(Profile(values={**PHONE_VALUES, "serial": "R58M12ABCDE"}))
 
 
 def _texts(matcher: KnownValues, count: int, seed: int) -> list[str]:
@@ -138,13 +119,7 @@ def test_the_sample_traffic_matches_as_with_two_searches():
     """On the sample capture's decoded fields, joined as classify_request joins them: the base64
     forms of its profile are found where their case-sensitive alternation finds them."""
     matcher = KnownValues(Profile.load(SAMPLE / "profile.json"))
-    with (SAMPLE / "flows.mitm").open("rb") as fo:
-        flows = [f for f in FlowReader(fo).stream() if f.type == "http"]
-    values = [
-        field.value
-        for f in flows
-        for field in decode_request(http_record(f, "sample", Labels(None, None, "normal", None))).fields
-    ]
+    values = sample_field_values()
     text = "\x00".join(values)
     expected = [match.span() for match in _alternation(matcher._exact).finditer(text)]
     assert matcher._scan(text, text.lower())[1] == expected

@@ -18,6 +18,7 @@ from array import array
 from phonehome.analysis.classify import shapes
 from phonehome.analysis.classify.known import _HEX_RUN, MAX_HEX_RUN, KnownValues
 from phonehome.analysis.profile import Profile
+from tests.support_known import PHONE_VALUES
 
 EDGE_VALUES = [
     "", "a", "\n", "aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff\n", "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff",
@@ -229,18 +230,7 @@ def _texts_with_known_forms(matcher: KnownValues, count: int, seed: int) -> list
 
 
 def _matcher() -> KnownValues:
-    return KnownValues(
-        Profile(
-            values={
-                "imei": "358240051111110",
-                "android_id": "9774d56d682e549c",
-                "mac": "02:00:00:44:55:66",
-                "advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
-                "email": "Test.User@example.org",
-                "account_id": "u-1029384756",
-            }
-        )
-    )
+    return KnownValues(Profile(values=PHONE_VALUES))
 
 
 def test_find_all_answers_find_value_by_value():

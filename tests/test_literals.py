@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
-
-from mitmproxy.io import FlowReader
 
 from phonehome.analysis.classify.known import KnownValues
-from phonehome.analysis.decode import decode_request
 from phonehome.analysis.literals import LiteralSearch, literal_search
 from phonehome.analysis.profile import Profile
-from phonehome.analysis.records import Labels
-from phonehome.analysis.sources.mitm import http_record
-
-SAMPLE = Path(__file__).parent.parent / "captures" / "sample-mint-browser"
+from tests.support_known import SAMPLE, sample_field_values
 
 
 def flat(forms) -> re.Pattern[str]:
@@ -49,13 +42,7 @@ def test_same_matches_as_the_flat_alternation_on_random_forms_and_texts():
 def test_same_matches_for_the_sample_profiles_known_value_forms():
     profile = Profile.load(SAMPLE / "profile.json")
     matcher = KnownValues(profile)
-    with (SAMPLE / "flows.mitm").open("rb") as fo:
-        flows = [f for f in FlowReader(fo).stream() if f.type == "http"]
-    values = [
-        field.value
-        for f in flows
-        for field in decode_request(http_record(f, "sample", Labels(None, None, "normal", None))).fields
-    ]
+    values = sample_field_values()
     text = "\x00".join(values)
     total = 0
     for forms, source in ((matcher._folded, text.lower()), (matcher._exact, text)):
