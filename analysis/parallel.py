@@ -30,7 +30,6 @@ import gc
 import importlib
 import itertools
 import multiprocessing
-import multiprocessing.sharedctypes
 import os
 import pickle
 import signal
@@ -55,6 +54,8 @@ from phonehome.analysis.sources.fastdump import DamageInRange, iter_dump
 from phonehome.analysis.sources.framing import record_offsets
 
 if TYPE_CHECKING:  # sources.har is imported where a HAR is read (a dump-only run never needs it)
+    import multiprocessing.sharedctypes  # with ctypes: only when a pool is started
+
     from phonehome.analysis.sources.har import HarEntries
 
 #: Below this many records (dump) or entries (HAR) a file is analysed in-process (worker
@@ -316,10 +317,11 @@ def _start_worker(claims, parent: int | None) -> None:
     _CLAIMS = claims
     if parent is None:
         parent = os.getppid()
-    if _die_with_parent() and os.getppid() == parent:
-        return
+    asked = _die_with_parent()  # asked first: a parent dying after the check below is covered
     if os.getppid() != parent:  # the parent died before the kernel was asked
         os._exit(1)
+    if asked:
+        return
 
     def watch() -> None:
         while os.getppid() == parent:
