@@ -29,6 +29,14 @@ inspected, and a writer too far behind hands flows back uninspected (the inspect
 own route). Summaries go back in batches, at most every RESULT_DELAY seconds, together with the
 confirmations; the proxy reads them with an event-loop reader, so it is woken per batch, not per
 flow.
+
+The writer works in the pauses of the phone's traffic (next_step): while flows keep coming it
+leaves them in the socket, where they are as safe from the proxy's death as on disk, and writes
+and inspects once no flow has come for QUIET seconds, or as soon as more than a quarter of the
+socket's buffer waits (backlog_limit), so the proxy never finds the socket full because the writer
+waited. Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
+waited for a core 0.05-0.2 ms per flow although the writer runs at idle priority
+(`benchmarks/bench_proxy.py -c 4`).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import io as stdlib_io
 import logging
 import os
@@ -45,6 +54,7 @@ import socket
 import struct
 import subprocess
 import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,15 +76,15 @@ MAX_MESSAGE = 64 * 1024  # larger pickled flows are written by the proxy itself
 #: buffer would be cut off by SOCK_SEQPACKET.
 MAX_REPLY = 256 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
-CONFIRM_EVERY = 256  # flows; or when idle for CONFIRM_DELAY seconds
-CONFIRM_DELAY = 0.01
+CONFIRM_EVERY = 256  # flows; or in the next pause of the traffic
 RESULT_DELAY = 0.02  # seconds: inspection summaries are sent back at most this late, in one batch
 MAX_RESULTS = 64  # summaries per reply datagram (each text cut to MAX_TEXT characters)
 MAX_TEXT = 400
 MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed back uninspected
 MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
-NAP, BUSY = 0.005, 0.2  # seconds: the writer naps between looks for BUSY after a flow came
+NAP = 0.02  # seconds: while the traffic flows, the writer looks at its socket this often
+QUIET = 0.05  # seconds without a new flow: the traffic has paused, the writer writes and inspects
 _NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 
@@ -390,12 +400,55 @@ class _Inspection:
         self.flush()
 
 
+def queued_bytes(sock: socket.socket) -> int:
+    """Bytes of flows waiting in the writer's socket (SIOCINQ: a SOCK_SEQPACKET socket counts
+    every queued datagram), or 0 where the kernel does not say."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def backlog_limit(sock: socket.socket) -> int:
+    """How many bytes of flows may wait in the socket while the traffic flows: a quarter of its
+    buffer (what the kernel counts per datagram is larger than the datagram), so the proxy never
+    finds it full because the writer waited. 4 MiB asked for, net.core.rmem_max caps it (208 KiB
+    on many Linux systems: then about 75 flows wait; with 4 MiB about 1,400)."""
+    try:
+        return max(64 * 1024, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 4)
+    except OSError:
+        return 64 * 1024
+
+
+def next_step(queued: int, quiet: bool, limit: int, waiting: bool, unsent: bool) -> str:
+    """What the writer does next, given the bytes of flows `queued` in its socket, whether the
+    traffic has paused (`quiet`), flows `waiting` to be inspected, and confirmations or summaries
+    `unsent`: "read" one flow and write it (in a pause, or when the backlog passes `limit`),
+    "nap" (the traffic flows: look again shortly), "inspect" one flow (written ones first),
+    "report" (send the summaries, confirm what is on disk), or "wait" until the next flow comes."""
+    if queued and (quiet or queued > limit):
+        return "read"
+    if not quiet and (queued or waiting or unsent):
+        return "nap"
+    if waiting:
+        return "inspect"
+    if unsent:
+        return "report"
+    return "wait"
+
+
 def writer_main(sock_fd: int, fd: int) -> None:
     """The writer process: append each flow it is sent, confirm, inspect the flows marked for it,
-    until the proxy's end closes."""
+    until the proxy's end closes.
+
+    The work is done in the pauses of the traffic (see the module's docstring and next_step);
+    flows are written before any is inspected."""
     sock = socket.socket(fileno=sock_fd)
     count, since_confirmed, failed = 0, 0, False
     inspection = _Inspection(sock.send)
+    limit = backlog_limit(sock)
+    arrived = taken = 0  # bytes that came into the socket / that were read from it, so far
+    last_flow = 0.0  # when a flow last came: the writer works once the traffic pauses
 
     def confirm() -> None:
         nonlocal since_confirmed
@@ -403,73 +456,79 @@ def writer_main(sock_fd: int, fd: int) -> None:
             sock.send(b"C" + _CONFIRMED.pack(count, os.fstat(fd).st_size))
         since_confirmed = 0
 
-    busy_until = 0.0  # while flows keep coming, nap between looks instead of being woken per flow
-
-    def readable(timeout: float | None) -> bool:
-        if timeout != 0.0 and time.monotonic() < busy_until:
-            time.sleep(NAP if timeout is None else min(NAP, timeout))
-            timeout = 0.0
-        return bool(select.select([sock], [], [], timeout)[0])
-
     while True:
-        if inspection.waiting:
-            timeout: float | None = 0.0  # only look whether more flows came, to write them first
-        elif since_confirmed or inspection.results:
-            timeout = CONFIRM_DELAY
-        else:
-            timeout = None
-        if timeout is not None and not readable(timeout):
-            if inspection.waiting:
-                inspection.inspect_one()
-                if inspection.due():
-                    inspection.flush()
-            else:  # idle: send what was inspected, tell the proxy what is on disk
+        queued = queued_bytes(sock)
+        now = time.monotonic()
+        if taken + queued != arrived:
+            arrived, last_flow = taken + queued, now
+        quiet = now - last_flow >= QUIET
+        unsent = bool(since_confirmed or inspection.results)
+        step = next_step(queued, quiet, limit, bool(inspection.waiting), unsent)
+        if step == "nap":
+            time.sleep(min(NAP, last_flow + QUIET - now))
+            continue
+        if step == "inspect":
+            inspection.inspect_one()
+            if inspection.due():
                 inspection.flush()
-                confirm()
             continue
-        elif timeout is None and not readable(None):
+        if step == "report":
+            inspection.flush()
+            confirm()
             continue
-        try:
-            message = sock.recv(MAX_MESSAGE + 2)
-        except OSError:
-            message = b""
-        busy_until = time.monotonic() + BUSY
+        if step == "wait" and select.select([sock], [], [], None)[0] and queued_bytes(sock):
+            continue  # the first flow of a burst: wait for the pause (or the backlog) before writing
+        message = _read(sock)  # step "read"; or readable with nothing queued: the proxy closed its end
         if not message:  # the proxy closed its end or died: everything it sent has been read
             inspection.hand_back_all()
             confirm()
             return
+        taken += len(message)
         count += 1
         since_confirmed += 1
         if not failed:
-            try:
-                flow = pickle.loads(memoryview(message)[1:])
-            except Exception:  # e.g. a class this process cannot import: the proxy writes it
-                forget_held()  # it may have got part-way: connections held here may be stale
-                with contextlib.suppress(OSError):
-                    sock.send(b"F" + _NUMBER.pack(count))
-                continue
-            flow_id = flow.id
-            try:
-                data = flow_bytes(flow)
-            except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
-                with contextlib.suppress(OSError):
-                    sock.send(f"Sflow {flow_id} not recorded: {type(exc).__name__}: {exc}".encode())
-                if message[:1] == WRITE_AND_INSPECT:
-                    inspection.add(flow, len(message))  # not recorded, but its summary still comes back
-            else:
-                try:
-                    append_record(fd, data)
-                except OSError as exc:
-                    failed = True  # keep reading, so the proxy never waits on us; it stops sending
-                    with contextlib.suppress(OSError):
-                        sock.send(f"Ecannot write flows.mitm: {exc}".encode())
-                else:
-                    if message[:1] == WRITE_AND_INSPECT:
-                        inspection.add(flow, len(message))
+            failed = _write_message(sock, fd, message, count, inspection)
         if since_confirmed >= CONFIRM_EVERY:
             confirm()
-        if inspection.due():
-            inspection.flush()
+
+
+def _read(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(MAX_MESSAGE + 2)
+    except OSError:
+        return b""
+
+
+def _write_message(
+    sock: socket.socket, fd: int, message: bytes, number: int, inspection: _Inspection
+) -> bool:
+    """Append one pickled flow to the dump and queue it for inspection if marked so; whether
+    writing failed (a full disk: the proxy is told, and stops sending)."""
+    try:
+        flow = pickle.loads(memoryview(message)[1:])
+    except Exception:  # e.g. a class this process cannot import: the proxy writes it
+        forget_held()  # it may have got part-way: connections held here may be stale
+        with contextlib.suppress(OSError):
+            sock.send(b"F" + _NUMBER.pack(number))
+        return False
+    inspect = message[:1] == WRITE_AND_INSPECT
+    try:
+        data = flow_bytes(flow)
+    except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
+        with contextlib.suppress(OSError):
+            sock.send(f"Sflow {flow.id} not recorded: {type(exc).__name__}: {exc}".encode())
+        if inspect:
+            inspection.add(flow, len(message))  # not recorded, but its summary still comes back
+        return False
+    try:
+        append_record(fd, data)
+    except OSError as exc:  # keep reading, so the proxy never waits on us; it stops sending
+        with contextlib.suppress(OSError):
+            sock.send(f"Ecannot write flows.mitm: {exc}".encode())
+        return True
+    if inspect:
+        inspection.add(flow, len(message))
+    return False
 
 
 if __name__ == "__main__":

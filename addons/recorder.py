@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -118,7 +119,10 @@ class Recorder:
         if inspector is not None:
             inspector.feed = self.take_inspection
         self.to_inspect: set[str] = set()  # ids of flows the inspector left to the writer process
-        self.inspecting: dict[str, http.HTTPFlow] = {}  # handed to the writer, no summary back yet
+        # handed to the writer, no summary back yet; held weakly: a flow nobody else keeps (mitmdump
+        # drops each once it is done) has no one to show a summary to, and holding thousands while
+        # the writer waits for a pause in the traffic costs the proxy's garbage collector
+        self.inspecting: weakref.WeakValueDictionary[str, http.HTTPFlow] = weakref.WeakValueDictionary()
         self.labels: dict[str, Any] = {"session": "", "app": None, "mode": "normal", "phase": None}
         self.dir: Path | None = None
         self.fd: int | None = None  # flows.mitm, opened O_APPEND
@@ -574,7 +578,7 @@ class Recorder:
     def _inspect_pending_elsewhere(self) -> None:
         """No summaries will come (the writer stopped, or cannot write): the flows still waiting for
         one take the inspector's own route."""
-        flows, self.inspecting = list(self.inspecting.values()), {}
+        flows, self.inspecting = list(self.inspecting.values()), weakref.WeakValueDictionary()
         for flow in flows:
             self._inspect_elsewhere(flow)
 

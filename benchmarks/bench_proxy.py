@@ -15,9 +15,16 @@ byte-identical). Prints figures, asserts nothing.
 
 "CPU/flow" is the CPU time the proxy process used per request (Linux /proc), summed over its rounds;
 "with children" adds its helper processes (the flow writer, which also inspects; the inspector's
-worker where one runs), counted over the whole run until they have caught up (they run at idle
-priority, so their work is deferred, also into the other proxies' rounds). Steadier measures of
-the addons' cost than req/s on a shared machine.
+worker where one runs), counted over the whole run. Steadier measures of the addons' cost than
+req/s on a shared machine.
+
+The helpers work in the pauses of the traffic (addons/dumpwriter.py), so after each proxy's turn
+the next waits until that proxy's helpers have stopped using CPU: their work stays in their own
+proxy's round instead of slowing the next proxy's. The wait is printed ("helpers idle ... after
+the round's last response"): by then every flow of the round is on disk and every live summary
+is back. `-n` larger than the writer's backlog limit (a quarter of its socket buffer: about
+1,400 of these flows with net.core.rmem_max at 4 MiB, about 75 at Linux's usual 208 KiB) measures
+a stream with no pause, where the writer must work beside the proxy.
 """
 
 from __future__ import annotations
@@ -113,6 +120,34 @@ def load(clients: list[requests.Session], n: int, seq: itertools.count) -> tuple
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
+def schedstat_cpu(pid: int) -> int:
+    """CPU nanoseconds so far of a process's main thread (Linux /proc/PID/schedstat), else 0."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def settle(pid: int, limit: float = SETTLE) -> float:
+    """Wait until the proxy's helper processes stop using CPU (the writer has written and inspected
+    what it was sent; the inspector's worker has answered), at most `limit` seconds; the seconds
+    waited. Each proxy's deferred work then stays in its own round instead of slowing the next
+    proxy's, and the wait is how late the last live summary of a round came."""
+    start = time.perf_counter()
+    kids = children(pid)
+    if not kids:
+        return 0.0
+    last, still = -1, 0
+    while time.perf_counter() - start < limit:
+        now = sum(schedstat_cpu(k) for k in kids)
+        still = still + 1 if now == last else 0
+        if still >= 2:  # unchanged over two looks 20 ms apart
+            return time.perf_counter() - start - 0.04
+        last = now
+        time.sleep(0.02)
+    return limit
+
+
 def pct(xs: list[float], q: int) -> float:
     """q-th percentile in milliseconds."""
     return statistics.quantiles(xs, n=100)[q - 1] * 1000
@@ -200,6 +235,7 @@ def main() -> None:
         p50: dict[str, list[float]] = {c: [] for c in configs}
         p99: dict[str, list[float]] = {c: [] for c in configs}
         cpu: dict[str, list[float]] = {c: [] for c in configs}
+        caught_up: dict[str, list[float]] = {c: [] for c in configs}
         has_worker = {c: bool(children(pids[c])) for c in configs}
         kids_start = {c: (tree_cpu(pids[c]) or 0.0) - (proc_cpu(pids[c]) or 0.0) for c in configs}
         for i in range(args.rounds):
@@ -209,6 +245,7 @@ def main() -> None:
                 before = proc_cpu(pids[name])
                 r, lat = load(sessions[name], args.requests, seq)
                 after = proc_cpu(pids[name])
+                caught_up[name].append(settle(pids[name]))
                 rps[name].append(r)
                 p50[name].append(pct(lat, 50))
                 p99[name].append(pct(lat, 99))
@@ -255,6 +292,12 @@ def main() -> None:
             f"{labels[c]:22s}{med(rps[c]):8.1f} req/s"
             f"  p50 {med(p50[c]):.2f} ms  p99 {med(p99[c]):.2f} ms{cpu_text}"
         )
+        if has_worker[c]:
+            waits = caught_up[c]
+            print(
+                f"{'':22s}helpers idle {med(waits) * 1000:.0f} ms after the round's last response"
+                f" (max {max(waits) * 1000:.0f} ms): the last live summary came by then"
+            )
     print(f"ratio, addons/bare:    {med(ratio):.1%}  (rounds: {min(ratio):.1%} .. {max(ratio):.1%})")
     print(
         f"ratio, recorder/bare:  {med(ratio_rec):.1%}  (rounds: {min(ratio_rec):.1%} .. {max(ratio_rec):.1%})"

@@ -1,0 +1,133 @@
+"""The writer process works in the pauses of the traffic, and never lets the socket fill up.
+
+While flows keep coming, the writer leaves them in its socket (as safe from the proxy's death as on
+disk) and writes and inspects once the traffic pauses, or once a quarter of the socket's buffer
+waits. These tests pin the decision, the kernel's count it rests on, a stream with no pause that
+outgrows the socket, and that waiting for a summary does not keep a flow alive in the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from mitmproxy.test import taddons, tflow
+
+from phonehome.addons import dumpwriter, inspector, recorder
+from phonehome.analysis.records import SourceReport
+from phonehome.analysis.sources.mitm import iter_flows
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the writer process is POSIX-only")
+
+LIMIT = 1000
+
+
+@pytest.mark.parametrize(
+    ("queued", "quiet", "waiting", "unsent", "step"),
+    [
+        (0, False, False, False, "wait"),  # nothing to do: sleep until a flow comes
+        (500, False, False, False, "nap"),  # the traffic flows: flows wait in the socket
+        (500, True, True, True, "read"),  # a pause: write first, before inspecting or reporting
+        (LIMIT + 1, False, True, True, "read"),  # the backlog passed the limit: write now
+        (LIMIT, False, False, False, "nap"),  # at the limit: still waiting
+        (0, False, True, False, "nap"),  # flows to inspect, but the traffic flows
+        (0, False, False, True, "nap"),  # confirmations to send, but the traffic flows
+        (0, True, True, True, "inspect"),  # a pause, everything written: inspect
+        (0, True, False, True, "report"),  # a pause, all inspected: send summaries, confirm
+        (0, True, False, False, "wait"),
+    ],
+)
+def test_the_writer_writes_and_inspects_in_the_pauses(queued, quiet, waiting, unsent, step) -> None:
+    assert dumpwriter.next_step(queued, quiet, LIMIT, waiting, unsent) == step
+
+
+def test_the_kernel_counts_every_flow_waiting_in_the_socket() -> None:
+    """The writer learns how much waits (and whether new flows came) from SIOCINQ, which counts all
+    queued datagrams of a SOCK_SEQPACKET socket, not only the first."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        assert dumpwriter.queued_bytes(theirs) == 0
+        for size in (10, 300, 4000):
+            ours.send(b"x" * size)
+        assert dumpwriter.queued_bytes(theirs) == 4310
+        assert len(theirs.recv(65536)) == 10  # one datagram per read
+        assert dumpwriter.queued_bytes(theirs) == 4300
+        assert dumpwriter.backlog_limit(theirs) >= 64 * 1024
+
+
+def read_ids(path: Path) -> list[str]:
+    report = SourceReport(path=str(path))
+    ids = [f.id for f in iter_flows(path, report)]
+    assert not report.warnings, report.warnings
+    return ids
+
+
+def test_a_stream_without_pauses_is_written_before_the_socket_fills(tmp_path: Path) -> None:
+    """Flows every 2 ms (never a pause) and many times what the socket holds: the writer starts
+    writing once the backlog passes its limit, so every flow is taken (the proxy never has to write
+    one itself) and some are on disk before the stream ends."""
+    path = tmp_path / "flows.mitm"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    flows = []
+    try:
+        writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+        capacity = writer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        body = os.urandom(48 * 1024)
+        taken, sent = 0, 0
+        while sent < 3 * capacity:
+            f = tflow.tflow(resp=True)
+            f.request.content = body
+            message = dumpwriter.pickle_flow(f)
+            taken += writer.submit(f.id, message)
+            sent += len(message)
+            flows.append(f)
+            time.sleep(0.002)
+        on_disk_during_stream = path.stat().st_size
+        writer.close()
+    finally:
+        os.close(fd)
+    assert taken == len(flows)
+    assert on_disk_during_stream > 0
+    assert read_ids(path) == [f.id for f in flows]
+
+
+def test_a_flow_waiting_for_its_summary_is_not_kept_alive_by_the_recorder(tmp_path: Path) -> None:
+    """mitmdump drops each flow once it is done: nobody would see its summary, so the recorder holds
+    flows waiting for one only weakly. A flow someone keeps (mitmweb's view) is still annotated."""
+
+    async def go() -> None:
+        insp = inspector.Inspector()
+        rec = recorder.Recorder(insp)
+        with taddons.context(insp, rec) as tctx:
+            tctx.configure(rec, phonehome_dir=str(tmp_path), phonehome_session="weak")
+            insp.running()
+            rec.running()
+            assert rec.writer is not None and rec.writer.reading
+            kept = tflow.tflow(resp=True)
+            kept.request.path = "/sa?android_id=9774d56d682e549c"
+            dropped = tflow.tflow(resp=True)
+            dropped.request.path = "/sa?android_id=9774d56d682e549c"
+            for f in (kept, dropped):
+                rec.request(f)
+                insp.response(f)
+                rec.response(f)
+            await asyncio.sleep(0)  # the recorder hands the flows over on the loop's next turn
+            assert set(rec.inspecting) == {kept.id, dropped.id}
+            del dropped, f
+            gc.collect()
+            assert set(rec.inspecting) == {kept.id}
+            deadline = time.monotonic() + 30
+            while not kept.comment:
+                assert time.monotonic() < deadline, "no summary came back"
+                await asyncio.sleep(0.01)
+            assert "android_id" in kept.comment
+            rec.done()
+            insp.done()
+        assert len(read_ids(tmp_path / "weak" / "flows.mitm")) == 2
+
+    asyncio.run(go())
