@@ -9,8 +9,10 @@ the recorder hands to its writer process is inspected there, after being written
 hands each flow over once (addons/dumpwriter.py). Otherwise the response hook only schedules, with
 `loop.call_soon`, the hand-off for after the response has gone back to the phone; the hand-off turns
 the flow into a small record and gives it to a worker process (`python inspector.py FD --worker`,
-started with the proxy, or when first needed if there is a feed). When a summary comes back the
-comment and mark are set and mitmweb is told (one update per 50 ms for all flows annotated in it).
+started with the proxy, or when first needed if there is a feed). The worker, like the writer,
+inspects in the pauses of the traffic (QUIET seconds without a new batch). When a summary comes
+back the comment and mark are set and mitmweb is told (one update per 50 ms for all flows
+annotated in it).
 Where no worker can run (no event loop, a frozen mitmproxy build, Windows, option
 `phonehome_inspect_worker=false`), when the worker has died, or when it is more than MAX_PENDING
 flows behind, the flow is inspected in the proxy process instead, also after the response has been
@@ -26,15 +28,18 @@ true) turns inspection off.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 import os
 import pickle
+import select
 import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -62,6 +67,8 @@ LIVE_LIMITS = Limits(
 )
 MAX_PENDING = 2_000  # flows handed to the worker and not answered yet; beyond: inspect in-process
 UPDATE_DELAY = 0.05  # seconds over which annotated flows are gathered into one UpdateHook
+QUIET = 0.05  # seconds without a new batch before the worker inspects (the traffic has paused)
+REPLY_BATCH = 64  # summaries per reply, at most
 _FRAME = struct.Struct("!I")
 
 
@@ -254,31 +261,65 @@ class Worker:
 
 
 def worker_main(fd: int) -> None:
-    """The worker process: read records, answer summaries, until the proxy closes the socket."""
+    """The worker process: read records, answer summaries, until the proxy closes the socket.
+
+    Like the recorder's writer (addons/dumpwriter.py), it works in the pauses of the traffic:
+    batches are taken in as they come, and records inspected once no batch has come for QUIET
+    seconds; a batch coming in the middle stops the work until the next pause. Inspecting beside
+    a busy proxy costs the proxy more than the inspection's CPU time, also at idle priority."""
     yield_to_the_proxy()
-    sock = socket.socket(fileno=fd)
-    reader = sock.makefile("rb")
+    with socket.socket(fileno=fd) as sock:
+        _answer_batches(sock)
+
+
+def _answer_batches(sock: socket.socket) -> None:
+    incoming = bytearray()
+    backlog: collections.deque[tuple[int, tuple, int]] = collections.deque()
+    replies: list[tuple[int, str, bool, str]] = []
+    last_batch = 0.0
     while True:
-        header = reader.read(_FRAME.size)
-        if len(header) < _FRAME.size:
-            return
-        (size,) = _FRAME.unpack(header)
-        batch = reader.read(size)
-        if len(batch) < size:
-            return
-        replies = []
-        for key, payload, skipped in pickle.loads(batch):
+        if backlog:
+            timeout: float | None = max(0.0, last_batch + QUIET - time.monotonic())
+        else:
+            timeout = None
+        if select.select([sock], [], [], timeout)[0]:
+            if replies and not _send_replies(sock, replies):
+                return
             try:
-                summary, mark = summarise_record(record_from_payload(payload), skipped)
-                error = ""
-            except Exception as exc:  # reported back and logged there
-                summary, mark, error = "", False, f"{type(exc).__name__}: {exc}"
-            replies.append((key, summary, mark, error))
-        reply = pickle.dumps(replies, protocol=pickle.HIGHEST_PROTOCOL)
+                data = sock.recv(1 << 18)
+            except OSError:
+                return
+            if not data:
+                return
+            incoming += data
+            last_batch = time.monotonic()
+            while len(incoming) >= _FRAME.size:
+                (size,) = _FRAME.unpack_from(incoming)
+                if len(incoming) < _FRAME.size + size:
+                    break
+                backlog.extend(pickle.loads(incoming[_FRAME.size : _FRAME.size + size]))
+                del incoming[: _FRAME.size + size]
+            continue
+        key, payload, skipped = backlog.popleft()  # a pause: one record, then look again
         try:
-            sock.sendall(_FRAME.pack(len(reply)) + reply)
-        except OSError:
+            summary, mark = summarise_record(record_from_payload(payload), skipped)
+            error = ""
+        except Exception as exc:  # reported back and logged there
+            summary, mark, error = "", False, f"{type(exc).__name__}: {exc}"
+        replies.append((key, summary, mark, error))
+        if (not backlog or len(replies) >= REPLY_BATCH) and not _send_replies(sock, replies):
             return
+
+
+def _send_replies(sock: socket.socket, replies: list) -> bool:
+    """Send the summaries made so far as one frame (and forget them); False if the proxy is gone."""
+    reply = pickle.dumps(replies, protocol=pickle.HIGHEST_PROTOCOL)
+    replies.clear()
+    try:
+        sock.sendall(_FRAME.pack(len(reply)) + reply)
+    except OSError:
+        return False
+    return True
 
 
 class Inspector:

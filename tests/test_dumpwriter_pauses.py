@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import pickle
 import socket
+import struct
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from mitmproxy.test import taddons, tflow
 from phonehome.addons import dumpwriter, inspector, recorder
 from phonehome.analysis.records import SourceReport
 from phonehome.analysis.sources.mitm import iter_flows
+from tests.test_recorder_inspector import leak_flow
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the writer process is POSIX-only")
 
@@ -131,3 +135,37 @@ def test_a_flow_waiting_for_its_summary_is_not_kept_alive_by_the_recorder(tmp_pa
         assert len(read_ids(tmp_path / "weak" / "flows.mitm")) == 2
 
     asyncio.run(go())
+
+
+def test_the_inspectors_worker_answers_every_record_of_batches_that_kept_coming() -> None:
+    """The inspector's own worker gathers batches while they keep coming (one frame split over two
+    sends, too) and answers each record once, in order, when they pause."""
+    ours, theirs = socket.socketpair()
+    worker = threading.Thread(target=inspector.worker_main, args=(theirs.detach(),), daemon=True)
+    worker.start()
+    flows = [leak_flow() if i % 2 == 0 else tflow.tflow(resp=True) for i in range(12)]
+    with ours:
+        for start in range(0, 12, 3):
+            part = flows[start : start + 3]
+            batch = [(start + i, inspector.request_payload(f)[0], 0) for i, f in enumerate(part)]
+            data = pickle.dumps(batch)
+            frame = struct.pack("!I", len(data)) + data
+            ours.sendall(frame[:7])
+            time.sleep(0.005)
+            ours.sendall(frame[7:])
+            time.sleep(0.01)
+        ours.settimeout(30)
+        replies: list = []
+        buffer = b""
+        while len(replies) < 12:
+            buffer += ours.recv(1 << 16)
+            while len(buffer) >= 4 and len(buffer) >= 4 + struct.unpack_from("!I", buffer)[0]:
+                size = struct.unpack_from("!I", buffer)[0]
+                replies += pickle.loads(buffer[4 : 4 + size])
+                buffer = buffer[4 + size :]
+    worker.join(timeout=30)
+    assert not worker.is_alive()  # it ends when the proxy's end closes
+    assert [key for key, *_ in replies] == list(range(12))
+    for key, summary, mark, error in replies:
+        assert not error
+        assert mark == (key % 2 == 0) and (("android_id" in summary) == (key % 2 == 0))
