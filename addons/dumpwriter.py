@@ -34,7 +34,8 @@ The writer works in the pauses of the phone's traffic (next_step): while flows k
 leaves them in the socket, where they are as safe from the proxy's death as on disk, and writes
 and inspects once no flow has come for QUIET seconds, or as soon as more than a quarter of the
 socket's buffer waits (backlog_limit), so the proxy never finds the socket full because the writer
-waited. Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
+waited, and at the latest MAX_DELAY seconds after it was last caught up (a steady stream of flows
+never pauses). Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
 waited for a core 0.05-0.2 ms per flow although the writer runs at idle priority
 (`benchmarks/bench_proxy.py -c 4`).
 """
@@ -85,6 +86,7 @@ MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
 NAP = 0.02  # seconds: while the traffic flows, the writer looks at its socket this often
 QUIET = 0.05  # seconds without a new flow: the traffic has paused, the writer writes and inspects
+MAX_DELAY = 1.0  # seconds: work waits no longer than this for a pause (a steady stream has none)
 _NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 
@@ -449,6 +451,7 @@ def writer_main(sock_fd: int, fd: int) -> None:
     limit = backlog_limit(sock)
     arrived = taken = 0  # bytes that came into the socket / that were read from it, so far
     last_flow = 0.0  # when a flow last came: the writer works once the traffic pauses
+    caught_up = time.monotonic()  # when all was last written, inspected and reported
 
     def confirm() -> None:
         nonlocal since_confirmed
@@ -461,11 +464,12 @@ def writer_main(sock_fd: int, fd: int) -> None:
         now = time.monotonic()
         if taken + queued != arrived:
             arrived, last_flow = taken + queued, now
-        quiet = now - last_flow >= QUIET
+        # a pause in the traffic, or work waiting for MAX_DELAY: a steady stream never pauses
+        quiet = now - last_flow >= QUIET or now - caught_up >= MAX_DELAY
         unsent = bool(since_confirmed or inspection.results)
         step = next_step(queued, quiet, limit, bool(inspection.waiting), unsent)
         if step == "nap":
-            time.sleep(min(NAP, last_flow + QUIET - now))
+            time.sleep(min(NAP, last_flow + QUIET - now, caught_up + MAX_DELAY - now))
             continue
         if step == "inspect":
             inspection.inspect_one()
@@ -476,8 +480,11 @@ def writer_main(sock_fd: int, fd: int) -> None:
             inspection.flush()
             confirm()
             continue
-        if step == "wait" and select.select([sock], [], [], None)[0] and queued_bytes(sock):
-            continue  # the first flow of a burst: wait for the pause (or the backlog) before writing
+        if step == "wait":
+            caught_up = now
+            if select.select([sock], [], [], None)[0] and queued_bytes(sock):
+                caught_up = time.monotonic()  # the first flow of a burst: wait for the pause
+                continue
         message = _read(sock)  # step "read"; or readable with nothing queued: the proxy closed its end
         if not message:  # the proxy closed its end or died: everything it sent has been read
             inspection.hand_back_all()

@@ -68,6 +68,7 @@ LIVE_LIMITS = Limits(
 MAX_PENDING = 2_000  # flows handed to the worker and not answered yet; beyond: inspect in-process
 UPDATE_DELAY = 0.05  # seconds over which annotated flows are gathered into one UpdateHook
 QUIET = 0.05  # seconds without a new batch before the worker inspects (the traffic has paused)
+MAX_DELAY = 1.0  # seconds: inspection waits no longer than this for a pause
 REPLY_BATCH = 64  # summaries per reply, at most
 _FRAME = struct.Struct("!I")
 
@@ -265,7 +266,8 @@ def worker_main(fd: int) -> None:
 
     Like the recorder's writer (addons/dumpwriter.py), it works in the pauses of the traffic:
     batches are taken in as they come, and records inspected once no batch has come for QUIET
-    seconds; a batch coming in the middle stops the work until the next pause. Inspecting beside
+    seconds, or MAX_DELAY seconds after the backlog started; a batch coming in the middle of the
+    work interrupts it until then. Inspecting beside
     a busy proxy costs the proxy more than the inspection's CPU time, also at idle priority."""
     yield_to_the_proxy()
     with socket.socket(fileno=fd) as sock:
@@ -276,10 +278,11 @@ def _answer_batches(sock: socket.socket) -> None:
     incoming = bytearray()
     backlog: collections.deque[tuple[int, tuple, int]] = collections.deque()
     replies: list[tuple[int, str, bool, str]] = []
-    last_batch = 0.0
+    last_batch = behind_since = 0.0  # when a batch last came; when the backlog started
     while True:
-        if backlog:
-            timeout: float | None = max(0.0, last_batch + QUIET - time.monotonic())
+        if backlog:  # a pause, or MAX_DELAY since the backlog started (a steady stream never pauses)
+            due = min(last_batch + QUIET, behind_since + MAX_DELAY)
+            timeout: float | None = max(0.0, due - time.monotonic())
         else:
             timeout = None
         if select.select([sock], [], [], timeout)[0]:
@@ -293,6 +296,8 @@ def _answer_batches(sock: socket.socket) -> None:
                 return
             incoming += data
             last_batch = time.monotonic()
+            if not backlog:
+                behind_since = last_batch
             while len(incoming) >= _FRAME.size:
                 (size,) = _FRAME.unpack_from(incoming)
                 if len(incoming) < _FRAME.size + size:

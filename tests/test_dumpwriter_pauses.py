@@ -71,15 +71,8 @@ def test_a_stream_without_pauses_is_written_before_the_socket_fills(tmp_path: Pa
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     flows = []
     try:
-        writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
-        first = tflow.tflow(resp=True)
-        assert writer.submit(first.id, dumpwriter.pickle_flow(first))
+        writer, first = started_writer(path, fd)
         flows.append(first)
-        deadline = time.monotonic() + 30
-        while writer.confirmed_count < 1:  # the writer has started (imports done) and is idle
-            assert time.monotonic() < deadline, "the writer process did not start"
-            time.sleep(0.01)
-            writer.poll()
         capacity = writer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         body = os.urandom(48 * 1024)
         taken, sent = 0, 0
@@ -98,6 +91,53 @@ def test_a_stream_without_pauses_is_written_before_the_socket_fills(tmp_path: Pa
     assert taken == len(flows) - 1
     assert on_disk_during_stream > 0
     assert read_ids(path) == [f.id for f in flows]
+
+
+def started_writer(path: Path, fd: int) -> tuple[dumpwriter.DumpWriter, object]:
+    """A writer process that has started (its imports done) and written one flow: what a proxy
+    has once it has been running a moment. Returns the writer and that flow."""
+    writer = dumpwriter.DumpWriter(path, fd, pytest.fail)
+    first = tflow.tflow(resp=True)
+    assert writer.submit(first.id, dumpwriter.pickle_flow(first))
+    deadline = time.monotonic() + 30
+    while writer.confirmed_count < 1:
+        assert time.monotonic() < deadline, "the writer process did not start"
+        time.sleep(0.01)
+        writer.poll()
+    return writer, first
+
+
+def test_a_steady_stream_below_the_backlog_limit_is_written_within_max_delay(tmp_path: Path) -> None:
+    """A flow every 10 ms never leaves the writer a pause, and its backlog stays far below the
+    limit: the writer still writes what waits MAX_DELAY after it was last caught up, not at the
+    stream's end."""
+    path = tmp_path / "flows.mitm"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        writer, first = started_writer(path, fd)
+        size_before = path.stat().st_size
+        flows = [first]
+        end = time.monotonic() + 2 * dumpwriter.MAX_DELAY
+        while time.monotonic() < end:
+            f = tflow.tflow(resp=True)
+            assert writer.submit(f.id, dumpwriter.pickle_flow(f))
+            flows.append(f)
+            time.sleep(0.01)
+        written_during_stream = path.stat().st_size - size_before
+        writer.close()
+    finally:
+        os.close(fd)
+    assert sum(len(dumpwriter.pickle_flow(f)) for f in flows) < writer_backlog_limit()
+    assert written_during_stream > 0
+    assert read_ids(path) == [f.id for f in flows]
+
+
+def writer_backlog_limit() -> int:
+    """The backlog limit of a socket set up as the writer's end is."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, dumpwriter.SOCKET_BUFFER)
+        return dumpwriter.backlog_limit(theirs)
 
 
 def test_a_flow_waiting_for_its_summary_is_not_kept_alive_by_the_recorder(tmp_path: Path) -> None:
