@@ -24,12 +24,16 @@ def start_child(
     buffer_bytes: int = 0,
 ) -> tuple[socket.socket, subprocess.Popen]:
     """Start `python -O -m module <child's socket fd> *args`; the proxy's end, non-blocking, and the
-    process. `buffer_bytes` asks the kernel for socket buffers that large (it caps them)."""
+    process. `buffer_bytes` asks the kernel for socket buffers that large (it caps them); the
+    child's last argument is then the send buffer the proxy's end got, which bounds how much can
+    wait in the socket."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, sock_type)
     if buffer_bytes:
         for sock, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+    if buffer_bytes:
+        args = [*args, str(ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))]
     try:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
         proc = subprocess.Popen(

@@ -78,7 +78,7 @@ MAX_MESSAGE = 64 * 1024  # larger pickled flows are written by the proxy itself
 MAX_REPLY = 256 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
 CONFIRM_EVERY = 256  # flows; or in the next pause of the traffic
-RESULT_DELAY = 0.02  # seconds: inspection summaries are sent back at most this late, in one batch
+RESULT_DELAY = 0.02  # seconds: while inspecting, summaries are sent back at most this late, in one batch
 MAX_RESULTS = 64  # summaries per reply datagram (each text cut to MAX_TEXT characters)
 MAX_TEXT = 400
 MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed back uninspected
@@ -402,24 +402,26 @@ class _Inspection:
         self.flush()
 
 
-def queued_bytes(sock: socket.socket) -> int:
+def queued_bytes(sock: socket.socket) -> int | None:
     """Bytes of flows waiting in the writer's socket (SIOCINQ: a SOCK_SEQPACKET socket counts
-    every queued datagram), or 0 where the kernel does not say."""
+    every queued datagram), or None where the kernel does not say."""
     try:
         return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
     except OSError:
-        return 0
+        return None
 
 
-def backlog_limit(sock: socket.socket) -> int:
-    """How many bytes of flows may wait in the socket while the traffic flows: a quarter of its
-    buffer (what the kernel counts per datagram is larger than the datagram), so the proxy never
-    finds it full because the writer waited. 4 MiB asked for, net.core.rmem_max caps it (208 KiB
-    on many Linux systems: then about 75 flows wait; with 4 MiB about 1,400)."""
-    try:
-        return max(64 * 1024, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 4)
-    except OSError:
-        return 64 * 1024
+def backlog_limit(sock: socket.socket, send_buffer: int | None = None) -> int:
+    """How many bytes of flows may wait in the socket while the traffic flows: a quarter of the
+    smaller of the proxy's send buffer (what bounds a connected AF_UNIX socket on Linux) and this
+    end's receive buffer (what the kernel counts per datagram is larger than the datagram), so
+    the proxy never finds the socket full because the writer waited. 4 MiB asked for;
+    net.core.wmem_max and rmem_max cap them (208 KiB on many Linux systems: then about 75 of
+    the benchmark's flows wait; with 4 MiB about 1,400)."""
+    buffers = [send_buffer] if send_buffer else []
+    with contextlib.suppress(OSError):
+        buffers.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    return min(buffers, default=256 * 1024) // 4
 
 
 def next_step(queued: int, quiet: bool, limit: int, waiting: bool, unsent: bool) -> str:
@@ -439,16 +441,20 @@ def next_step(queued: int, quiet: bool, limit: int, waiting: bool, unsent: bool)
     return "wait"
 
 
-def writer_main(sock_fd: int, fd: int) -> None:
+def writer_main(sock_fd: int, fd: int, send_buffer: int | None = None) -> None:
     """The writer process: append each flow it is sent, confirm, inspect the flows marked for it,
     until the proxy's end closes.
 
     The work is done in the pauses of the traffic (see the module's docstring and next_step);
     flows are written before any is inspected."""
-    sock = socket.socket(fileno=sock_fd)
+    with socket.socket(fileno=sock_fd) as sock:
+        _write_until_closed(sock, fd, send_buffer)
+
+
+def _write_until_closed(sock: socket.socket, fd: int, send_buffer: int | None) -> None:
     count, since_confirmed, failed = 0, 0, False
     inspection = _Inspection(sock.send)
-    limit = backlog_limit(sock)
+    limit = backlog_limit(sock, send_buffer)
     arrived = taken = 0  # bytes that came into the socket / that were read from it, so far
     last_flow = 0.0  # when a flow last came: the writer works once the traffic pauses
     caught_up = time.monotonic()  # when all was last written, inspected and reported
@@ -461,6 +467,8 @@ def writer_main(sock_fd: int, fd: int) -> None:
 
     while True:
         queued = queued_bytes(sock)
+        if queued is None:  # the kernel does not say: no waiting for pauses, read what comes
+            queued, limit = (1 if select.select([sock], [], [], 0.0)[0] else 0), 0
         now = time.monotonic()
         if taken + queued != arrived:
             arrived, last_flow = taken + queued, now
@@ -472,17 +480,21 @@ def writer_main(sock_fd: int, fd: int) -> None:
             time.sleep(min(NAP, last_flow + QUIET - now, caught_up + MAX_DELAY - now))
             continue
         if step == "inspect":
-            inspection.inspect_one()
-            if inspection.due():
-                inspection.flush()
-            continue
+            if not select.select([sock], [], [], 0.0)[0]:
+                inspection.inspect_one()
+                if inspection.due():
+                    inspection.flush()
+                continue
+            if queued_bytes(sock):
+                continue  # a flow came: the traffic goes on, the next look decides
+            step = "read"  # readable with nothing queued: the proxy closed its end
         if step == "report":
             inspection.flush()
             confirm()
             continue
         if step == "wait":
             caught_up = now
-            if select.select([sock], [], [], None)[0] and queued_bytes(sock):
+            if select.select([sock], [], [], None)[0] and queued_bytes(sock) != 0:
                 caught_up = time.monotonic()  # the first flow of a burst: wait for the pause
                 continue
         message = _read(sock)  # step "read"; or readable with nothing queued: the proxy closed its end
@@ -540,4 +552,4 @@ def _write_message(
 
 if __name__ == "__main__":
     yield_to_the_proxy()
-    writer_main(int(sys.argv[1]), int(sys.argv[2]))
+    writer_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

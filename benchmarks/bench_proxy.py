@@ -23,8 +23,8 @@ the next waits until that proxy's helpers have stopped using CPU: their work sta
 proxy's round instead of slowing the next proxy's. The wait is printed ("helpers idle ... after
 the round's last response"): by then every flow of the round is on disk and every live summary
 is back. `-n` larger than the writer's backlog limit (a quarter of its socket buffer: about
-1,400 of these flows with net.core.rmem_max at 4 MiB, about 75 at Linux's usual 208 KiB) measures
-a stream with no pause, where the writer must work beside the proxy.
+1,400 of these flows with net.core.wmem_max and rmem_max at 4 MiB, about 75 at Linux's usual
+208 KiB) measures a stream with no pause, where the writer must work beside the proxy.
 """
 
 from __future__ import annotations

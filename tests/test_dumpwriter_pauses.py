@@ -60,7 +60,11 @@ def test_the_kernel_counts_every_flow_waiting_in_the_socket() -> None:
         assert dumpwriter.queued_bytes(theirs) == 4310
         assert len(theirs.recv(65536)) == 10  # one datagram per read
         assert dumpwriter.queued_bytes(theirs) == 4300
-        assert dumpwriter.backlog_limit(theirs) >= 64 * 1024
+        receive = theirs.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert dumpwriter.backlog_limit(theirs) == receive // 4
+        # the proxy's send buffer bounds the socket too: the smaller of the two counts
+        assert dumpwriter.backlog_limit(theirs, receive // 2) == receive // 8
+        assert dumpwriter.backlog_limit(theirs, receive * 2) == receive // 4
 
 
 def test_a_stream_without_pauses_is_written_before_the_socket_fills(tmp_path: Path) -> None:
@@ -133,11 +137,80 @@ def test_a_steady_stream_below_the_backlog_limit_is_written_within_max_delay(tmp
 
 
 def writer_backlog_limit() -> int:
-    """The backlog limit of a socket set up as the writer's end is."""
+    """The backlog limit of a socket pair set up as the proxy's and the writer's ends are."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, dumpwriter.SOCKET_BUFFER)
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, dumpwriter.SOCKET_BUFFER)
-        return dumpwriter.backlog_limit(theirs)
+        return dumpwriter.backlog_limit(theirs, ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+
+
+def writer_in_thread(tmp_path: Path) -> tuple[socket.socket, threading.Thread, Path, int]:
+    """writer_main in a thread of this process (so the test can change what it calls): the proxy's
+    end of its socket, the thread, the dump and its open descriptor."""
+    path = tmp_path / "flows.mitm"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    thread = threading.Thread(target=dumpwriter.writer_main, args=(theirs.detach(), fd), daemon=True)
+    thread.start()
+    return ours, thread, path, fd
+
+
+def replies_until_closed(sock: socket.socket) -> list[bytes]:
+    sock.settimeout(30)
+    replies = []
+    while reply := sock.recv(dumpwriter.MAX_REPLY):
+        replies.append(reply)
+    return replies
+
+
+def test_without_the_kernels_count_the_writer_writes_what_comes(tmp_path: Path, monkeypatch) -> None:
+    """Where SIOCINQ is not answered, the writer cannot tell a backlog or a pause: it writes each
+    flow as it comes, as before, and still sees the proxy close its end."""
+    monkeypatch.setattr(dumpwriter, "queued_bytes", lambda sock: None)
+    ours, thread, path, fd = writer_in_thread(tmp_path)
+    flows = [tflow.tflow(resp=True) for _ in range(5)]
+    try:
+        with ours:
+            for f in flows:
+                ours.send(dumpwriter.WRITE + dumpwriter.pickle_flow(f))
+            ours.shutdown(socket.SHUT_WR)
+            replies = replies_until_closed(ours)
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    finally:
+        os.close(fd)
+    assert replies[-1][:1] == b"C"  # the last word: all five confirmed
+    assert path.read_bytes() == b"".join(dumpwriter.flow_bytes(f) for f in flows)
+
+
+def test_a_writer_told_to_stop_hands_back_what_it_has_not_inspected(tmp_path: Path, monkeypatch) -> None:
+    """The proxy closing its end (at shutdown) is seen between two inspections: the writer writes
+    every flow, then hands the flows it has not inspected back instead of inspecting them all
+    first (the proxy waits for it, at most 30 s)."""
+    from phonehome.addons import inspector as inspector_mod
+
+    def slow_summary(flow):
+        time.sleep(0.05)
+        return "phonehome: slow", False
+
+    monkeypatch.setattr(inspector_mod, "summarise", slow_summary)
+    ours, thread, path, fd = writer_in_thread(tmp_path)
+    flows = [tflow.tflow(resp=True) for _ in range(20)]
+    try:
+        with ours:
+            for f in flows:
+                ours.send(dumpwriter.WRITE_AND_INSPECT + dumpwriter.pickle_flow(f))
+            ours.shutdown(socket.SHUT_WR)
+            replies = replies_until_closed(ours)
+        thread.join(timeout=30)
+    finally:
+        os.close(fd)
+    results = [r for reply in replies if reply[:1] == b"R" for r in pickle.loads(reply[1:])]
+    assert sorted(flow_id for flow_id, *_ in results) == sorted(f.id for f in flows)  # each once
+    inspected = [summary for _, summary, _, _ in results if summary is not None]
+    assert len(inspected) <= 2  # inspecting all 20 first would take a second
+    assert read_ids(path) == [f.id for f in flows]
 
 
 def test_a_flow_waiting_for_its_summary_is_not_kept_alive_by_the_recorder(tmp_path: Path) -> None:
