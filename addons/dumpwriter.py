@@ -34,8 +34,8 @@ The writer works in the pauses of the phone's traffic (next_step): while flows k
 leaves them in the socket, where they are as safe from the proxy's death as on disk, and writes
 and inspects once no flow has come for QUIET seconds, or as soon as more than a quarter of the
 socket's buffer waits (backlog_limit), so the proxy never finds the socket full because the writer
-waited; and a flow waits at most MAX_DELAY seconds for a pause (a steady stream of flows never
-pauses). Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
+waited, and at the latest MAX_DELAY seconds after it was last caught up (a steady stream of flows
+never pauses). Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
 waited for a core 0.05-0.2 ms per flow although the writer runs at idle priority
 (`benchmarks/bench_proxy.py -c 4`).
 """
@@ -86,7 +86,7 @@ MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
 NAP = 0.02  # seconds: while the traffic flows, the writer looks at its socket this often
 QUIET = 0.05  # seconds without a new flow: the traffic has paused, the writer writes and inspects
-MAX_DELAY = 1.0  # seconds: a flow waits no longer than this for a pause (a steady stream has none)
+MAX_DELAY = 1.0  # seconds: work waits no longer than this for a pause (a steady stream has none)
 _NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 
@@ -349,24 +349,20 @@ class _Inspection:
 
     def __init__(self, send: Callable[[bytes], None]) -> None:
         self.send = send
-        self.waiting: deque[tuple[Any, int, float]] = deque()  # (flow, message size, when it came)
+        self.waiting: deque[tuple[Any, int]] = deque()  # (flow, message size)
         self.waiting_bytes = 0
         self.results: list[Result] = []
         self.first_result = 0.0  # when the oldest unsent result was made
         self.summarise: Callable[[Any], tuple[str, bool]] | None = None
 
-    def add(self, flow, size: int, came: float) -> None:
-        self.waiting.append((flow, size, came))
+    def add(self, flow, size: int) -> None:
+        self.waiting.append((flow, size))
         self.waiting_bytes += size
         while len(self.waiting) > MAX_BEHIND or self.waiting_bytes > MAX_BEHIND_BYTES:
             self._result(self._pop().id, None, False, "")  # too far behind: inspect it elsewhere
 
-    def oldest(self) -> float | None:
-        """When the flow waiting longest came to the writer, or None."""
-        return self.waiting[0][2] if self.waiting else None
-
     def _pop(self):
-        flow, size, _ = self.waiting.popleft()
+        flow, size = self.waiting.popleft()
         self.waiting_bytes -= size
         return flow
 
@@ -428,28 +424,18 @@ def backlog_limit(sock: socket.socket, send_buffer: int | None = None) -> int:
     return min(buffers, default=256 * 1024) // 4
 
 
-def next_step(
-    queued: int,
-    quiet: bool,
-    limit: int,
-    waiting: bool,
-    unsent: bool,
-    read_due: bool = False,
-    inspect_due: bool = False,
-) -> str:
+def next_step(queued: int, quiet: bool, limit: int, waiting: bool, unsent: bool) -> str:
     """What the writer does next, given the bytes of flows `queued` in its socket, whether the
-    traffic has paused (`quiet`), flows `waiting` to be inspected, confirmations or summaries
-    `unsent`, and whether the oldest queued or waiting flow came MAX_DELAY ago (`read_due`,
-    `inspect_due`): "read" one flow and write it (in a pause, when the backlog passes `limit`,
-    or when it is due), "inspect" one flow (in a pause once all is written, or when it is due),
-    "nap" (the traffic flows: look again shortly), "report" (send the summaries, confirm what is
-    on disk), or "wait" until the next flow comes."""
-    if queued and (quiet or read_due or queued > limit):
+    traffic has paused (`quiet`), flows `waiting` to be inspected, and confirmations or summaries
+    `unsent`: "read" one flow and write it (in a pause, or when the backlog passes `limit`),
+    "nap" (the traffic flows: look again shortly), "inspect" one flow (written ones first),
+    "report" (send the summaries, confirm what is on disk), or "wait" until the next flow comes."""
+    if queued and (quiet or queued > limit):
         return "read"
-    if waiting and (quiet or inspect_due):
-        return "inspect"
     if not quiet and (queued or waiting or unsent):
         return "nap"
+    if waiting:
+        return "inspect"
     if unsent:
         return "report"
     return "wait"
@@ -471,8 +457,7 @@ def _write_until_closed(sock: socket.socket, fd: int, send_buffer: int | None) -
     limit = backlog_limit(sock, send_buffer)
     arrived = taken = 0  # bytes that came into the socket / that were read from it, so far
     last_flow = 0.0  # when a flow last came: the writer works once the traffic pauses
-    # (bytes come in all, when they were seen): when each flow still in the socket came
-    seen: deque[tuple[int, float]] = deque()
+    caught_up = time.monotonic()  # when all was last written, inspected and reported
 
     def confirm() -> None:
         nonlocal since_confirmed
@@ -487,34 +472,31 @@ def _write_until_closed(sock: socket.socket, fd: int, send_buffer: int | None) -
         now = time.monotonic()
         if taken + queued != arrived:
             arrived, last_flow = taken + queued, now
-            seen.append((arrived, now))
-        while seen and seen[0][0] <= taken:
-            seen.popleft()
-        came = seen[0][1] if seen else now  # when the next flow to read came (seen first)
-        oldest = inspection.oldest()
-        quiet = now - last_flow >= QUIET
+        # a pause in the traffic, or work waiting for MAX_DELAY: a steady stream never pauses
+        quiet = now - last_flow >= QUIET or now - caught_up >= MAX_DELAY
         unsent = bool(since_confirmed or inspection.results)
-        # a steady stream never pauses: a flow waits for a pause at most MAX_DELAY
-        read_due = now - came >= MAX_DELAY
-        inspect_due = oldest is not None and now - oldest >= MAX_DELAY
-        step = next_step(queued, quiet, limit, bool(inspection.waiting), unsent, read_due, inspect_due)
+        step = next_step(queued, quiet, limit, bool(inspection.waiting), unsent)
         if step == "nap":
-            time.sleep(min(NAP, last_flow + QUIET - now))
+            time.sleep(min(NAP, last_flow + QUIET - now, caught_up + MAX_DELAY - now))
             continue
         if step == "inspect":
-            if select.select([sock], [], [], 0.0)[0] and queued_bytes(sock) == 0:
-                step = "read"  # readable with nothing queued: the proxy closed its end
-            else:
+            if not select.select([sock], [], [], 0.0)[0]:
                 inspection.inspect_one()
                 if inspection.due():
                     inspection.flush()
                 continue
+            if queued_bytes(sock):
+                continue  # a flow came: the traffic goes on, the next look decides
+            step = "read"  # readable with nothing queued: the proxy closed its end
         if step == "report":
             inspection.flush()
             confirm()
             continue
-        if step == "wait" and select.select([sock], [], [], None)[0] and queued_bytes(sock) != 0:
-            continue  # the first flow of a burst: wait for the pause before writing
+        if step == "wait":
+            caught_up = now
+            if select.select([sock], [], [], None)[0] and queued_bytes(sock) != 0:
+                caught_up = time.monotonic()  # the first flow of a burst: wait for the pause
+                continue
         message = _read(sock)  # step "read"; or readable with nothing queued: the proxy closed its end
         if not message:  # the proxy closed its end or died: everything it sent has been read
             inspection.hand_back_all()
@@ -524,7 +506,7 @@ def _write_until_closed(sock: socket.socket, fd: int, send_buffer: int | None) -
         count += 1
         since_confirmed += 1
         if not failed:
-            failed = _write_message(sock, fd, message, count, inspection, came)
+            failed = _write_message(sock, fd, message, count, inspection)
         if since_confirmed >= CONFIRM_EVERY:
             confirm()
 
@@ -537,7 +519,7 @@ def _read(sock: socket.socket) -> bytes:
 
 
 def _write_message(
-    sock: socket.socket, fd: int, message: bytes, number: int, inspection: _Inspection, came: float
+    sock: socket.socket, fd: int, message: bytes, number: int, inspection: _Inspection
 ) -> bool:
     """Append one pickled flow to the dump and queue it for inspection if marked so; whether
     writing failed (a full disk: the proxy is told, and stops sending)."""
@@ -555,7 +537,7 @@ def _write_message(
         with contextlib.suppress(OSError):
             sock.send(f"Sflow {flow.id} not recorded: {type(exc).__name__}: {exc}".encode())
         if inspect:
-            inspection.add(flow, len(message), came)  # not recorded, but its summary still comes back
+            inspection.add(flow, len(message))  # not recorded, but its summary still comes back
         return False
     try:
         append_record(fd, data)
@@ -564,7 +546,7 @@ def _write_message(
             sock.send(f"Ecannot write flows.mitm: {exc}".encode())
         return True
     if inspect:
-        inspection.add(flow, len(message), came)
+        inspection.add(flow, len(message))
     return False
 
 

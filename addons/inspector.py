@@ -266,7 +266,8 @@ def worker_main(fd: int) -> None:
 
     Like the recorder's writer (addons/dumpwriter.py), it works in the pauses of the traffic:
     batches are taken in as they come, and records inspected once no batch has come for QUIET
-    seconds; a record waits at most MAX_DELAY seconds for that pause. Inspecting beside
+    seconds, or MAX_DELAY seconds after the backlog started; a batch coming in the middle of the
+    work interrupts it until then. Inspecting beside
     a busy proxy costs the proxy more than the inspection's CPU time, also at idle priority."""
     yield_to_the_proxy()
     with socket.socket(fileno=fd) as sock:
@@ -275,12 +276,12 @@ def worker_main(fd: int) -> None:
 
 def _answer_batches(sock: socket.socket) -> None:
     incoming = bytearray()
-    backlog: collections.deque[tuple[float, tuple[int, tuple, int]]] = collections.deque()  # (came, record)
+    backlog: collections.deque[tuple[int, tuple, int]] = collections.deque()
     replies: list[tuple[int, str, bool, str]] = []
-    last_batch = 0.0  # when a batch last came
+    last_batch = behind_since = 0.0  # when a batch last came; when the backlog started
     while True:
-        if backlog:  # a pause, or the oldest record waited MAX_DELAY (a steady stream never pauses)
-            due = min(last_batch + QUIET, backlog[0][0] + MAX_DELAY)
+        if backlog:  # a pause, or MAX_DELAY since the backlog started (a steady stream never pauses)
+            due = min(last_batch + QUIET, behind_since + MAX_DELAY)
             timeout: float | None = max(0.0, due - time.monotonic())
         else:
             timeout = None
@@ -295,15 +296,16 @@ def _answer_batches(sock: socket.socket) -> None:
                 return
             incoming += data
             last_batch = time.monotonic()
+            if not backlog:
+                behind_since = last_batch
             while len(incoming) >= _FRAME.size:
                 (size,) = _FRAME.unpack_from(incoming)
                 if len(incoming) < _FRAME.size + size:
                     break
-                batch = pickle.loads(incoming[_FRAME.size : _FRAME.size + size])
-                backlog.extend((last_batch, record) for record in batch)
+                backlog.extend(pickle.loads(incoming[_FRAME.size : _FRAME.size + size]))
                 del incoming[: _FRAME.size + size]
             continue
-        _, (key, payload, skipped) = backlog.popleft()  # one record, then look again
+        key, payload, skipped = backlog.popleft()  # a pause: one record, then look again
         try:
             summary, mark = summarise_record(record_from_payload(payload), skipped)
             error = ""
