@@ -156,30 +156,32 @@ def writer_in_thread(tmp_path: Path) -> tuple[socket.socket, threading.Thread, P
     return ours, thread, path, fd
 
 
-def replies_until_closed(sock: socket.socket) -> list[bytes]:
-    sock.settimeout(30)
-    replies = []
-    while reply := sock.recv(dumpwriter.MAX_REPLY):
-        replies.append(reply)
-    return replies
+def send_then_close(tmp_path: Path, flows: list, kind: bytes) -> tuple[list[bytes], Path]:
+    """Send the flows to a writer in a thread as the proxy does, close the proxy's end at once,
+    and take every reply until the writer has finished: the replies and the dump."""
+    ours, thread, path, fd = writer_in_thread(tmp_path)
+    try:
+        with ours:
+            for f in flows:
+                ours.send(kind + dumpwriter.pickle_flow(f))
+            ours.shutdown(socket.SHUT_WR)
+            ours.settimeout(30)
+            replies = []
+            while reply := ours.recv(dumpwriter.MAX_REPLY):
+                replies.append(reply)
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    finally:
+        os.close(fd)
+    return replies, path
 
 
 def test_without_the_kernels_count_the_writer_writes_what_comes(tmp_path: Path, monkeypatch) -> None:
     """Where SIOCINQ is not answered, the writer cannot tell a backlog or a pause: it writes each
     flow as it comes, as before, and still sees the proxy close its end."""
     monkeypatch.setattr(dumpwriter, "queued_bytes", lambda sock: None)
-    ours, thread, path, fd = writer_in_thread(tmp_path)
     flows = [tflow.tflow(resp=True) for _ in range(5)]
-    try:
-        with ours:
-            for f in flows:
-                ours.send(dumpwriter.WRITE + dumpwriter.pickle_flow(f))
-            ours.shutdown(socket.SHUT_WR)
-            replies = replies_until_closed(ours)
-        thread.join(timeout=30)
-        assert not thread.is_alive()
-    finally:
-        os.close(fd)
+    replies, path = send_then_close(tmp_path, flows, dumpwriter.WRITE)
     assert replies[-1][:1] == b"C"  # the last word: all five confirmed
     assert path.read_bytes() == b"".join(dumpwriter.flow_bytes(f) for f in flows)
 
@@ -195,17 +197,8 @@ def test_a_writer_told_to_stop_hands_back_what_it_has_not_inspected(tmp_path: Pa
         return "phonehome: slow", False
 
     monkeypatch.setattr(inspector_mod, "summarise", slow_summary)
-    ours, thread, path, fd = writer_in_thread(tmp_path)
     flows = [tflow.tflow(resp=True) for _ in range(20)]
-    try:
-        with ours:
-            for f in flows:
-                ours.send(dumpwriter.WRITE_AND_INSPECT + dumpwriter.pickle_flow(f))
-            ours.shutdown(socket.SHUT_WR)
-            replies = replies_until_closed(ours)
-        thread.join(timeout=30)
-    finally:
-        os.close(fd)
+    replies, path = send_then_close(tmp_path, flows, dumpwriter.WRITE_AND_INSPECT)
     results = [r for reply in replies if reply[:1] == b"R" for r in pickle.loads(reply[1:])]
     assert sorted(flow_id for flow_id, *_ in results) == sorted(f.id for f in flows)  # each once
     inspected = [summary for _, summary, _, _ in results if summary is not None]
