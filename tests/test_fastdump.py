@@ -12,11 +12,19 @@ from mitmproxy.test import tflow
 
 from phonehome.analysis.records import HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.fastdump import Unsupported, http_record_from_record, read_dump
+from phonehome.analysis.sources.fastdump import Unsupported, read_dump, records_from_record
 from phonehome.analysis.sources.framing import record_offsets
 from tests.support_sources import reference_read_dump, write_dump
 
 DEFAULTS = Labels(session="s", app="com.example", mode="normal")
+
+
+def http_record_from_record(buf: bytes, source: str, defaults, report=None, layouts=None) -> HttpRecord:
+    """The HttpRecord of one whole record of an HTTP flow; Unsupported for any other."""
+    records = records_from_record(buf, source, defaults, report, layouts)
+    if len(records) != 1 or not isinstance(records[0], HttpRecord):
+        raise Unsupported("not an HTTP flow")
+    return records[0]
 
 
 def both(path: Path, **kwargs) -> tuple[tuple, tuple]:

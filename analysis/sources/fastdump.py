@@ -338,21 +338,6 @@ def records_from_record(
     raise Unsupported("another flow type")
 
 
-def http_record_from_record(
-    buf: bytes,
-    source: str,
-    defaults: Labels,
-    report: SourceReport | None = None,
-    layouts: Layouts | None = None,
-) -> HttpRecord:
-    """The HttpRecord of one whole tnetstring record of a current-format HTTP flow
-    (records_from_record for HTTP flows only; Unsupported for any other)."""
-    records = records_from_record(buf, source, defaults, report, layouts)
-    if len(records) != 1 or not isinstance(records[0], HttpRecord):
-        raise Unsupported("not an HTTP flow")
-    return records[0]
-
-
 def _keys_are(keys: Any, required: frozenset[bytes]) -> bool:
     """A flow's keys are those mitmproxy's set_state takes: all required, at most `backup` more."""
     return keys >= required and keys - required <= _FLOW_OPTIONAL
