@@ -30,14 +30,11 @@ own route). Summaries go back in batches, at most every RESULT_DELAY seconds, to
 confirmations; the proxy reads them with an event-loop reader, so it is woken per batch, not per
 flow.
 
-The writer works in the pauses of the phone's traffic (next_step): while flows keep coming it
-leaves them in the socket, where they are as safe from the proxy's death as on disk, and writes
-and inspects once no flow has come for QUIET seconds, or as soon as more than a quarter of the
-socket's buffer waits (backlog_limit), so the proxy never finds the socket full because the writer
-waited, and at the latest MAX_DELAY seconds after it was last caught up (a steady stream of flows
-never pauses). Working beside a busy proxy cost it more than the work's CPU time: on two cores the proxy
-waited for a core 0.05-0.2 ms per flow although the writer runs at idle priority
-(`benchmarks/bench_proxy.py -c 4`).
+The writer works in the pauses of the phone's traffic (next_step; childproc.QUIET and MAX_DELAY):
+while flows keep coming it leaves them in the socket, where they are as safe from the proxy's
+death as on disk, and writes and inspects once the traffic pauses, or as soon as more than a
+quarter of the socket's buffer waits (backlog_limit), so the proxy never finds the socket full
+because the writer waited.
 """
 
 from __future__ import annotations
@@ -64,7 +61,7 @@ from typing import Any
 
 from mitmproxy import io
 
-from phonehome.addons.childproc import start_child, yield_to_the_proxy
+from phonehome.addons.childproc import MAX_DELAY, QUIET, start_child, yield_to_the_proxy
 from phonehome.addons.flowpickle import ConnectionMemo, forget_held, load_message, pickle_flow
 
 __all__ = ["DumpWriter", "Result", "append_record", "flow_bytes", "pickle_flow", "recover_tail"]
@@ -85,8 +82,6 @@ MAX_BEHIND = 2_000  # flows waiting to be inspected; beyond, they are handed bac
 MAX_BEHIND_BYTES = 16 * 1024 * 1024
 _CONFIRMED = struct.Struct("!QQ")  # flows written so far, file size after them
 NAP = 0.02  # seconds: while the traffic flows, the writer looks at its socket this often
-QUIET = 0.05  # seconds without a new flow: the traffic has paused, the writer writes and inspects
-MAX_DELAY = 1.0  # seconds: work waits no longer than this for a pause (a steady stream has none)
 _NUMBER = struct.Struct("!Q")  # a message's number, counting from 1
 WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled flow
 

@@ -10,7 +10,7 @@ hands each flow over once (addons/dumpwriter.py). Otherwise the response hook on
 `loop.call_soon`, the hand-off for after the response has gone back to the phone; the hand-off turns
 the flow into a small record and gives it to a worker process (`python inspector.py FD --worker`,
 started with the proxy, or when first needed if there is a feed). The worker, like the writer,
-inspects in the pauses of the traffic (QUIET seconds without a new batch). When a summary comes
+inspects in the pauses of the traffic (childproc.QUIET). When a summary comes
 back the comment and mark are set and mitmweb is told (one update per 50 ms for all flows
 annotated in it).
 Where no worker can run (no event loop, a frozen mitmproxy build, Windows, option
@@ -47,7 +47,7 @@ from mitmproxy import ctx, http
 from mitmproxy.addonmanager import traverse
 from mitmproxy.hooks import UpdateHook
 
-from phonehome.addons.childproc import start_child, yield_to_the_proxy
+from phonehome.addons.childproc import MAX_DELAY, QUIET, start_child, yield_to_the_proxy
 from phonehome.analysis.classify import classify_endpoint, classify_request
 from phonehome.analysis.decode import decode_request
 from phonehome.analysis.decode.model import Limits
@@ -67,8 +67,6 @@ LIVE_LIMITS = Limits(
 )
 MAX_PENDING = 2_000  # flows handed to the worker and not answered yet; beyond: inspect in-process
 UPDATE_DELAY = 0.05  # seconds over which annotated flows are gathered into one UpdateHook
-QUIET = 0.05  # seconds without a new batch before the worker inspects (the traffic has paused)
-MAX_DELAY = 1.0  # seconds: inspection waits no longer than this for a pause
 REPLY_BATCH = 64  # summaries per reply, at most
 _FRAME = struct.Struct("!I")
 
@@ -264,11 +262,10 @@ class Worker:
 def worker_main(fd: int) -> None:
     """The worker process: read records, answer summaries, until the proxy closes the socket.
 
-    Like the recorder's writer (addons/dumpwriter.py), it works in the pauses of the traffic:
-    batches are taken in as they come, and records inspected once no batch has come for QUIET
-    seconds, or MAX_DELAY seconds after the backlog started; a batch coming in the middle of the
-    work interrupts it until then. Inspecting beside
-    a busy proxy costs the proxy more than the inspection's CPU time, also at idle priority."""
+    Like the recorder's writer, it works in the pauses of the traffic (childproc.QUIET,
+    MAX_DELAY): batches are taken in as they come, and records inspected once no batch has come
+    for QUIET seconds, or MAX_DELAY seconds after the backlog started; a batch coming in the
+    middle of the work interrupts it until then."""
     yield_to_the_proxy()
     with socket.socket(fileno=fd) as sock:
         _answer_batches(sock)
