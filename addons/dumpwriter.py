@@ -6,7 +6,8 @@ takes about 0.14 ms (C code), so the proxy pickles each finished flow and sends 
 datagram, to a writer process that unpickles it and appends exactly the bytes mitmproxy's
 FlowWriter makes of it. The dump's format is mitmproxy's, written by mitmproxy's code. A connection
 the writer already holds unchanged is sent as a reference (addons/flowpickle.py): on keep-alive
-connections that is most of the pickling saved.
+connections that is most of the pickling saved, and the writer encodes such a connection for the
+dump once, not for every flow (addons/dumprecord.py).
 
 Guarantees kept from writing in the proxy:
 - A flow handed over survives the proxy's death. It goes by one `send` on an AF_UNIX
@@ -43,7 +44,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import io as stdlib_io
 import logging
 import os
 import pickle
@@ -62,6 +62,7 @@ from typing import Any
 from mitmproxy import io
 
 from phonehome.addons.childproc import MAX_DELAY, QUIET, start_child, yield_to_the_proxy
+from phonehome.addons.dumprecord import flow_bytes, held_flow_bytes
 from phonehome.addons.flowpickle import ConnectionMemo, forget_held, load_message, pickle_flow
 
 __all__ = ["DumpWriter", "Result", "append_record", "flow_bytes", "pickle_flow", "recover_tail"]
@@ -87,13 +88,6 @@ WRITE, WRITE_AND_INSPECT = b"W", b"I"  # the kind byte in front of each pickled 
 
 # (flow id, summary, mark, error); summary None: not inspected here, inspect it elsewhere
 Result = tuple[str, str | None, bool, str]
-
-
-def flow_bytes(flow) -> bytes:
-    """The flow as mitmproxy's FlowWriter writes it: one record, ready for a single append."""
-    buffer = stdlib_io.BytesIO()
-    io.FlowWriter(buffer).add(flow)
-    return buffer.getvalue()
 
 
 def append_record(fd: int, data: bytes) -> None:
@@ -527,7 +521,7 @@ def _write_message(
         return False
     inspect = message[:1] == WRITE_AND_INSPECT
     try:
-        data = flow_bytes(flow)
+        data = held_flow_bytes(flow)
     except Exception as exc:  # e.g. another addon's unserialisable metadata: skip this flow
         with contextlib.suppress(OSError):
             sock.send(f"Sflow {flow.id} not recorded: {type(exc).__name__}: {exc}".encode())

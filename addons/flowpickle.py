@@ -83,7 +83,7 @@ def unchanged(known: tuple[dict[str, Any], tuple[type, ...]], state: dict[str, A
 _held: dict[str, Any] = {}
 
 
-def _remember(table: dict, key: str, value: Any) -> None:
+def remember(table: dict, key: str, value: Any) -> None:
     """Insert as the newest entry; drop the oldest beyond LIMIT (the same on both sides)."""
     table.pop(key, None)
     table[key] = value
@@ -96,13 +96,20 @@ def new_connection(cls: type, conn_id: str | None, state: dict[str, Any]):
     conn = cls.__new__(cls)
     conn.__dict__.update(state)
     if conn_id is not None:
-        _remember(_held, conn_id, conn)
+        remember(_held, conn_id, conn)
     return conn
 
 
 def known_connection(conn_id: str):
     """A connection sent earlier, unchanged since."""
     return _held[conn_id]
+
+
+def is_held(conn) -> bool:
+    """`conn` is the object held for its id: unchanged since it was sent, and never changed here
+    (a connection that changes is sent again in full, as a new object)."""
+    conn_id = conn.__dict__.get("id")
+    return type(conn_id) is str and _held.get(conn_id) is conn
 
 
 def forget_held() -> None:
@@ -157,7 +164,7 @@ class ConnectionMemo:
 
     def commit(self, new: list) -> None:
         for conn_id, shot in new:
-            _remember(self.sent, conn_id, shot)
+            remember(self.sent, conn_id, shot)
 
     def forget(self) -> None:
         """Send every connection in full again (after the writer reported a flow it could not read).

@@ -41,7 +41,8 @@ from typing import Any
 from mitmproxy import command, ctx, dns, exceptions, http, tcp, tls, udp, version
 
 from phonehome.addons import capturedir, markers
-from phonehome.addons.dumpwriter import DumpWriter, Result, append_record, flow_bytes
+from phonehome.addons.dumprecord import flow_bytes
+from phonehome.addons.dumpwriter import DumpWriter, Result, append_record
 from phonehome.addons.guard import Guard
 from phonehome.addons.inspector import Inspector
 from phonehome.addons.sessionfile import SessionFile
