@@ -4,8 +4,8 @@
 with less work. There, most flows of a keep-alive connection arrive with the connection as a
 reference to an object the writer already holds (addons/flowpickle.py). FlowWriter would encode
 that connection again for every flow: `get_state()` walks its attributes and certificates, and the
-pure-Python tnetstring encoder walks the result. That was 58 % of FlowWriter's time on the bundled
-sample's flows (benchmarks/bench_proxy.py quotes what it does under load).
+pure-Python tnetstring encoder walks the result. That was about 60 % of FlowWriter's time on the
+bundled sample's flows (docs/performance.md, Recording, "Sixth round", has what it does under load).
 
 A held connection is never changed. The proxy sends a connection whose state changed in full, and
 the writer builds a new object from it. So its encoding is computed once and reused. The flow's
@@ -17,7 +17,7 @@ spliced in. tests/test_dumprecord.py checks the bytes against FlowWriter's, and 
 from __future__ import annotations
 
 import io as stdlib_io
-from typing import Any
+import weakref
 
 from mitmproxy import io
 from mitmproxy.io import tnetstring
@@ -26,8 +26,9 @@ from phonehome.addons.flowpickle import is_held, remember
 
 __all__ = ["flow_bytes", "held_flow_bytes"]
 
-# held connection id -> (that connection object, the tnetstring of its get_state())
-_encoded: dict[str, tuple[Any, bytes]] = {}
+# held connection id -> (that connection object, weakly: the cache keeps none alive that the writer
+# no longer holds; the tnetstring of its get_state())
+_encoded: dict[str, tuple[weakref.ref, bytes]] = {}
 
 
 def flow_bytes(flow) -> bytes:
@@ -55,8 +56,8 @@ def _held_encoding(conn) -> bytes | None:
         return None
     conn_id = conn.id
     entry = _encoded.get(conn_id)
-    if entry is None or entry[0] is not conn:  # new, or the id was sent again in full (changed)
-        entry = (conn, tnetstring.dumps(conn.get_state()))
+    if entry is None or entry[0]() is not conn:  # new, or sent in full again since (changed, forgotten)
+        entry = (weakref.ref(conn), tnetstring.dumps(conn.get_state()))
         remember(_encoded, conn_id, entry)
     return entry[1]
 
@@ -65,16 +66,17 @@ def held_flow_bytes(flow) -> bytes:
     """flow_bytes(flow), reusing the encoding of each connection the writer holds."""
     client, server = flow.client_conn, flow.server_conn
     client_data, server_data = _held_encoding(client), _held_encoding(server)
-    # get_state() compares a modified flow's backup with its own state: not with a stand-in
-    if (client_data is None and server_data is None) or flow._backup is not None:
+    if client_data is None and server_data is None:
         return flow_bytes(flow)
     try:
         if client_data is not None:
             flow.client_conn = _Encoded(client_data)
         if server_data is not None:
             flow.server_conn = _Encoded(server_data)
+        # Flow.get_state() compares a backup with the base class's part of the state, which lacks
+        # request and response, so that never matches, stand-ins or not: a backup is always written
         state = flow.get_state()
-    finally:
+    finally:  # also when get_state() raises (another addon's metadata): the flow is inspected next
         flow.client_conn, flow.server_conn = client, server
     # tnetstring's dictionary, as mitmproxy's encoder lays it out: "<length>:", then each key and
     # value in reverse order of the dict, then "}"

@@ -6,7 +6,10 @@ unpickled here, which is what registers the connections this process then holds.
 
 from __future__ import annotations
 
+import gc
 import pickle
+import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,12 +70,11 @@ def test_every_kind_of_flow_on_held_connections_is_written_as_flowwriter_writes_
         on(base, "/6", tflow.tdnsflow, resp=True),
         on(base, "/7", resp=True),
     ]
-    flows[3].request.path = "/3"
     modified = on(base, "/8", resp=True)
     modified.backup()
     modified.request.path = "/8-edited"  # a flow with a backup: FlowWriter writes that too
     unmodified = on(base, "/9", resp=True)
-    unmodified.backup()  # backed up, not changed
+    unmodified.backup()  # backed up, not changed: FlowWriter writes its backup as well
     flows += [modified, unmodified]
     held = 0
     for flow in flows:
@@ -128,3 +130,32 @@ def test_connections_not_held_are_encoded_with_their_flow() -> None:
     flowpickle.forget_held()
     assert not flowpickle.is_held(received.server_conn)
     assert dumprecord.held_flow_bytes(received) == dumprecord.flow_bytes(flow)
+
+
+def test_the_connections_are_put_back_when_the_flow_cannot_be_serialised() -> None:
+    """Another addon's metadata that cannot be copied makes get_state() raise while the stand-ins
+    are in place: the flow keeps its own connections (the writer inspects it next)."""
+    hand_over = HandOver()
+    base = tflow.tflow(resp=True)
+    hand_over(on(base, "/0", resp=True))
+    flow = hand_over(on(base, "/1", resp=True))
+    client, server = flow.client_conn, flow.server_conn
+    assert flowpickle.is_held(client) and flowpickle.is_held(server)
+    flow.metadata["lock"] = threading.Lock()
+    with pytest.raises(TypeError):
+        dumprecord.held_flow_bytes(flow)
+    assert flow.client_conn is client and flow.server_conn is server
+    del flow.metadata["lock"]
+    assert dumprecord.held_flow_bytes(flow) == dumprecord.flow_bytes(flow)
+
+
+def test_the_cache_keeps_no_connection_alive() -> None:
+    """A connection the writer no longer holds (forgotten, or aged out) is not kept by its encoding."""
+    hand_over = HandOver()
+    flow = hand_over(tflow.tflow(resp=True))
+    dumprecord.held_flow_bytes(flow)
+    server = weakref.ref(flow.server_conn)
+    flowpickle.forget_held()
+    del flow
+    gc.collect()
+    assert server() is None
