@@ -197,8 +197,8 @@ class RowCollector:
 
     def _unread(self, record: HttpRecord, exc: Exception) -> DecodedRequest:
         """A request the decoder or classifier failed on: said as damage of its input (exit 2),
-        its flow row kept, and what it carried counted as opaque, so coverage lists it as unseen
-        rather than as seen and clean."""
+        its flow row kept, and what it carried counted as opaque, so coverage and the verdicts
+        treat it as unseen rather than as seen and clean."""
         sent = len(record.url) + len(record.request_body) + sum(len(m) for _, m in record.ws_messages)
         what = f"{type(exc).__name__}: {safe_text(str(exc))[:200]}"
         self.rows.unread.append(
