@@ -251,20 +251,16 @@ def _collect_deduplicated(
             if id(record) not in kept_ids:
                 dropped[record.source] = dropped.get(record.source, 0) + 1
         for source, count in dropped.items():
-            _report_of(source, reports).notes.append(
+            report = next(
+                (r for r in reports if source == r.path or source.startswith(r.path.rstrip(os.sep) + os.sep)),
+                reports[0],
+            )
+            report.notes.append(
                 f"{source}: {count} request(s) also in another capture of this run, counted once"
             )
     for record in kept:
         collector.add(record)
     return kept
-
-
-def _report_of(source: str, reports: list[SourceReport]) -> SourceReport:
-    """The report of the input a record came from (a capture directory's, for its flows.mitm)."""
-    return next(
-        (r for r in reports if source == r.path or source.startswith(r.path.rstrip(os.sep) + os.sep)),
-        reports[0],
-    )
 
 
 def build_analysis(rows: Rows, reports: list[SourceReport], profile: Profile | None) -> Analysis:
@@ -275,9 +271,6 @@ def build_analysis(rows: Rows, reports: list[SourceReport], profile: Profile | N
     """
     from phonehome.analysis.arrow_tables import arrow_table, findings_table
 
-    for source, message in rows.unread:  # requests a decoder or rule failed on: that input's damage
-        _report_of(source, reports).damaged(message)
-    rows.unread = []
     # chunk by chunk, the rows freed as it goes; persistence marked on the table
     tables = {"findings": findings_table(*rows.take_findings())}
     for name in ("flows", "contacts"):

@@ -61,9 +61,6 @@ class Rows:
     contacts: list[tuple] = field(default_factory=list)
     # findings rows already packed into Arrow chunks (pack()), which come before `_findings`
     packed_findings: list = field(default_factory=list)
-    # (record.source, message) for each request the decoder or classifier failed on (a bug):
-    # the pipeline reports them as damage of that input (pipeline.build_analysis)
-    unread: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[tuple]:
@@ -93,7 +90,6 @@ class Rows:
         self.flows.extend(other.flows)
         self._findings.extend(other._findings)
         self.contacts.extend(other.contacts)
-        self.unread.extend(other.unread)
 
     def pack(self) -> None:
         """Turn the findings rows into compact Arrow chunks (analysis.arrow_tables.pack_findings),
@@ -151,13 +147,10 @@ class RowCollector:
     def add_http(self, record: HttpRecord) -> None:
         labels = record.labels
         endpoint = self.endpoint(record.host, labels.app)
-        try:
-            decoded = decode_request(record)
-            if record.ws_messages:
-                add_ws_messages(decoded, record.ws_messages)
-            findings = classify_request(record, decoded, endpoint, self.settings.profile)
-        except Exception as exc:  # a bug in one decoder or rule must not cost the whole run
-            decoded, findings = self._unread(record, exc), []
+        decoded = decode_request(record)
+        if record.ws_messages:
+            add_ws_messages(decoded, record.ws_messages)
+        findings = classify_request(record, decoded, endpoint, self.settings.profile)
         share = self._strings.setdefault
         finding_rows = self.rows._findings  # not .findings, which would unpack the packed chunks
         add_finding_rows(findings, share, finding_rows)
@@ -194,21 +187,6 @@ class RowCollector:
                 )
             )
         )
-
-    def _unread(self, record: HttpRecord, exc: Exception) -> DecodedRequest:
-        """A request the decoder or classifier failed on: said as damage of its input (exit 2),
-        its flow row kept, and what it carried counted as opaque, so coverage and the verdicts
-        treat it as unseen rather than as seen and clean."""
-        sent = len(record.url) + len(record.request_body) + sum(len(m) for _, m in record.ws_messages)
-        what = f"{type(exc).__name__}: {safe_text(str(exc))[:200]}"
-        self.rows.unread.append(
-            (
-                record.source,
-                f"flow {record.flow_id} ({record.method} {record.host}) not analysed, a phonehome error"
-                f" ({what}); please report it. Its {sent} bytes count as opaque in the coverage",
-            )
-        )
-        return DecodedRequest(truncated=True, notes=[f"not analysed: {what}"], opaque_bytes=sent)
 
     def add_contact(self, record: ContactRecord) -> None:
         labels = record.labels
