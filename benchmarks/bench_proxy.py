@@ -97,6 +97,18 @@ def pythonpath(root: Path | None):
             os.environ["PYTHONPATH"] = old
 
 
+def proxy_clients(stack: ExitStack, port: int, confdir: Path, n: int) -> list[requests.Session]:
+    """n keep-alive HTTPS clients through the proxy on `port`, trusting the CA in `confdir`."""
+    clients = []
+    for _ in range(n):
+        s = stack.enter_context(requests.Session())
+        s.trust_env = False
+        s.proxies = {"https": f"http://127.0.0.1:{port}"}
+        s.verify = str(confdir / "mitmproxy-ca-cert.pem")
+        clients.append(s)
+    return clients
+
+
 def _gets(s: requests.Session, n: int, seq: itertools.count) -> list[float]:
     latencies = []
     for _ in range(n):
@@ -218,14 +230,7 @@ def main() -> None:
             addons, extra = setups[name]
             with pythonpath(compare_root if name == "compare" else None):
                 port, proc = stack.enter_context(mitmdump(confdir, up, addons, extra))
-            clients = []
-            for _ in range(args.clients):
-                s = stack.enter_context(requests.Session())
-                s.trust_env = False
-                s.proxies = {"https": f"http://127.0.0.1:{port}"}
-                s.verify = str(confdir / "mitmproxy-ca-cert.pem")
-                clients.append(s)
-            sessions[name], pids[name] = clients, proc.pid
+            sessions[name], pids[name] = proxy_clients(stack, port, confdir, args.clients), proc.pid
         seq = itertools.count()
         for name in configs:
             load(sessions[name], args.warmup, seq)

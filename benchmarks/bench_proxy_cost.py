@@ -39,11 +39,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench_proxy import RECORDER, REDIRECT, children, load, proc_cpu, settle
+from bench_proxy import RECORDER, REDIRECT, children, load, proc_cpu, proxy_clients, settle
 
 from tests.support_proxy import mitmdump, tls_upstream
 
@@ -101,14 +99,7 @@ def main() -> None:
         for name in CONFIGS:
             addons, extra = setups[name]
             port, proc = stack.enter_context(mitmdump(tmp / "conf", up, addons, extra))
-            clients = []
-            for _ in range(args.clients):
-                s = stack.enter_context(requests.Session())
-                s.trust_env = False
-                s.proxies = {"https": f"http://127.0.0.1:{port}"}
-                s.verify = str(tmp / "conf" / "mitmproxy-ca-cert.pem")
-                clients.append(s)
-            sessions[name], pids[name] = clients, proc.pid
+            sessions[name], pids[name] = proxy_clients(stack, port, tmp / "conf", args.clients), proc.pid
         seq = itertools.count()
         for name in CONFIGS:
             load(sessions[name], 100, seq)
