@@ -410,6 +410,13 @@ def distinct(column: pa.ChunkedArray) -> int:
     return len(seen)
 
 
+def count_true(column: pa.ChunkedArray) -> int:
+    """Rows where a boolean column is true (nulls are not)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.cast(column, "int64")).as_py() or 0)
+
+
 def frame(table: pa.Table, name: str) -> pd.DataFrame:
     """The DataFrame of an arrow_table (what the pipeline's tables always were): the findings
     as object columns of str (findings.normalise_findings), the other tables with the dtypes

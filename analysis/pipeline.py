@@ -102,6 +102,18 @@ class Analysis:
         found = self._arrow.get(name)
         return found.num_rows if found is not None else len(self._frames[name])
 
+    def count_true(self, name: str, column: str) -> int:
+        """Rows of table `name` where boolean `column` is true (0 when there is no such column)."""
+        found = self._arrow.get(name)
+        if found is None:
+            frame = self._frames[name]
+            return int(frame[column].fillna(False).astype(bool).sum()) if column in frame else 0
+        if column not in found.column_names:
+            return 0
+        from phonehome.analysis.arrow_tables import count_true
+
+        return count_true(found.column(column))
+
     def distinct(self, name: str, column: str) -> int:
         """Distinct non-missing values in one column of table `name` (DataFrame.nunique)."""
         found = self._arrow.get(name)

@@ -118,6 +118,16 @@ def http_flow(
     return flow
 
 
+def encrypted_batch(size: int) -> bytes:
+    """Bytes that look like an SDK's encrypted event batch (deterministic, high entropy)."""
+    import hashlib
+
+    out = b""
+    while len(out) < size:
+        out += hashlib.sha256(len(out).to_bytes(4, "big")).digest()
+    return out[:size]
+
+
 def tls_failure(
     host: str, *, app: str | None, mode: str, ts: float, error: str, session: str = "run"
 ) -> dict:

@@ -17,6 +17,7 @@ from phonehome.analysis.report import build_report
 from tests.support_report import (
     PROFILE,
     browsing_flows,
+    encrypted_batch,
     http_flow,
     tls_failure,
     write_capture,
@@ -232,16 +233,6 @@ def test_every_headline_and_comparison_row_links_to_its_findings(tmp_path: Path)
         rows = evidence[evidence["evidence_id"].isin(keys)]
         assert set(rows["host"]) == {row.host} and set(rows["data_type"]) == {row.data_type}
         assert rows[rows["mode"] == row.mode]["url"].nunique() <= row.mode_requests or row.mode_requests == 0
-
-
-def encrypted_batch(size: int) -> bytes:
-    """Bytes that look like an SDK's encrypted event batch (deterministic, high entropy)."""
-    import hashlib
-
-    out = b""
-    while len(out) < size:
-        out += hashlib.sha256(len(out).to_bytes(4, "big")).digest()
-    return out[:size]
 
 
 def test_opaque_payloads_and_quic_are_counted_and_gate_the_headline(tmp_path: Path):

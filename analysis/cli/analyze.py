@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
             f"{result.distinct('findings', 'host')} hosts) -> {Path(args.output)}",
             file=sys.stderr,
         )
+    stopped = result.count_true("flows", "decode_truncated")
+    if stopped:  # even with -q: what these requests held was not all examined
+        print(
+            f"phonehome: {stopped} request(s) not fully decoded (a bound was hit or a decoder failed; "
+            "flows.parquet column decode_truncated); their remaining content was not examined",
+            file=sys.stderr,
+        )
     for path in written:
         print(path)
     if result.damaged:

@@ -110,7 +110,9 @@ DETAIL_SECTIONS: tuple[Section, ...] = (
         "host of the app was decrypted, or TLS alert 'unknown ca' before any was); pinning_suspected: this "
         "host refused after other hosts of the app were decrypted; partly_decrypted; undetermined — DNS "
         "lookups with no decrypted request (dns_only), QUIC on UDP 443 (quic), other UDP (udp), and "
-        "request bodies no decoder could open (opaque_payload, with their bytes).",
+        "request bodies no decoder could open (opaque_payload, with their bytes), and requests whose "
+        "decoding stopped early at a bound or on a decoder error (decode_incomplete, with their request "
+        "bytes).",
         "Every contacted host was decrypted and every payload decoded.",
     ),
     Section(

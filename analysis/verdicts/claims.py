@@ -6,12 +6,17 @@ per claim and app. A verdict is one of:
 - ``contradicted``: the capture holds evidence against the claim (the findings are listed);
 - ``consistent``: nothing against it was seen, and coverage was good enough to see it;
 - ``inconclusive``: the capture cannot decide, and the reason says why (mode not tested, hosts
-  contacted but not decrypted, TLS versions not recorded, the field never sent, the claimant's
-  own host name running another company's software...).
+  contacted but not decrypted, payloads not read, TLS versions not recorded, the field never sent,
+  the claimant's own host name running another company's software...).
 
 Coverage only ever weakens "consistent": a leak seen is a leak, whatever else was not seen; but
-"nothing seen" over hosts we could not decrypt is not "nothing sent". Sentences name data types,
-fields and hosts, never captured values, so a redacted report stays redacted.
+"nothing seen" over hosts we could not decrypt is not "nothing sent", and neither is "nothing
+seen" over payloads we could not read (a body no decoder opened, or decoding stopped at a bound or
+on a decoder error; DESIGN.md: "inconclusive with the reason (e.g. hosts not decrypted, opaque
+payloads)"). Claims about what data was sent (no_upload, unlinkable, anonymous, aggregated,
+opt_out_effective, declared) weigh both; `encrypted` weighs only decoding stopped early (an opaque
+body is what the claim says); claims about contact or TLS weigh only undecrypted hosts. Sentences
+name data types, fields and hosts, never captured values, so a redacted report stays redacted.
 
 The precise meaning of each type (docs/claims.md has an example of each):
 - ``no_upload`` (mode, data_types): contradicted by any finding of those types (default: any) in
@@ -55,6 +60,7 @@ import pandas as pd
 from phonehome.analysis.claims import Claim, ClaimsFile, expand_data_types
 from phonehome.analysis.findings import DATA_TYPES
 from phonehome.analysis.verdicts.canaries import finding_ids
+from phonehome.analysis.verdicts.coverage import incomplete_mask, opaque_mask
 from phonehome.analysis.verdicts.evidence import evidence_ids, join_ids
 
 COLUMNS: tuple[str, ...] = (
@@ -135,6 +141,22 @@ class Observed:
             rows = rows[_destination_mask(rows, destination)]
         return sorted(set(rows["host"]) - set(self.flows["host"]))
 
+    def unread_payloads(
+        self, mode: str | None = None, destination: str | None = None, opaque: bool = True
+    ) -> pd.DataFrame:
+        """Decrypted requests whose content was not all read: a body no decoder opened
+        (`opaque_bytes`; left out with `opaque=False`), or decoding stopped early at a bound or on a
+        decoder error (`decode_truncated`). What they carried is unknown, like what an undecrypted
+        host received."""
+        flows = self.flows
+        unread = incomplete_mask(flows)
+        if opaque:
+            unread |= opaque_mask(flows)
+        rows = flows[unread]
+        if mode is not None:
+            rows = rows[rows["mode"] == mode]
+        return rows[_destination_mask(rows, destination)]
+
 
 def _destination_mask(frame: pd.DataFrame, destination: str | None) -> pd.Series:
     """Rows whose host is `destination` or under it, or whose owner is named so. Decided once per
@@ -207,6 +229,32 @@ def _blind(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> C
     )
 
 
+def _unread(
+    claim: Claim, obs: Observed, what: str, mode: str | None = None, opaque: bool = True
+) -> ClaimVerdict | None:
+    rows = obs.unread_payloads(mode, claim.params.get("destination"), opaque)
+    if rows.empty:
+        return None
+    hosts = sorted(set(rows["host"]))
+    shown = ", ".join(hosts[:5]) + (", ..." if len(hosts) > 5 else "")
+    return ClaimVerdict(
+        claim,
+        obs.app,
+        INCONCLUSIVE,
+        "payloads not read",
+        f"{what} in what could be read, but {len(rows)} request(s) to {shown} carried content that "
+        "was not read (a body no decoder could open, or decoding that stopped early); what it held is "
+        "unknown.",
+        [f"flow:{f}" for f in rows["flow_id"]],
+    )
+
+
+def _unseen(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> ClaimVerdict | None:
+    """Inconclusive when something could have been sent unseen: hosts not decrypted, then payloads
+    not read."""
+    return _blind(claim, obs, what, mode) or _unread(claim, obs, what, mode)
+
+
 def _consistent(claim: Claim, obs: Observed, why: str) -> ClaimVerdict:
     return ClaimVerdict(claim, obs.app, CONSISTENT, "nothing against it seen", why)
 
@@ -231,7 +279,7 @@ def _no_upload(claim: Claim, obs: Observed) -> ClaimVerdict:
         )
     return (
         _not_tested(claim, obs, [mode])
-        or _blind(claim, obs, f"Nothing of those types was seen leaving in {mode} mode", mode)
+        or _unseen(claim, obs, f"Nothing of those types was seen leaving in {mode} mode", mode)
         or _consistent(claim, obs, f"No request in {mode} mode carried {', '.join(sorted(wanted))}.")
     )
 
@@ -298,7 +346,7 @@ def _unlinkable(claim: Claim, obs: Observed) -> ClaimVerdict:
         )
     return (
         _not_tested(claim, obs, modes)
-        or _blind(claim, obs, f"No identifier was seen in both {' and '.join(modes)} mode")
+        or _unseen(claim, obs, f"No identifier was seen in both {' and '.join(modes)} mode")
         or _consistent(claim, obs, f"No identifier value was sent in both {modes[0]} and {modes[1]} mode.")
     )
 
@@ -323,7 +371,7 @@ def _anonymous(claim: Claim, obs: Observed) -> ClaimVerdict:
             "recur across sessions and modes.",
             finding_ids(rows),
         )
-    return _blind(claim, obs, "No identifier was seen") or _consistent(
+    return _unseen(claim, obs, "No identifier was seen") or _consistent(
         claim, obs, f"No hardware, account or persistent identifier was sent{_where(claim)}."
     )
 
@@ -355,7 +403,7 @@ def _aggregated(claim: Claim, obs: Observed) -> ClaimVerdict:
             f"({_types(hit[hit['data_type'].isin(IDENTIFIER_TYPES)])}): individual records, not aggregates.",
             finding_ids(hit),
         )
-    return _blind(claim, obs, "No per-event record with an identifier was seen") or _consistent(
+    return _unseen(claim, obs, "No per-event record with an identifier was seen") or _consistent(
         claim, obs, f"No request{_where(claim)} paired a URL or search with an identifier."
     )
 
@@ -434,8 +482,14 @@ def _encrypted(claim: Claim, obs: Observed) -> ClaimVerdict:
             "which anyone can reverse without a key; only TLS protected them in transit.",
             finding_ids(rows),
         )
-    return _blind(claim, obs, "No readable data was seen") or _consistent(
-        claim, obs, f"Nothing{_where(claim)} was readable after undoing encodings (payloads opaque or empty)."
+    return (  # an opaque body fits the claim; one whose decoding stopped early may hold readable data
+        _blind(claim, obs, "No readable data was seen")
+        or _unread(claim, obs, "No readable data was seen", opaque=False)
+        or _consistent(
+            claim,
+            obs,
+            f"Nothing{_where(claim)} was readable after undoing encodings (payloads opaque or empty).",
+        )
     )
 
 
@@ -602,7 +656,7 @@ def _opt_out_effective(claim: Claim, obs: Observed) -> ClaimVerdict:
             f"pairs sent in {silenced} mode were still sent: {_types(still)} to {_hosts(still)}.",
             finding_ids(still),
         )
-    return _blind(
+    return _unseen(
         claim, obs, f"Nothing sent in {silenced} mode was seen in {mode} mode", mode
     ) or _consistent(
         claim,
@@ -638,7 +692,7 @@ def _declared(claim: Claim, obs: Observed) -> ClaimVerdict:
         return ClaimVerdict(
             claim, obs.app, CONTRADICTED, "data types seen but undeclared", summary + ".", finding_ids(rows)
         )
-    return _blind(claim, obs, "Every data type seen was declared") or _consistent(claim, obs, summary + ".")
+    return _unseen(claim, obs, "Every data type seen was declared") or _consistent(claim, obs, summary + ".")
 
 
 CHECKS = {

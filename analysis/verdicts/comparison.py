@@ -4,7 +4,8 @@ For every destination and data type an app sent in either mode of a pair, the ro
 was sent in both, only in one, or not seen in the other — and, when the other mode has no traffic
 of this app at all, that the mode was **not tested** (never "vanishes": absence of a test is not a
 result). A row where the data was not seen says why it may still have been sent (the host was not
-decrypted in that mode, payloads were opaque, the host was not contacted), from the coverage table.
+decrypted in that mode, payloads were opaque or not fully decoded, the host was not contacted), from
+the coverage table.
 Pairs come from phonehome.analysis.modes.comparison_pairs: incognito always, every mode seen in the
 run, and any mode the study declares (e.g. `incognito-optout`).
 """

@@ -19,7 +19,11 @@ A verdict is only as good as what was seen. Three kinds of holes (DESIGN.md "Fin
   capture (`no_keys`), raw TCP (`raw_tcp`);
 - UDP traffic the proxy relayed without decrypting: `quic` (UDP port 443: HTTP/3), `udp` (other);
 - payloads sent but opaque (`opaque_payload`): request bodies no decoder opened, counted per
-  destination with their bytes, when the flows table says so (column `opaque_bytes`).
+  destination with their bytes, when the flows table says so (column `opaque_bytes`); and
+  requests whose decoding stopped early (`decode_incomplete`: a bound on size, depth, nesting or
+  field count was hit, or a decoder raised), counted per destination with their request bytes
+  (column `decode_truncated`). What was decoded before the stop is in the findings; the rest
+  was not examined.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ REASONS: dict[str, str] = {
     "quic": "QUIC (HTTP/3 on UDP port 443) relayed without decrypting",
     "udp": "other UDP traffic (or UDP whose port the capture does not say) relayed without decrypting",
     "opaque_payload": "request bodies no decoder could open (encrypted, compressed or an unknown format)",
+    "decode_incomplete": "requests whose decoding stopped early (a size, depth or field-count bound, or a "
+    "decoder error): the rest of their content was not examined",
 }
 
 #: Every reason is a hole a verdict must mention: even a DNS lookup with no decrypted request after it
@@ -109,8 +115,8 @@ def coverage(flows: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
     rows: list[tuple] = []
     if not contacts.empty:
         rows += _contact_rows(flows, contacts)
-    if not flows.empty and "opaque_bytes" in flows.columns:
-        rows += _opaque_rows(flows)
+    if not flows.empty:
+        rows += _opaque_rows(flows) + _incomplete_rows(flows)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if frame.empty:
         return frame
@@ -186,8 +192,22 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
     return out
 
 
+def opaque_mask(flows: pd.DataFrame) -> pd.Series:
+    """Requests with a body no decoder opened (False everywhere without an `opaque_bytes` column)."""
+    if "opaque_bytes" not in flows:
+        return pd.Series(False, index=flows.index)
+    return pd.to_numeric(flows["opaque_bytes"], errors="coerce").fillna(0) > 0
+
+
+def incomplete_mask(flows: pd.DataFrame) -> pd.Series:
+    """Requests whose decoding stopped early (False everywhere without a `decode_truncated` column)."""
+    if "decode_truncated" not in flows:
+        return pd.Series(False, index=flows.index)
+    return flows["decode_truncated"].fillna(False).astype(bool)
+
+
 def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
-    opaque = flows[pd.to_numeric(flows["opaque_bytes"], errors="coerce").fillna(0) > 0]
+    opaque = flows[opaque_mask(flows)]
     out = []
     for (app, mode, host), group in opaque.groupby(["app", "mode", "host"], sort=True):
         types = sorted({str(t) for t in group["request_content_type"] if t})
@@ -204,6 +224,27 @@ def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
                 int(pd.to_numeric(group["opaque_bytes"]).sum()),
                 detail,
                 coverage_id(str(app), str(mode), str(host), "opaque"),
+            )
+        )
+    return out
+
+
+def _incomplete_rows(flows: pd.DataFrame) -> list[tuple]:
+    stopped = flows[incomplete_mask(flows)]
+    out = []
+    for (app, mode, host), group in stopped.groupby(["app", "mode", "host"], sort=True):
+        out.append(
+            (
+                str(app),
+                str(mode),
+                str(host),
+                str(group["owner"].iloc[0] or ""),
+                "decode",
+                "decode_incomplete",
+                len(group),
+                int(pd.to_numeric(group["request_size"], errors="coerce").fillna(0).sum()),
+                f"{len(group)} request(s)",
+                coverage_id(str(app), str(mode), str(host), "decode"),
             )
         )
     return out
@@ -254,6 +295,13 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
             f"{int(opaque['count'].sum())} opaque payload(s), {_size(int(opaque['bytes'].sum()))}, "
             f"to {', '.join(hosts[:limit])}"
             + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
+        )
+    stopped = rows[rows["reason"] == "decode_incomplete"]
+    if not stopped.empty:
+        hosts = sorted(set(stopped["host"]))
+        parts.append(
+            f"{int(stopped['count'].sum())} request(s) not fully decoded to {', '.join(hosts[:limit])}"
+            + _more(hosts, limit)
         )
     return "; ".join(parts)
 

@@ -1,0 +1,199 @@
+"""Payloads sent but not read weaken "consistent" (DESIGN.md "Claims": inconclusive with the reason,
+e.g. opaque payloads): a body no decoder opened, or a request whose decoding stopped early (a bound,
+or a decoder error). Real captures through the real pipeline; the decoder error is injected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from phonehome.analysis.claims import parse_claims
+from phonehome.analysis.cli.main import main
+from phonehome.analysis.decode import request as decode_request_module
+from phonehome.analysis.pipeline import analyze
+from phonehome.analysis.verdicts.claims import CONSISTENT, CONTRADICTED, INCONCLUSIVE, judge_claims
+from phonehome.analysis.verdicts.coverage import coverage
+from tests.support_report import PROFILE, VISITED, browsing_flows, encrypted_batch, http_flow, write_capture
+
+T0 = 1_700_000_000.0
+SOURCE = 'source = { who = "Vendor", where = "blog", when = "2020-05-02" }'
+TRACKER = "sa.tracker.example"
+
+
+def _nested(depth: int) -> bytes:
+    """A JSON body nested deeper than the decoder follows (Limits.max_nesting is 64)."""
+    body: object = {"url": VISITED[0]}
+    for _ in range(depth):
+        body = {"next": body}
+    return json.dumps(body).encode()
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> Path:
+    """com.a: normal mode leaks to the tracker; in incognito the tracker gets two opaque batches.
+    com.b: only opaque bodies. com.c: one body nested too deep to decode to the end."""
+    flows = browsing_flows("com.a", "normal", T0)
+    flows.append(http_flow(VISITED[0], app="com.a", mode="incognito", ts=T0 + 100))
+    for i in range(2):
+        flows.append(
+            http_flow(
+                f"https://{TRACKER}/log",
+                app="com.a",
+                mode="incognito",
+                ts=T0 + 101 + i,
+                body=encrypted_batch(600 + i),
+                content_type="application/octet-stream",
+            )
+        )
+    flows.append(
+        http_flow(
+            "https://vault.example/up",
+            app="com.b",
+            mode="normal",
+            ts=T0 + 200,
+            body=encrypted_batch(900),
+            content_type="application/octet-stream",
+        )
+    )
+    deep = http_flow("https://deep.example/up", app="com.c", mode="normal", ts=T0 + 300, body=_nested(80))
+    flows.append(deep)
+    return write_capture(tmp_path_factory.mktemp("unread") / "cap", flows, profile=PROFILE)
+
+
+@pytest.fixture(scope="module")
+def analysis(capture):
+    return analyze([capture])
+
+
+def _claims(*claims: tuple[str, str]) -> list:
+    text = "\n".join(
+        f'[[claim]]\nid = "{cid}"\ntype = "{body.split()[0]}"\n'
+        + "\n".join(body.split("\n")[1:])
+        + f'\nparaphrase = "p"\n{SOURCE}\n'
+        for cid, body in claims
+    )
+    return [parse_claims(text)]
+
+
+def _judge(analysis, *claims: tuple[str, str]) -> dict:
+    a = analysis
+    verdicts = judge_claims(_claims(*claims), a.findings, a.flows, a.contacts)
+    return {f"{v.claim.id}/{v.app}": v for v in verdicts}
+
+
+def test_opaque_payloads_in_the_claims_mode_make_no_upload_inconclusive(analysis):
+    opaque_ids = set(analysis.flows.loc[analysis.flows["opaque_bytes"] > 0, "flow_id"])
+    tracker_ids = set(analysis.flows.loc[analysis.flows["host"] == TRACKER, "flow_id"])
+    verdicts = _judge(
+        analysis,
+        ("incognito", 'no_upload\nmode = "incognito"\ndata_types = ["url"]\napp = "com.a"'),
+        (
+            "elsewhere",
+            'no_upload\nmode = "incognito"\ndata_types = ["url"]\napp = "com.a"\ndestination = "x.example"',
+        ),
+        ("normal", 'no_upload\nmode = "normal"\ndata_types = ["url"]\napp = "com.a"'),
+        ("contact", 'no_contact\nmode = "incognito"\ndestination = "ads.example"\napp = "com.a"'),
+    )
+    unread = verdicts["incognito/com.a"]
+    assert (unread.verdict, unread.reason) == (INCONCLUSIVE, "payloads not read")
+    assert "2 request(s) to sa.tracker.example" in unread.why
+    assert {i.removeprefix("flow:") for i in unread.finding_ids} == opaque_ids & tracker_ids
+    assert len(unread.finding_ids) == 2
+    # elsewhere nothing went unread; a leak seen stays a leak; contacts are not hidden by payloads
+    assert verdicts["elsewhere/com.a"].verdict == CONSISTENT
+    assert verdicts["normal/com.a"].verdict == CONTRADICTED
+    assert verdicts["contact/com.a"].verdict == CONSISTENT
+
+
+def test_unread_payloads_weaken_unlinkable_and_anonymous_but_not_for_another_app(analysis):
+    verdicts = _judge(
+        analysis,
+        ("link", 'unlinkable\nmodes = ["normal", "incognito"]'),
+        ("anon", 'anonymous\ndestination = "vault.example"'),
+    )
+    assert verdicts["link/com.a"].reason == "payloads not read"  # the Android ID went in normal only
+    assert verdicts["anon/com.b"].reason == "payloads not read"
+    assert verdicts["anon/com.a"].verdict == CONSISTENT  # com.a sent nothing to vault.example
+    untested = verdicts["link/com.b"]
+    assert (untested.verdict, untested.reason) == (INCONCLUSIVE, "mode not tested")
+
+
+def test_encrypted_fits_opaque_bodies_but_not_decoding_that_stopped(analysis):
+    verdicts = _judge(
+        analysis,
+        ("enc-b", 'encrypted\napp = "com.b"'),
+        ("enc-c", 'encrypted\napp = "com.c"'),
+    )
+    assert verdicts["enc-b/com.b"].verdict == CONSISTENT
+    stopped = verdicts["enc-c/com.c"]
+    assert (stopped.verdict, stopped.reason) == (INCONCLUSIVE, "payloads not read")
+    assert "deep.example" in stopped.why
+
+
+def test_decoding_that_stopped_is_a_coverage_hole_with_its_bytes(analysis):
+    flows = analysis.flows
+    deep = flows[flows["host"] == "deep.example"]
+    assert deep["decode_truncated"].tolist() == [True]
+    assert not flows.loc[flows["host"] != "deep.example", "decode_truncated"].any()
+    cov = coverage(flows, analysis.contacts)
+    row = cov[cov["reason"] == "decode_incomplete"]
+    assert row[["app", "mode", "host", "kind", "count"]].values.tolist() == [
+        ["com.c", "normal", "deep.example", "decode", 1]
+    ]
+    assert int(row["bytes"].iloc[0]) == int(deep["request_size"].iloc[0]) > 0
+    # the URL sits deeper than the bound: not found, which is exactly what the hole warns about
+    assert analysis.findings[analysis.findings["host"] == "deep.example"].empty
+
+
+def test_report_and_analyze_say_so(capture, tmp_path, capsys):
+    out = tmp_path / "r.md"
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        f'app = "com.a"\n[[claim]]\ntype = "no_upload"\nmode = "incognito"\ndata_types = ["url"]\n'
+        f'paraphrase = "p"\n{SOURCE}\n'
+    )
+    assert main(["report", str(capture), "--claims", str(claims), "-q", "-o", str(out)]) == 0
+    tables = out.parent / f"{out.stem}_tables"
+    table = pd.read_parquet(tables / "claims.parquet")
+    assert table["reason"].tolist() == ["payloads not read"]
+    cov = pd.read_parquet(tables / "coverage.parquet")
+    assert {"opaque_payload", "decode_incomplete"} <= set(cov["reason"])
+    text = out.read_text(encoding="utf-8")
+    assert "1 request(s) not fully decoded to deep.example" in text
+    capsys.readouterr()
+    assert main(["analyze", str(capture), "-q", "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "phonehome: 1 request(s) not fully decoded" in err
+
+
+def test_a_decoder_error_is_a_hole_not_a_silent_loss(tmp_path, monkeypatch, capsys):
+    """A bug in a decoder must not lose the run, nor pass for "nothing sent": the request counts as
+    not fully decoded, its claims turn inconclusive, and analyze says so."""
+    flows = browsing_flows("com.a", "normal", T0) + browsing_flows("com.a", "incognito", T0 + 100)
+    capture = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    secret = "9c2f41a7e3b5d810-secret"
+
+    def broken_body(walker, record):
+        if record.request_body:
+            raise ValueError(secret)
+
+    monkeypatch.setattr(decode_request_module, "_body", broken_body)
+    a = analyze([capture], workers=1)
+    posts = a.flows[a.flows["method"] == "POST"]
+    assert len(posts) == 4 and posts["decode_truncated"].all()
+    assert not a.flows.loc[a.flows["method"] != "POST", "decode_truncated"].any()
+    assert a.findings[a.findings["host"] == TRACKER].empty  # the tracker's bodies were never read
+    (verdict,) = judge_claims(
+        _claims(("x", 'no_upload\nmode = "incognito"\ndata_types = ["search_query"]')),
+        a.findings,
+        a.flows,
+        a.contacts,
+    )
+    assert (verdict.verdict, verdict.reason) == (INCONCLUSIVE, "payloads not read")
+    assert secret not in verdict.why
+    assert main(["analyze", str(capture), "-q", "-j", "1", "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "phonehome: 4 request(s) not fully decoded" in err and secret not in err
