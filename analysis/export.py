@@ -12,7 +12,7 @@ comments from the redacted findings too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,10 @@ from phonehome.analysis.records import HttpRecord
 #: Headers whose whole value is a credential: replaced outright under --redact.
 CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})
 WITHHELD_BODY = b"[request body withheld by phonehome --redact: it carries encoded identifiers]"
+WITHHELD_UNREAD_BODY = (
+    b"[request body withheld by phonehome --redact: its decoding stopped early, "
+    b"so what it carries is unknown]"
+)
 
 
 def record_to_flow(rec: HttpRecord) -> http.HTTPFlow:
@@ -146,7 +150,10 @@ def _scrub_body(body: bytes, redactor: redaction.Redactor, withheld: bool) -> by
 
 
 def redact_records(
-    records: Iterable[HttpRecord], findings: pd.DataFrame, extra_values: Iterable[str] = ()
+    records: Iterable[HttpRecord],
+    findings: pd.DataFrame,
+    extra_values: Iterable[str] = (),
+    unread: Collection[str] = (),
 ) -> RedactedRecords:
     """Copies of `records` fit to share: every sensitive value, in every form, replaced by its tag.
 
@@ -155,7 +162,9 @@ def redact_records(
     response Set-Cookie) are replaced whole; every other header, request and response, the URL,
     the host and the labels are scrubbed; a URL part, header or body whose sensitive values sit
     under an encoding a text search cannot see through (gzip, protobuf, a second base64...) is
-    withheld, as is any binary body once there is something to hide (see analysis.redact).
+    withheld, as is any binary body once there is something to hide (see analysis.redact). The
+    body of a request in `unread` (flow ids whose decoding stopped early: flows' `decode_truncated`)
+    is always withheld: what lies past the stop was never examined, so nothing says what to scrub.
     """
     recs = [r for r in records if isinstance(r, HttpRecord)]
     texts = [r.path for r in recs] + [
@@ -166,9 +175,12 @@ def redact_records(
     out.redactor = redactor
     for rec in recs:
         opaque = redactor.opaque.get(rec.flow_id, set())
-        body = _scrub_body(rec.request_body, redactor, "body" in opaque)
+        if rec.flow_id in unread and rec.request_body:
+            body = WITHHELD_UNREAD_BODY
+        else:
+            body = _scrub_body(rec.request_body, redactor, "body" in opaque)
         headers = _scrub_headers(rec.request_headers, redactor, opaque, CREDENTIAL_HEADERS)
-        if body is WITHHELD_BODY:  # it is plain text now, whatever the original was
+        if body is WITHHELD_BODY or body is WITHHELD_UNREAD_BODY:  # plain text now, whatever it was
             headers = tuple(
                 (k, "text/plain" if k.lower() == "content-type" else v)
                 for k, v in headers

@@ -23,9 +23,9 @@ SOURCE = 'source = { who = "Vendor", where = "blog", when = "2020-05-02" }'
 TRACKER = "sa.tracker.example"
 
 
-def _nested(depth: int) -> bytes:
+def _nested(depth: int, leaf: dict | None = None) -> bytes:
     """A JSON body nested deeper than the decoder follows (Limits.max_nesting is 64)."""
-    body: object = {"url": VISITED[0]}
+    body: object = leaf or {"url": VISITED[0]}
     for _ in range(depth):
         body = {"next": body}
     return json.dumps(body).encode()
@@ -197,3 +197,29 @@ def test_a_decoder_error_is_a_hole_not_a_silent_loss(tmp_path, monkeypatch, caps
     assert main(["analyze", str(capture), "-q", "-j", "1", "-o", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "phonehome: 4 request(s) not fully decoded" in err and secret not in err
+
+
+def test_export_redact_withholds_a_body_whose_decoding_stopped(tmp_path):
+    """Past the stop nothing was examined, so nothing says what to scrub there: an e-mail address
+    deeper than the decoder follows would otherwise be shared in the "redacted" HAR."""
+    from phonehome.analysis.export import WITHHELD_UNREAD_BODY
+
+    flows = browsing_flows("com.a", "normal", T0)
+    email = "tester.private@example.org"
+    deep = http_flow(
+        "https://deep.example/up", app="com.a", mode="normal", ts=T0 + 50, body=_nested(80, {"email": email})
+    )
+    flows.append(deep)
+    cap = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    plain, redacted = tmp_path / "plain.har", tmp_path / "redacted.har"
+    assert main(["export", str(cap), "--har", str(plain), "-q"]) == 0
+    assert main(["export", str(cap), "--har", str(redacted), "-q", "--redact"]) == 0
+    assert email in plain.read_text()
+    entries = json.loads(redacted.read_text())["log"]["entries"]
+    deep = [e for e in entries if e["request"]["url"].startswith("https://deep.example/")]
+    assert [e["request"]["postData"]["text"] for e in deep] == [WITHHELD_UNREAD_BODY.decode()]
+    assert email not in redacted.read_text()
+    tracker = [e for e in entries if e["request"]["url"].startswith(f"https://{TRACKER}/")]
+    assert tracker and all(
+        WITHHELD_UNREAD_BODY.decode() not in e["request"]["postData"]["text"] for e in tracker
+    )

@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     records = [r for r in everything if isinstance(r, HttpRecord)]
     if args.redact:
         from phonehome.analysis.redact import profile_secrets
+        from phonehome.analysis.verdicts.coverage import incomplete_mask
 
-        records = redact_records(records, result.findings, profile_secrets(result.profile))
+        unread = set(result.flows.loc[incomplete_mask(result.flows), "flow_id"])
+        records = redact_records(records, result.findings, profile_secrets(result.profile), unread)
     har = records_to_har(records, result.findings)
     out = Path(args.har)
     # user-only, like every capture and report: a HAR holds the tester's identifiers and tokens
