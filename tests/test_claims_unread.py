@@ -223,3 +223,23 @@ def test_export_redact_withholds_a_body_whose_decoding_stopped(tmp_path):
     assert tracker and all(
         WITHHELD_UNREAD_BODY.decode() not in e["request"]["postData"]["text"] for e in tracker
     )
+
+
+def test_a_decoder_error_note_names_type_and_place_never_the_value(monkeypatch):
+    from phonehome.analysis.decode import codecs
+    from phonehome.analysis.decode.request import decode_request
+    from phonehome.analysis.records import Labels
+    from phonehome.analysis.sources.flow_record import http_record
+
+    secret = "c2VjcmV0LXZhbHVl-9c2f41a7e3b5d810"
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"cannot decode {secret}")
+
+    monkeypatch.setattr(codecs, "unbase64", broken)
+    flow = http_flow(f"https://t.example/log?id={secret}", app="a", mode="normal", ts=T0)
+    decoded = decode_request(http_record(flow, "test", Labels(None, None, "normal", None)))
+    assert decoded.truncated
+    (note,) = [n for n in decoded.notes if n.startswith("internal error")]
+    assert note.startswith("internal error in query: ValueError at test_claims_unread.py:")
+    assert secret not in note

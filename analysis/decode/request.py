@@ -4,8 +4,10 @@ body) and hand each value to the walker with the right location and path prefix.
 from __future__ import annotations
 
 import json
+import traceback
 from email import policy as email_policy
 from email.parser import BytesParser
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from phonehome.analysis.decode import codecs
@@ -54,8 +56,16 @@ def decode_request(record: HttpRecord, limits: Limits = DEFAULT_LIMITS) -> Decod
         except Stop:
             break
         except Exception as exc:  # a decoder bug must not lose the other parts or the run
-            walker.truncate(f"internal error in {part.__name__.strip('_')}: {type(exc).__name__}: {exc}")
+            walker.truncate(f"internal error in {part.__name__.strip('_')}: {_where_raised(exc)}")
     return walker.result
+
+
+def _where_raised(exc: BaseException) -> str:
+    """`ValueError at walk.py:123`: the exception's type and where it was raised, never its text
+    (which may quote the captured value it choked on)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return type(exc).__name__ + at
 
 
 def decode_value(
@@ -78,7 +88,7 @@ def decode_value(
     except Stop:
         pass
     except Exception as exc:
-        walker.truncate(f"internal error: {type(exc).__name__}: {exc}")
+        walker.truncate(f"internal error: {_where_raised(exc)}")
     return walker.result
 
 
