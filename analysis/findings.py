@@ -28,6 +28,8 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "value",
     "confidence",
     "evidence",
+    # added after DESIGN.md's columns (which it allows): the request's phase label, "" when none
+    "phase",
 )
 
 FLOWS_COLUMNS: tuple[str, ...] = (
@@ -138,6 +140,7 @@ class Finding:
     value: str
     confidence: str
     evidence: str
+    phase: str = ""
 
 
 def findings_frame(findings: list[Finding] | None = None) -> pd.DataFrame:

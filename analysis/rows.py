@@ -28,16 +28,20 @@ _finding_row = attrgetter(*(f.name for f in fields(Finding)))
 # Columns whose values repeat over many rows: each distinct value stored once (RowCollector._strings).
 _SHARED_COLUMNS = ("session", "app", "mode", "method", "host", "url", "location", "field", "encodings")
 _SHARED_COLUMNS += ("value",)  # a device's identifiers recur in request after request
+_SHARED_COLUMNS += ("phase",)  # one label over a phase's requests
 _FINDING_SHARED = tuple(FINDINGS_COLUMNS.index(c) for c in _SHARED_COLUMNS)
 _APP = FINDINGS_COLUMNS.index("app")
-# A request's findings share their first columns (session ... url: the request's own): made safe
-# and shared once per run of equal heads, the seven after them per finding (add_finding_rows).
+# A request's findings share their first columns (session ... url: the request's own) and the last
+# (phase): made safe and shared once per run of equal heads, the seven between them per finding
+# (add_finding_rows).
 _HEAD = FINDINGS_COLUMNS.index("location")
 _HEAD_SHARED = tuple(i for i in _FINDING_SHARED if i < _HEAD)
 _TAIL_COLUMNS = ("location", "field", "encodings", "data_type", "value", "confidence", "evidence")
 _TAIL_SHARED = {"location", "field", "encodings", "value"}  # add_finding_rows spells the tail out
+_TAIL_END = _HEAD + len(_TAIL_COLUMNS)
 if (
-    FINDINGS_COLUMNS[_HEAD:] != _TAIL_COLUMNS
+    FINDINGS_COLUMNS[_HEAD:_TAIL_END] != _TAIL_COLUMNS
+    or FINDINGS_COLUMNS[_TAIL_END:] != ("phase",)
     or _APP >= _HEAD
     or {*_SHARED_COLUMNS} & {*_TAIL_COLUMNS} != _TAIL_SHARED
 ):
@@ -222,9 +226,11 @@ def add_finding_rows(findings: list[Finding], share: Callable[[str, str], str], 
     """
     head_of: tuple | None = None  # the head columns as the findings hold them
     head: tuple = ()  # and as the rows hold them
+    phase_of: object = None  # the phase as the findings hold it
+    phase = ""  # and as the rows hold it
     for finding in findings:
         row = _finding_row(finding)
-        if row[:_HEAD] != head_of:  # the first finding of the request, in practice
+        if row[:_HEAD] != head_of or row[_TAIL_END] != phase_of:  # the request's first finding, in practice
             head_of = row[:_HEAD]
             cells = list(_safe_row(head_of))
             if cells[_APP] is None:  # as the table holds it (findings.normalise_findings)
@@ -232,13 +238,18 @@ def add_finding_rows(findings: list[Finding], share: Callable[[str, str], str], 
             for i in _HEAD_SHARED:
                 cells[i] = share(cells[i], cells[i])
             head = tuple(cells)
-        location, path, encodings, data_type, value, confidence, evidence = row[_HEAD:]
+            phase_of = row[_TAIL_END]
+            (phase,) = _safe_row(("" if phase_of is None else phase_of,))
+            phase = share(phase, phase)
+        location, path, encodings, data_type, value, confidence, evidence = row[_HEAD:_TAIL_END]
         try:
             ascii = (location + path + encodings + data_type + value + confidence + evidence).isascii()
         except TypeError:  # a cell that is not a string
             ascii = False
         if not ascii:
-            location, path, encodings, data_type, value, confidence, evidence = _safe_row(row[_HEAD:])
+            location, path, encodings, data_type, value, confidence, evidence = _safe_row(
+                row[_HEAD:_TAIL_END]
+            )
         out.append(
             (
                 *head,
@@ -249,6 +260,7 @@ def add_finding_rows(findings: list[Finding], share: Callable[[str, str], str], 
                 share(value, value),
                 confidence,
                 evidence,
+                phase,
             )
         )
 

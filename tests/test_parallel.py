@@ -97,6 +97,22 @@ def test_workers_give_the_same_tables_as_the_straightforward_path(many_records: 
     assert len(fast.flows) == 5 * len(sample_analysis.flows)
 
 
+def test_every_finding_carries_its_requests_phase(many_records: Path, sample_analysis):
+    """`phase` is the findings' column after DESIGN.md's; it is the phase of the finding's own
+    request (flows table), in one process and in worker ranges alike."""
+    from phonehome.analysis.findings import FINDINGS_COLUMNS
+
+    assert FINDINGS_COLUMNS[-1] == "phase" and FINDINGS_COLUMNS.index("evidence") == 18
+    fast, _, in_ranges = fast_analysis(many_records, workers=2)
+    assert in_ranges
+    for analysis in (sample_analysis, fast):
+        findings, flows = analysis.findings, analysis.flows
+        assert list(findings.columns) == list(FINDINGS_COLUMNS)
+        phase_of = dict(zip(flows["flow_id"], flows["phase"], strict=True))
+        assert findings["phase"].tolist() == [phase_of[f] for f in findings["flow_id"]]
+        assert {"normal-browsing", "incognito-browsing"} <= set(findings["phase"])
+
+
 def test_a_worker_process_gives_the_rows_this_process_gives(many_records: Path):
     from concurrent.futures import ProcessPoolExecutor
 

@@ -350,6 +350,7 @@ def classify_request(
         endpoint.party,
         record.url,
     )
+    phase = labels.phase or ""
     findings = []
     by_path: dict[str, list[str]] = defaultdict(list)
     for path, dtype in best:
@@ -370,6 +371,7 @@ def classify_request(
                 value,
                 verdict.confidence,
                 verdict.evidence,
+                phase,
             )
         )
     return findings

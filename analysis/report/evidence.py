@@ -68,15 +68,20 @@ def mode_rank(mode: str) -> tuple[int, str]:
 
 
 def phases_of(findings: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
-    """Each finding's phase: its own column when the findings carry it, else its flow's."""
-    if "phase" in findings.columns:
-        return findings["phase"].fillna("").astype(str)
-    if flows.empty or "phase" not in flows.columns or findings.empty:
-        return pd.Series([""] * len(findings), index=findings.index, dtype=object)
+    """Each finding's phase: its own `phase` cell where it has one, else its flow's (findings
+    built by hand or read from a table of an earlier version carry none)."""
+    own = (
+        findings["phase"].fillna("").astype(str)
+        if "phase" in findings.columns
+        else pd.Series([""] * len(findings), index=findings.index, dtype=object)
+    )
+    if flows.empty or "phase" not in flows.columns or findings.empty or (own != "").all():
+        return own
     by_flow = dict(zip(flows["flow_id"], flows["phase"].fillna("").astype(str), strict=True))
     codes, flow_ids = pd.factorize(findings["flow_id"])  # a flow's findings share one lookup
     phases = np.array([by_flow.get(f, "") for f in flow_ids], dtype=object)
-    return pd.Series(phases[codes] if len(phases) else [], index=findings.index, dtype=object)
+    theirs = pd.Series(phases[codes] if len(phases) else [], index=findings.index, dtype=object)
+    return own.where(own != "", theirs)
 
 
 def _listing(frame: pd.DataFrame, column: str, limit: int = _MAX_LISTED) -> pd.Series:
