@@ -214,18 +214,22 @@ def _not_tested(claim: Claim, obs: Observed, modes: Sequence[str]) -> ClaimVerdi
     )
 
 
+def _first(names: list[str], limit: int = 5) -> str:
+    """The first `limit` names, then "..." when there are more."""
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
 def _blind(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> ClaimVerdict | None:
     hosts = obs.blind_hosts(mode, claim.params.get("destination"))
     if not hosts:
         return None
-    shown = ", ".join(hosts[:5]) + (", ..." if len(hosts) > 5 else "")
     return ClaimVerdict(
         claim,
         obs.app,
         INCONCLUSIVE,
         "hosts not decrypted",
         f"{what} in the decrypted traffic, but {len(hosts)} host(s) were contacted without being "
-        f"decrypted ({shown}); what they received is unknown.",
+        f"decrypted ({_first(hosts)}); what they received is unknown.",
     )
 
 
@@ -235,16 +239,14 @@ def _unread(
     rows = obs.unread_payloads(mode, claim.params.get("destination"), opaque)
     if rows.empty:
         return None
-    hosts = sorted(set(rows["host"]))
-    shown = ", ".join(hosts[:5]) + (", ..." if len(hosts) > 5 else "")
     return ClaimVerdict(
         claim,
         obs.app,
         INCONCLUSIVE,
         "payloads not read",
-        f"{what} in what could be read, but {len(rows)} request(s) to {shown} carried content that "
-        "was not read (a body no decoder could open, or decoding that stopped early); what it held is "
-        "unknown.",
+        f"{what} in what could be read, but {len(rows)} request(s) to {_first(sorted(set(rows['host'])))} "
+        "carried content that was not read (a body no decoder could open, or decoding that stopped "
+        "early); what it held is unknown.",
         [f"flow:{f}" for f in rows["flow_id"]],
     )
 
