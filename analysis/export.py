@@ -130,7 +130,7 @@ def _scrub_headers(
         name = k.lower()
         if name in credentials:
             out.append((k, redaction.tag(v)))
-        elif f"header.{name}" in opaque:
+        elif f"header.{name}" in opaque or "header.*" in opaque:
             out.append((k, redaction.WITHHELD))
         else:
             out.append((redactor.scrub(k), redactor.scrub(v)))
@@ -162,15 +162,16 @@ def redact_records(
     response Set-Cookie) are replaced whole; every other header, request and response, the URL,
     the host and the labels are scrubbed; a URL part, header or body whose sensitive values sit
     under an encoding a text search cannot see through (gzip, protobuf, a second base64...) is
-    withheld, as is any binary body once there is something to hide (see analysis.redact). The
-    body of a request in `unread` (flow ids whose decoding stopped early: flows' `decode_truncated`)
-    is always withheld: what lies past the stop was never examined, so nothing says what to scrub.
+    withheld, as is any binary body once there is something to hide (see analysis.redact). A
+    request in `unread` (flow ids not fully decoded: flows' `decode_truncated`) keeps only its
+    method and host: its URL path and query, header values and body are withheld, since what was
+    not examined cannot be scrubbed.
     """
     recs = [r for r in records if isinstance(r, HttpRecord)]
     texts = [r.path for r in recs] + [
         r.request_body.decode("utf-8", "replace") for r in recs if b"=" in r.request_body[: 1 << 20]
     ]
-    redactor = redaction.redactor_for(findings, texts, extra_values=extra_values)
+    redactor = redaction.redactor_for(findings, texts, extra_values=extra_values, unread=unread)
     out = RedactedRecords()
     out.redactor = redactor
     for rec in recs:

@@ -143,6 +143,28 @@ class Finding:
     phase: str = ""
 
 
+def opaque_mask(flows: pd.DataFrame) -> pd.Series:
+    """Requests with a body no decoder opened (`opaque_bytes` > 0; all False without the column)."""
+    import pandas as pd
+
+    if "opaque_bytes" not in flows:
+        return pd.Series(False, index=flows.index)
+    return pd.to_numeric(flows["opaque_bytes"], errors="coerce").fillna(0) > 0
+
+
+def incomplete_mask(flows: pd.DataFrame) -> pd.Series:
+    """Requests not fully decoded (`decode_truncated`; all False without the column). True only
+    for a true cell: booleans, and the text "True" of a flows table read back from CSV."""
+    import pandas as pd
+
+    if "decode_truncated" not in flows:
+        return pd.Series(False, index=flows.index)
+    column = flows["decode_truncated"]
+    if column.dtype == bool:
+        return column
+    return column.map(lambda v: v is True or v == 1 or str(v).lower() == "true").astype(bool)
+
+
 def findings_frame(findings: list[Finding] | None = None) -> pd.DataFrame:
     """A findings DataFrame with the DESIGN.md columns in order, also when empty."""
     return findings_from_rows([astuple(f) for f in findings or ()])

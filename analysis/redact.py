@@ -36,6 +36,8 @@ from urllib.parse import unquote_plus
 
 import pandas as pd
 
+from phonehome.analysis.findings import incomplete_mask
+
 SENSITIVE_PREFIXES: tuple[str, ...] = ("device_id.", "token", "user_id", "contact.", "location.", "network.")
 SENSITIVE_FIELD_WORDS: tuple[str, ...] = ("authorization", "cookie", "token", "session", "auth")
 #: Parameter names whose values are credentials whatever the classifier said (whole name, lowercased).
@@ -358,7 +360,9 @@ class Redactor:
     """Scrubs a fixed set of sensitive values (and location/credential parameters) from any text.
 
     `opaque`: flow_id -> locations (query, url_path, header.<name>, body) whose sensitive values sit
-    under an encoding a text scrub cannot see through; those parts are withheld.
+    under an encoding a text scrub cannot see through; those parts are withheld. A request not fully
+    decoded has UNREAD_PLACES: every part (`header.*`: every request header), since what was not
+    examined cannot be scrubbed.
     """
 
     values: list[str]
@@ -517,6 +521,10 @@ class Redactor:
         return out
 
 
+#: What is withheld of a request not fully decoded (flows' decode_truncated): all of it.
+UNREAD_PLACES = frozenset({"url_path", "query", "header.*", "body"})
+
+
 def opaque_places(findings: pd.DataFrame) -> dict[str, set[str]]:
     """flow_id -> where (query, url_path, header.<name>, cookie, body) a sensitive value sits under an
     encoding a text scrub cannot see through."""
@@ -536,9 +544,15 @@ def opaque_places(findings: pd.DataFrame) -> dict[str, set[str]]:
     return places
 
 
-def redactor_for(findings: pd.DataFrame, *texts: Iterable[str], extra_values: Iterable[str] = ()) -> Redactor:
+def redactor_for(
+    findings: pd.DataFrame,
+    *texts: Iterable[str],
+    extra_values: Iterable[str] = (),
+    unread: Iterable[str] = (),
+) -> Redactor:
     """The Redactor for one output: the findings' sensitive values, credential parameters found in
-    `texts` (URLs, bodies), and `extra_values` (e.g. a profile's identifiers)."""
+    `texts` (URLs, bodies), and `extra_values` (e.g. a profile's identifiers); the requests whose
+    flow ids are in `unread` (not fully decoded) are withheld whole."""
     values = set(sensitive_values(findings))
     values.update(v for v in extra_values if isinstance(v, str) and worth_redacting(v))
     for column in texts:
@@ -549,7 +563,10 @@ def redactor_for(findings: pd.DataFrame, *texts: Iterable[str], extra_values: It
     if not findings.empty:
         for v, t in zip(findings["value"], findings["data_type"], strict=True):
             types.setdefault(str(v), str(t))
-    return Redactor(sorted(values), types, opaque_places(findings))
+    places = opaque_places(findings)
+    for flow_id in unread:
+        places.setdefault(str(flow_id), set()).update(UNREAD_PLACES)
+    return Redactor(sorted(values), types, places)
 
 
 def redact_frame(frame: pd.DataFrame, values: list[str], columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -564,7 +581,8 @@ def tables_redactor(
     """The Redactor redact_tables uses, for scrubbing anything else a redacted output shows from the
     same analysis (reader warnings, titles): `tables_redactor(f, fl).scrub(text)`."""
     urls = [*findings.get("url", []), *flows.get("url", [])]
-    return redactor_for(findings, urls, extra_values=extra_values)
+    unread = flows.loc[incomplete_mask(flows), "flow_id"] if "flow_id" in flows else ()
+    return redactor_for(findings, urls, extra_values=extra_values, unread=unread)
 
 
 # What a profile lists that is the finding itself, not a secret: visited URLs and searched words stay.

@@ -60,6 +60,30 @@ def capture(tmp_path_factory) -> Path:
     )
     deep = http_flow("https://deep.example/up", app="com.c", mode="normal", ts=T0 + 300, body=_nested(80))
     flows.append(deep)
+    # com.d: nothing links normal and incognito; an opaque body only in a third mode
+    for i, mode in enumerate(("normal", "incognito")):
+        flows.append(http_flow(f"https://d.example/page-{i}", app="com.d", mode=mode, ts=T0 + 400 + i))
+    flows.append(
+        http_flow(
+            "https://d.example/up",
+            app="com.d",
+            mode="incognito-optout",
+            ts=T0 + 410,
+            body=encrypted_batch(700),
+            content_type="application/octet-stream",
+        )
+    )
+    # com.e: a token beside content nested past the decoder's bound
+    token = {"distinct_id": "f3a9c2e17b5d4e08a6c1", "blob": json.loads(_nested(80))}
+    flows.append(
+        http_flow(
+            "https://e.example/track",
+            app="com.e",
+            mode="normal",
+            ts=T0 + 500,
+            body=json.dumps(token).encode(),
+        )
+    )
     return write_capture(tmp_path_factory.mktemp("unread") / "cap", flows, profile=PROFILE)
 
 
@@ -135,15 +159,17 @@ def test_encrypted_fits_opaque_bodies_but_not_decoding_that_stopped(analysis):
 
 def test_decoding_that_stopped_is_a_coverage_hole_with_its_bytes(analysis):
     flows = analysis.flows
-    deep = flows[flows["host"] == "deep.example"]
-    assert deep["decode_truncated"].tolist() == [True]
-    assert not flows.loc[flows["host"] != "deep.example", "decode_truncated"].any()
+    stopped = flows["host"].isin(["deep.example", "e.example"])
+    assert flows.loc[stopped, "decode_truncated"].tolist() == [True, True]
+    assert not flows.loc[~stopped, "decode_truncated"].any()
     cov = coverage(flows, analysis.contacts)
-    row = cov[cov["reason"] == "decode_incomplete"]
-    assert row[["app", "mode", "host", "kind", "count"]].values.tolist() == [
-        ["com.c", "normal", "deep.example", "decode", 1]
+    rows = cov[cov["reason"] == "decode_incomplete"]
+    assert rows[["app", "mode", "host", "kind", "count"]].values.tolist() == [
+        ["com.c", "normal", "deep.example", "decode", 1],
+        ["com.e", "normal", "e.example", "decode", 1],
     ]
-    assert int(row["bytes"].iloc[0]) == int(deep["request_size"].iloc[0]) > 0
+    deep = flows[flows["host"] == "deep.example"]
+    assert int(rows["bytes"].iloc[0]) == int(deep["request_size"].iloc[0]) > 0
     # the URL sits deeper than the bound: not found, which is exactly what the hole warns about
     assert analysis.findings[analysis.findings["host"] == "deep.example"].empty
 
@@ -166,7 +192,7 @@ def test_report_and_analyze_say_so(capture, tmp_path, capsys):
     capsys.readouterr()
     assert main(["analyze", str(capture), "-q", "-o", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "phonehome: 1 request(s) not fully decoded" in err
+    assert "phonehome: 2 request(s) not fully decoded" in err
 
 
 def test_a_decoder_error_is_a_hole_not_a_silent_loss(tmp_path, monkeypatch, capsys):
@@ -199,30 +225,58 @@ def test_a_decoder_error_is_a_hole_not_a_silent_loss(tmp_path, monkeypatch, caps
     assert "phonehome: 4 request(s) not fully decoded" in err and secret not in err
 
 
-def test_export_redact_withholds_a_body_whose_decoding_stopped(tmp_path):
-    """Past the stop nothing was examined, so nothing says what to scrub there: an e-mail address
-    deeper than the decoder follows would otherwise be shared in the "redacted" HAR."""
-    from phonehome.analysis.export import WITHHELD_UNREAD_BODY
+def test_redact_withholds_a_request_not_fully_decoded(tmp_path, monkeypatch):
+    """What was not examined cannot be scrubbed: under --redact such a request keeps its method
+    and host only. Here the query decoder fails (an injected bug), so an e-mail address in the
+    query, one in a header and one nested past the decoder's bound in the body were never found;
+    each would otherwise be shared in the "redacted" HAR and tables."""
+    import base64
 
+    from phonehome.analysis.export import WITHHELD_UNREAD_BODY
+    from phonehome.analysis.redact import WITHHELD
+
+    emails = [f"tester.{where}@example.org" for where in ("query", "header", "body")]
     flows = browsing_flows("com.a", "normal", T0)
-    email = "tester.private@example.org"
     deep = http_flow(
-        "https://deep.example/up", app="com.a", mode="normal", ts=T0 + 50, body=_nested(80, {"email": email})
+        f"https://deep.example/up?u={base64.b64encode(emails[0].encode()).decode()}",
+        app="com.a",
+        mode="normal",
+        ts=T0 + 50,
+        body=_nested(80, {"email": emails[2]}),
     )
+    deep.request.headers["X-Contact"] = base64.b64encode(emails[1].encode()).decode()
     flows.append(deep)
     cap = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+
+    def broken_query(walker, record):
+        if record.query:
+            raise ValueError("a decoder bug")
+
+    monkeypatch.setattr(decode_request_module, "_query", broken_query)
     plain, redacted = tmp_path / "plain.har", tmp_path / "redacted.har"
     assert main(["export", str(cap), "--har", str(plain), "-q"]) == 0
     assert main(["export", str(cap), "--har", str(redacted), "-q", "--redact"]) == 0
-    assert email in plain.read_text()
-    entries = json.loads(redacted.read_text())["log"]["entries"]
-    deep = [e for e in entries if e["request"]["url"].startswith("https://deep.example/")]
-    assert [e["request"]["postData"]["text"] for e in deep] == [WITHHELD_UNREAD_BODY.decode()]
-    assert email not in redacted.read_text()
-    tracker = [e for e in entries if e["request"]["url"].startswith(f"https://{TRACKER}/")]
-    assert tracker and all(
-        WITHHELD_UNREAD_BODY.decode() not in e["request"]["postData"]["text"] for e in tracker
+    assert all(
+        base64.b64encode(e.encode()).decode() in plain.read_text() or e in plain.read_text() for e in emails
     )
+    text = redacted.read_text()
+    assert not any(e in text or base64.b64encode(e.encode()).decode() in text for e in emails)
+    entries = json.loads(text)["log"]["entries"]
+    (entry,) = [e for e in entries if "deep.example" in e["request"]["url"]]
+    assert entry["request"]["url"] == f"https://deep.example/{WITHHELD}?{WITHHELD}"
+    assert entry["request"]["postData"]["text"] == WITHHELD_UNREAD_BODY.decode()
+    headers = {h["name"]: h["value"] for h in entry["request"]["headers"]}
+    assert headers["X-Contact"] == WITHHELD
+    # the requests that were fully decoded keep their scrubbed URLs and bodies
+    tracker = [e for e in entries if e["request"]["url"].startswith(f"https://{TRACKER}/log")]
+    assert len(tracker) == 2 and all(WITHHELD not in e["request"]["url"] for e in tracker)
+    # the tables of analyze --redact withhold the same URL
+    out = tmp_path / "out"
+    assert main(["analyze", str(cap), "-q", "--redact", "-o", str(out)]) == 0
+    flows_table = pd.read_parquet(out / "flows.parquet")
+    url = flows_table.loc[flows_table["host"] == "deep.example", "url"].item()
+    assert url == f"https://deep.example/{WITHHELD}?{WITHHELD}"
+    assert flows_table["url"].str.contains(WITHHELD, regex=False).sum() == 1
 
 
 def test_a_decoder_error_note_names_type_and_place_never_the_value(monkeypatch):
@@ -243,3 +297,64 @@ def test_a_decoder_error_note_names_type_and_place_never_the_value(monkeypatch):
     (note,) = [n for n in decoded.notes if n.startswith("internal error")]
     assert note.startswith("internal error in query: ValueError at test_claims_unread.py:")
     assert secret not in note
+
+
+def test_unread_payloads_count_only_in_the_modes_a_claim_is_about(analysis):
+    verdicts = _judge(
+        analysis,
+        ("pair", 'unlinkable\nmodes = ["normal", "incognito"]\napp = "com.d"'),
+        ("optout", 'unlinkable\nmodes = ["normal", "incognito-optout"]\napp = "com.d"'),
+    )
+    assert verdicts["pair/com.d"].verdict == CONSISTENT  # the opaque body went in a third mode
+    assert verdicts["optout/com.d"].reason == "payloads not read"
+
+
+def test_random_token_beside_unread_content_is_inconclusive(analysis):
+    e = analysis.findings[analysis.findings["app"] == "com.e"]
+    assert "f3a9c2e17b5d4e08a6c1" in set(e["value"])  # the token itself was read
+    verdicts = _judge(analysis, ("token", 'random_token\nfield = "distinct_id"\napp = "com.e"'))
+    token = verdicts["token/com.e"]
+    assert (token.verdict, token.reason) == (INCONCLUSIVE, "payloads not read")
+    assert "e.example" in token.why and len(token.finding_ids) == 1
+
+
+def test_report_redact_scrubs_a_host_name_in_the_claims(tmp_path):
+    """Verdict sentences name hosts; a host name may hold an identifier, which the redacted report
+    must show as its tag in the claims table as everywhere else."""
+    from tests.support_report import ANDROID_ID
+
+    flows = browsing_flows("com.a", "normal", T0)
+    flows.append(http_flow(VISITED[0], app="com.a", mode="incognito", ts=T0 + 99))
+    host = f"{ANDROID_ID}.sync.example"
+    flows.append(
+        http_flow(
+            f"https://{host}/up",
+            app="com.a",
+            mode="incognito",
+            ts=T0 + 100,
+            body=encrypted_batch(700),
+            content_type="application/octet-stream",
+        )
+    )
+    cap = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        f'app = "com.a"\n[[claim]]\ntype = "no_upload"\nmode = "incognito"\ndata_types = ["url"]\n'
+        f'paraphrase = "p"\n{SOURCE}\n'
+    )
+    for redact in (False, True):
+        out = tmp_path / f"r-{redact}.md"
+        args = ["report", str(cap), "--claims", str(claims), "-q", "-o", str(out)]
+        assert main(args + ["--redact"] * redact) == 0
+        why = pd.read_parquet(out.parent / f"{out.stem}_tables" / "claims.parquet")["why"].iloc[0]
+        assert ("sync.example" in why) and ((ANDROID_ID in why) is not redact), why
+        assert (ANDROID_ID in out.read_text(encoding="utf-8")) is not redact
+
+
+def test_coverage_reads_decode_truncated_as_written_and_tolerates_bare_frames():
+    from phonehome.analysis.verdicts.coverage import incomplete_mask
+
+    text = pd.DataFrame({"decode_truncated": ["False", "True", "", None]})  # as read back from CSV
+    assert incomplete_mask(text).tolist() == [False, True, False, False]
+    bare = pd.DataFrame({"flow_id": ["1"], "opaque_bytes": [100], "decode_truncated": [True]})
+    assert coverage(bare, pd.DataFrame()).empty

@@ -89,3 +89,11 @@ def add_study_tables(report, analysis, captures: list[str], claims_path: str | N
     report.canaries = canary_verdicts.canary_recall(
         plans, analysis.findings, analysis.flows, analysis.contacts
     )
+    if report.redacted:
+        # judged on the captured values (random_token compares them), shown scrubbed like the other
+        # tables: a host name in a sentence may hold an identifier
+        from phonehome.analysis.redact import profile_secrets, tables_redactor
+
+        redactor = tables_redactor(analysis.findings, analysis.flows, profile_secrets(profile))
+        report.claims = redactor.frame(report.claims)
+        report.canaries = redactor.frame(report.canaries)

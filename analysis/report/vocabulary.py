@@ -92,6 +92,9 @@ COVERAGE_KINDS: dict[str, str] = {
     "sni_only": "encrypted, only the host name seen",
     "dns": "looked up only (DNS)",
     "tcp": "non-HTTP connection",
+    "udp": "UDP relayed without decrypting",
+    "opaque": "sent, but no decoder could open it",
+    "decode": "decoding stopped early: the rest not examined",
 }
 
 #: Which vocabulary a table column's codes come from.

@@ -14,9 +14,12 @@ Coverage only ever weakens "consistent": a leak seen is a leak, whatever else wa
 seen" over payloads we could not read (a body no decoder opened, or decoding stopped at a bound or
 on a decoder error; DESIGN.md: "inconclusive with the reason (e.g. hosts not decrypted, opaque
 payloads)"). Claims about what data was sent (no_upload, unlinkable, anonymous, aggregated,
-opt_out_effective, declared) weigh both; `encrypted` weighs only decoding stopped early (an opaque
-body is what the claim says); claims about contact or TLS weigh only undecrypted hosts. Sentences
-name data types, fields and hosts, never captured values, so a redacted report stays redacted.
+opt_out_effective, declared) weigh both, in the claim's modes and destination; `random_token`
+weighs the unread content of the requests that carried the token; `encrypted` weighs only
+decoding stopped early (an opaque body is what the claim says); claims about contact or TLS weigh
+only undecrypted hosts. Sentences name data types, fields and hosts, never captured values; a
+host name can still hold one, so a `--redact` report scrubs the claims table like every other
+(analysis.cli.plan.add_study_tables).
 
 The precise meaning of each type (docs/claims.md has an example of each):
 - ``no_upload`` (mode, data_types): contradicted by any finding of those types (default: any) in
@@ -58,9 +61,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from phonehome.analysis.claims import Claim, ClaimsFile, expand_data_types
-from phonehome.analysis.findings import DATA_TYPES
+from phonehome.analysis.findings import DATA_TYPES, incomplete_mask, opaque_mask
 from phonehome.analysis.verdicts.canaries import finding_ids
-from phonehome.analysis.verdicts.coverage import incomplete_mask, opaque_mask
 from phonehome.analysis.verdicts.evidence import evidence_ids, join_ids
 
 COLUMNS: tuple[str, ...] = (
@@ -76,6 +78,9 @@ COLUMNS: tuple[str, ...] = (
     "evidence_ids",
 )
 CONTRADICTED, CONSISTENT, INCONCLUSIVE = "contradicted", "consistent", "inconclusive"
+
+#: One mode, several (a claim about two modes), or None: every mode.
+Modes = str | Sequence[str] | None
 MAX_IDS = 40  # in the table; `ClaimVerdict.finding_ids` keeps them all
 
 # Hardware and OS identifiers: they name the phone, whatever an app says about its own ids.
@@ -132,17 +137,16 @@ class Observed:
     def modes(self) -> set[str]:
         return set(self.flows["mode"]) | set(self.contacts["mode"])
 
-    def blind_hosts(self, mode: str | None = None, destination: str | None = None) -> list[str]:
-        """Hosts contacted without being decrypted (refused TLS, SNI only, bare TCP)."""
-        rows = self.contacts[self.contacts["kind"] != "dns"]
-        if mode is not None:
-            rows = rows[rows["mode"] == mode]
+    def blind_hosts(self, modes: Modes = None, destination: str | None = None) -> list[str]:
+        """Hosts contacted without being decrypted (refused TLS, SNI only, bare TCP), in `modes`
+        (a mode, several, or None for every mode)."""
+        rows = _in_modes(self.contacts[self.contacts["kind"] != "dns"], modes)
         if destination:
             rows = rows[_destination_mask(rows, destination)]
         return sorted(set(rows["host"]) - set(self.flows["host"]))
 
     def unread_payloads(
-        self, mode: str | None = None, destination: str | None = None, opaque: bool = True
+        self, modes: Modes = None, destination: str | None = None, opaque: bool = True
     ) -> pd.DataFrame:
         """Decrypted requests whose content was not all read: a body no decoder opened
         (`opaque_bytes`; left out with `opaque=False`), or decoding stopped early at a bound or on a
@@ -152,10 +156,14 @@ class Observed:
         unread = incomplete_mask(flows)
         if opaque:
             unread |= opaque_mask(flows)
-        rows = flows[unread]
-        if mode is not None:
-            rows = rows[rows["mode"] == mode]
+        rows = _in_modes(flows[unread], modes)
         return rows[_destination_mask(rows, destination)]
+
+
+def _in_modes(frame: pd.DataFrame, modes: Modes) -> pd.DataFrame:
+    if modes is None:
+        return frame
+    return frame[frame["mode"].isin([modes] if isinstance(modes, str) else list(modes))]
 
 
 def _destination_mask(frame: pd.DataFrame, destination: str | None) -> pd.Series:
@@ -219,8 +227,8 @@ def _first(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
-def _blind(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> ClaimVerdict | None:
-    hosts = obs.blind_hosts(mode, claim.params.get("destination"))
+def _blind(claim: Claim, obs: Observed, what: str, modes: Modes = None) -> ClaimVerdict | None:
+    hosts = obs.blind_hosts(modes, claim.params.get("destination"))
     if not hosts:
         return None
     return ClaimVerdict(
@@ -234,9 +242,9 @@ def _blind(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> C
 
 
 def _unread(
-    claim: Claim, obs: Observed, what: str, mode: str | None = None, opaque: bool = True
+    claim: Claim, obs: Observed, what: str, modes: Modes = None, opaque: bool = True
 ) -> ClaimVerdict | None:
-    rows = obs.unread_payloads(mode, claim.params.get("destination"), opaque)
+    rows = obs.unread_payloads(modes, claim.params.get("destination"), opaque)
     if rows.empty:
         return None
     return ClaimVerdict(
@@ -251,10 +259,10 @@ def _unread(
     )
 
 
-def _unseen(claim: Claim, obs: Observed, what: str, mode: str | None = None) -> ClaimVerdict | None:
-    """Inconclusive when something could have been sent unseen: hosts not decrypted, then payloads
-    not read."""
-    return _blind(claim, obs, what, mode) or _unread(claim, obs, what, mode)
+def _unseen(claim: Claim, obs: Observed, what: str, modes: Modes = None) -> ClaimVerdict | None:
+    """Inconclusive when something could have been sent unseen in `modes`: hosts not decrypted,
+    then payloads not read."""
+    return _blind(claim, obs, what, modes) or _unread(claim, obs, what, modes)
 
 
 def _consistent(claim: Claim, obs: Observed, why: str) -> ClaimVerdict:
@@ -348,7 +356,7 @@ def _unlinkable(claim: Claim, obs: Observed) -> ClaimVerdict:
         )
     return (
         _not_tested(claim, obs, modes)
-        or _unseen(claim, obs, f"No identifier was seen in both {' and '.join(modes)} mode")
+        or _unseen(claim, obs, f"No identifier was seen in both {' and '.join(modes)} mode", modes)
         or _consistent(claim, obs, f"No identifier value was sent in both {modes[0]} and {modes[1]} mode.")
     )
 
@@ -460,6 +468,19 @@ def _random_token(claim: Claim, obs: Observed) -> ClaimVerdict:
             "token tied to the device",
             f"The {name!r} value sent to {_hosts(tokens)} " + "; ".join(reasons) + ".",
             list(dict.fromkeys(ids)),
+        )
+    unread = obs.unread_payloads(destination=claim.params.get("destination"))
+    unread = unread[unread["flow_id"].isin(set(tokens["flow_id"]))]
+    if not unread.empty:  # "travelled without them" needs the whole of those requests read
+        return ClaimVerdict(
+            claim,
+            obs.app,
+            INCONCLUSIVE,
+            "payloads not read",
+            f"The {name!r} value matched no hardware identifier or hash of one, but {len(unread)} of the "
+            f"requests carrying it ({_first(sorted(set(unread['host'])))}) held content that was not read; "
+            "an identifier may have travelled with it there.",
+            [f"flow:{f}" for f in unread["flow_id"]],
         )
     return _consistent(
         claim,

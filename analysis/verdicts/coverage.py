@@ -20,10 +20,10 @@ A verdict is only as good as what was seen. Three kinds of holes (DESIGN.md "Fin
 - UDP traffic the proxy relayed without decrypting: `quic` (UDP port 443: HTTP/3), `udp` (other);
 - payloads sent but opaque (`opaque_payload`): request bodies no decoder opened, counted per
   destination with their bytes, when the flows table says so (column `opaque_bytes`); and
-  requests whose decoding stopped early (`decode_incomplete`: a bound on size, depth, nesting or
-  field count was hit, or a decoder raised), counted per destination with their request bytes
-  (column `decode_truncated`). What was decoded before the stop is in the findings; the rest
-  was not examined.
+  requests not fully decoded (`decode_incomplete`: a bound on size, depth, nesting or field count
+  stopped the decoding, a value was cut at its bound, a WebSocket had more messages than are
+  decoded, or a decoder raised), counted per destination with their request bytes (column
+  `decode_truncated`). What was decoded is in the findings; the rest was not examined.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import re
 
 import pandas as pd
 
+from phonehome.analysis.findings import incomplete_mask, opaque_mask
 from phonehome.analysis.verdicts.evidence import coverage_id
 
 COLUMNS: list[str] = [
@@ -59,8 +60,8 @@ REASONS: dict[str, str] = {
     "quic": "QUIC (HTTP/3 on UDP port 443) relayed without decrypting",
     "udp": "other UDP traffic (or UDP whose port the capture does not say) relayed without decrypting",
     "opaque_payload": "request bodies no decoder could open (encrypted, compressed or an unknown format)",
-    "decode_incomplete": "requests whose decoding stopped early (a size, depth or field-count bound, or a "
-    "decoder error): the rest of their content was not examined",
+    "decode_incomplete": "requests not fully decoded (a size, depth or field-count bound, a value cut "
+    "short, a WebSocket's messages past 2,000, or a decoder error): part of their content was not examined",
 }
 
 #: Every reason is a hole a verdict must mention: even a DNS lookup with no decrypted request after it
@@ -115,7 +116,7 @@ def coverage(flows: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
     rows: list[tuple] = []
     if not contacts.empty:
         rows += _contact_rows(flows, contacts)
-    if not flows.empty:
+    if not flows.empty and {"app", "mode", "host"} <= set(flows.columns):
         rows += _opaque_rows(flows) + _incomplete_rows(flows)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if frame.empty:
@@ -180,7 +181,7 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
                 app,
                 mode,
                 host,
-                str(owners.get((app, host), "") or ""),
+                _text(owners.get((app, host), "")),
                 kind,
                 reason,
                 len(group),
@@ -190,20 +191,6 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
             )
         )
     return out
-
-
-def opaque_mask(flows: pd.DataFrame) -> pd.Series:
-    """Requests with a body no decoder opened (False everywhere without an `opaque_bytes` column)."""
-    if "opaque_bytes" not in flows:
-        return pd.Series(False, index=flows.index)
-    return pd.to_numeric(flows["opaque_bytes"], errors="coerce").fillna(0) > 0
-
-
-def incomplete_mask(flows: pd.DataFrame) -> pd.Series:
-    """Requests whose decoding stopped early (False everywhere without a `decode_truncated` column)."""
-    if "decode_truncated" not in flows:
-        return pd.Series(False, index=flows.index)
-    return flows["decode_truncated"].fillna(False).astype(bool)
 
 
 def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
@@ -217,7 +204,7 @@ def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
                 str(app),
                 str(mode),
                 str(host),
-                str(group["owner"].iloc[0] or ""),
+                _text(group["owner"].iloc[0]),
                 "opaque",
                 "opaque_payload",
                 len(group),
@@ -238,7 +225,7 @@ def _incomplete_rows(flows: pd.DataFrame) -> list[tuple]:
                 str(app),
                 str(mode),
                 str(host),
-                str(group["owner"].iloc[0] or ""),
+                _text(group["owner"].iloc[0]),
                 "decode",
                 "decode_incomplete",
                 len(group),
@@ -304,6 +291,13 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
             + _more(hosts, limit)
         )
     return "; ".join(parts)
+
+
+def _text(value: object) -> str:
+    """A cell as text: "" for None and NaN (a missing owner is no owner, not "nan")."""
+    return (
+        "" if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
+    )
 
 
 def _more(items: list[str], limit: int) -> str:
