@@ -119,18 +119,23 @@ class RedactedRecords(list):
     redactor: redaction.Redactor
 
 
+#: Response headers kept (scrubbed) of a request not fully decoded, whose other headers are withheld.
+PLUMBING_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "date"})
+
+
 def _scrub_headers(
     headers: Iterable[tuple[str, str]],
     redactor: redaction.Redactor,
     opaque: set[str],
     credentials: frozenset[str],
+    plumbing: frozenset[str] = frozenset(),
 ) -> tuple[tuple[str, str], ...]:
     out = []
     for k, v in headers:
         name = k.lower()
         if name in credentials:
             out.append((k, redaction.tag(v)))
-        elif f"header.{name}" in opaque or "header.*" in opaque:
+        elif f"header.{name}" in opaque or ("header.*" in opaque and name not in plumbing):
             out.append((k, redaction.WITHHELD))
         else:
             out.append((redactor.scrub(k), redactor.scrub(v)))
@@ -199,8 +204,13 @@ def redact_records(
                 sni=redactor.scrub(rec.sni) if rec.sni else rec.sni,
                 path=path,
                 request_headers=headers,
+                # a response may echo what the request held (a Location with its query)
                 response_headers=_scrub_headers(
-                    rec.response_headers, redactor, set(), frozenset({"set-cookie"})
+                    rec.response_headers,
+                    redactor,
+                    {"header.*"} if "header.*" in opaque else set(),
+                    frozenset({"set-cookie"}),
+                    PLUMBING_HEADERS,
                 ),
                 request_body=body,
                 labels=dataclasses.replace(

@@ -162,7 +162,8 @@ def incomplete_mask(flows: pd.DataFrame) -> pd.Series:
     column = flows["decode_truncated"]
     if column.dtype == bool:
         return column
-    return column.map(lambda v: v is True or v == 1 or str(v).lower() == "true").astype(bool)
+    text = column.astype("string").str.strip().str.lower()  # NA stays NA: nullable booleans too
+    return (text.eq("true") | text.eq("1")).fillna(False).astype(bool)
 
 
 def findings_frame(findings: list[Finding] | None = None) -> pd.DataFrame:

@@ -358,3 +358,63 @@ def test_coverage_reads_decode_truncated_as_written_and_tolerates_bare_frames():
     assert incomplete_mask(text).tolist() == [False, True, False, False]
     bare = pd.DataFrame({"flow_id": ["1"], "opaque_bytes": [100], "decode_truncated": [True]})
     assert coverage(bare, pd.DataFrame()).empty
+
+
+def test_redacted_claims_link_to_the_evidence_of_a_host_holding_an_identifier(tmp_path):
+    """Evidence ids hash the host; redaction changes a host that holds an identifier, so the
+    claims' ids are taken as the redacted evidence table has them, and the link resolves."""
+    from tests.support_report import ANDROID_ID
+
+    flows = browsing_flows("com.a", "normal", T0)
+    flows.append(http_flow(VISITED[0], app="com.a", mode="incognito", ts=T0 + 99))
+    body = json.dumps({"android_id": ANDROID_ID}).encode()
+    host = f"{ANDROID_ID}.sync.example"
+    flows.append(http_flow(f"https://{host}/up", app="com.a", mode="incognito", ts=T0 + 100, body=body))
+    cap = write_capture(tmp_path / "cap", flows, profile=PROFILE)
+    claims = tmp_path / "claims.toml"
+    claims.write_text(
+        'app = "com.a"\n[[claim]]\ntype = "no_upload"\nmode = "incognito"\n'
+        f'data_types = ["device_id.android_id"]\nparaphrase = "p"\n{SOURCE}\n'
+    )
+    out = tmp_path / "r.html"
+    assert main(["report", str(cap), "--claims", str(claims), "-q", "--redact", "-o", str(out)]) == 0
+    tables = out.parent / f"{out.stem}_tables"
+    claim = pd.read_parquet(tables / "claims.parquet").iloc[0]
+    groups = pd.read_parquet(tables / "evidence.parquet")
+    assert claim["verdict"] == CONTRADICTED and claim["evidence_ids"]
+    linked = groups[groups["evidence_id"].isin(claim["evidence_ids"].split())]
+    (shown,) = set(linked["host"])
+    assert shown.startswith("redacted-") and shown.endswith(".sync.example")
+    html = out.read_text(encoding="utf-8")
+    assert ANDROID_ID not in html
+    assert all(f'href="#{i}"' in html and f'id="{i}"' in html for i in claim["evidence_ids"].split())
+
+
+def test_export_redact_withholds_what_a_response_echoes_of_an_unread_request(tmp_path, monkeypatch):
+    from phonehome.analysis.redact import WITHHELD
+
+    email = "tester.echo@example.org"
+    flow = http_flow(f"https://deep.example/up?email={email}", app="com.a", mode="normal", ts=T0)
+    flow.response.headers["Location"] = f"https://deep.example/next?email={email}"
+    flow.response.headers["Content-Type"] = "text/plain"
+    cap = write_capture(tmp_path / "cap", [flow], profile=PROFILE)
+
+    def broken_query(walker, record):
+        raise ValueError("a decoder bug")
+
+    monkeypatch.setattr(decode_request_module, "_query", broken_query)
+    out = tmp_path / "r.har"
+    assert main(["export", str(cap), "--har", str(out), "-q", "--redact"]) == 0
+    text = out.read_text()
+    assert email not in text
+    (entry,) = json.loads(text)["log"]["entries"]
+    headers = {h["name"].lower(): h["value"] for h in entry["response"]["headers"]}
+    assert headers["location"] == WITHHELD and headers["content-type"] == "text/plain"
+
+
+def test_incomplete_mask_on_nullable_booleans():
+    from phonehome.analysis.findings import incomplete_mask
+
+    for dtype in ("boolean", "bool[pyarrow]", object):
+        frame = pd.DataFrame({"decode_truncated": pd.Series([True, None, False], dtype=dtype)})
+        assert incomplete_mask(frame).tolist() == [True, False, False], dtype

@@ -186,3 +186,12 @@ def test_report_csv_tables_are_spreadsheet_safe(tmp_path):
     evidence = (written[1].parent / "evidence.csv").read_text(encoding="utf-8")
     assert "'=HYPERLINK(" in evidence and ',"=HYPERLINK(' not in evidence
     assert pd.read_parquet(written[1].parent / "evidence.parquet")["value"].tolist() == [formula]  # data kept
+
+
+def test_a_redacted_worked_example_hides_a_key_that_is_an_email_address():
+    from phonehome.analysis.report.worked import render_structure
+
+    body = {"tester.key@example.org": {"android_id": "9c2f41a7e3b5d810"}, "event": "page"}
+    shown = render_structure(body, ["tester.key@example.org", "android_id"], redacted=True, target="[id]")
+    assert "tester.key@example.org" not in shown and '"event"' in shown
+    assert "tester.key@example.org" in render_structure(body, [], redacted=False)

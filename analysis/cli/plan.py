@@ -89,11 +89,27 @@ def add_study_tables(report, analysis, captures: list[str], claims_path: str | N
     report.canaries = canary_verdicts.canary_recall(
         plans, analysis.findings, analysis.flows, analysis.contacts
     )
-    if report.redacted:
-        # judged on the captured values (random_token compares them), shown scrubbed like the other
-        # tables: a host name in a sentence may hold an identifier
-        from phonehome.analysis.redact import profile_secrets, tables_redactor
+    # judged on the captured tables (random_token compares values); shown with the report's:
+    # evidence ids as its evidence table has them (a host or mode spelt otherwise there gives
+    # another id), and scrubbed like its other tables when redacted (a host name may hold an id)
+    if report.claims.empty and report.canaries.empty:
+        return
+    renamed = _evidence_renames(analysis.findings, report.findings)
+    for name in ("claims", "canaries"):
+        table = getattr(report, name)
+        if renamed and "evidence_ids" in table.columns:
+            ids = [" ".join(renamed.get(i, i) for i in str(cell).split()) for cell in table["evidence_ids"]]
+            table = table.assign(evidence_ids=ids)
+        if report.redacted and report.redactor is not None and not table.empty:
+            table = report.redactor.frame(table)
+        setattr(report, name, table)
 
-        redactor = tables_redactor(analysis.findings, analysis.flows, profile_secrets(profile))
-        report.claims = redactor.frame(report.claims)
-        report.canaries = redactor.frame(report.canaries)
+
+def _evidence_renames(captured, shown) -> dict[str, str]:
+    """Evidence id from the captured findings -> the id of the same row in the report's findings
+    (rows in the same order; only the ids that differ)."""
+    from phonehome.analysis.verdicts.evidence import evidence_ids
+
+    if len(captured) != len(shown) or captured.empty:
+        return {}
+    return {a: b for a, b in zip(evidence_ids(captured), evidence_ids(shown), strict=True) if a != b}

@@ -179,6 +179,9 @@ class ReportData:
     apps: list[str] = field(default_factory=list)
     overview: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["app"]))
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    # the Redactor that made the redacted tables (None unless redacted), so that what is added
+    # later (claims, canaries) is scrubbed with the same values and tags without building another
+    redactor: redaction.Redactor | None = None
 
     def for_app(self, frame: pd.DataFrame, app: str) -> pd.DataFrame:
         """The rows of one of this report's tables that belong to `app`."""
@@ -272,9 +275,14 @@ def build_report(
     captures' session.json files.
     """
     findings, flows, contacts = analysis.findings, analysis.flows, analysis.contacts
-    if redact:
-        findings, flows, contacts = redaction.redact_tables(
-            findings, flows, contacts, redaction.profile_secrets(getattr(analysis, "profile", None))
+    redactor = None
+    if redact:  # redaction.redact_tables, keeping its redactor for the tables added later
+        secrets = redaction.profile_secrets(getattr(analysis, "profile", None))
+        redactor = redaction.tables_redactor(findings, flows, secrets)
+        findings, flows, contacts = (
+            redactor.findings(findings),
+            redactor.frame(flows),
+            redactor.frame(contacts),
         )
     findings, flows, contacts = normalised(findings), normalised(flows), normalised(contacts)
     declared = tuple(modes) or declared_modes(analysis)
@@ -295,6 +303,7 @@ def build_report(
         flows=flows,
         contacts=contacts,
         redacted=redact,
+        redactor=redactor,
         warnings=[*list(getattr(analysis, "warnings", []) or []), *mixed_app_warnings(flows, contacts)],
         apps=apps,
         overview=build_overview(findings) if len(apps) > 1 else pd.DataFrame(columns=["app"]),

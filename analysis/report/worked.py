@@ -181,7 +181,8 @@ class _Replay:
             target = self.value if final else None
             text = render_structure(structure, path or [], redacted=self.redacted, target=target)
         elif self.redacted:
-            self.steps.append(Step(f"{title} ({_size(value)}; not shown in a redacted report)"))
+            size = "" if "bytes" in title or "characters" in title else f"{_size(value)}, "
+            self.steps.append(Step(f"{title} {size}not shown in a redacted report."))
             return
         else:
             text = _preview(value)
@@ -334,7 +335,7 @@ def worked_example(record: HttpRecord, finding: dict[str, Any], *, redacted: boo
 
 # -- showing a decoded structure with the field marked -----------------------------------------------
 
-_SAFE_KEY = re.compile(r"[A-Za-z_$@][\w$@.-]{0,40}")
+_SAFE_KEY = re.compile(r"[A-Za-z_$][\w$.-]{0,40}")  # no "@": a key may be an e-mail address
 _ID_LIKE = re.compile(r"[0-9a-fA-F-]{8,}|\d{6,}")
 
 

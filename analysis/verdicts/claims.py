@@ -478,8 +478,8 @@ def _random_token(claim: Claim, obs: Observed) -> ClaimVerdict:
             INCONCLUSIVE,
             "payloads not read",
             f"The {name!r} value matched no hardware identifier or hash of one, but {len(unread)} of the "
-            f"requests carrying it ({_first(sorted(set(unread['host'])))}) held content that was not read; "
-            "an identifier may have travelled with it there.",
+            f"{tokens['flow_id'].nunique()} request(s) carrying it ({_first(sorted(set(unread['host'])))}) "
+            "held content that was not read; an identifier may have travelled with it there.",
             [f"flow:{f}" for f in unread["flow_id"]],
         )
     return _consistent(
