@@ -31,6 +31,12 @@ def _nested(depth: int, leaf: dict | None = None) -> bytes:
     return json.dumps(body).encode()
 
 
+def _opaque(url: str, app: str, mode: str, ts: float, size: int):
+    """A request whose body no decoder opens (an SDK's encrypted batch)."""
+    body = encrypted_batch(size)
+    return http_flow(url, app=app, mode=mode, ts=ts, body=body, content_type="application/octet-stream")
+
+
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
     """com.a: normal mode leaks to the tracker; in incognito the tracker gets two opaque batches.
@@ -38,41 +44,14 @@ def capture(tmp_path_factory) -> Path:
     flows = browsing_flows("com.a", "normal", T0)
     flows.append(http_flow(VISITED[0], app="com.a", mode="incognito", ts=T0 + 100))
     for i in range(2):
-        flows.append(
-            http_flow(
-                f"https://{TRACKER}/log",
-                app="com.a",
-                mode="incognito",
-                ts=T0 + 101 + i,
-                body=encrypted_batch(600 + i),
-                content_type="application/octet-stream",
-            )
-        )
-    flows.append(
-        http_flow(
-            "https://vault.example/up",
-            app="com.b",
-            mode="normal",
-            ts=T0 + 200,
-            body=encrypted_batch(900),
-            content_type="application/octet-stream",
-        )
-    )
+        flows.append(_opaque(f"https://{TRACKER}/log", "com.a", "incognito", T0 + 101 + i, 600 + i))
+    flows.append(_opaque("https://vault.example/up", "com.b", "normal", T0 + 200, 900))
     deep = http_flow("https://deep.example/up", app="com.c", mode="normal", ts=T0 + 300, body=_nested(80))
     flows.append(deep)
     # com.d: nothing links normal and incognito; an opaque body only in a third mode
     for i, mode in enumerate(("normal", "incognito")):
         flows.append(http_flow(f"https://d.example/page-{i}", app="com.d", mode=mode, ts=T0 + 400 + i))
-    flows.append(
-        http_flow(
-            "https://d.example/up",
-            app="com.d",
-            mode="incognito-optout",
-            ts=T0 + 410,
-            body=encrypted_batch(700),
-            content_type="application/octet-stream",
-        )
-    )
+    flows.append(_opaque("https://d.example/up", "com.d", "incognito-optout", T0 + 410, 700))
     # com.e: a token beside content nested past the decoder's bound
     token = {"distinct_id": "f3a9c2e17b5d4e08a6c1", "blob": json.loads(_nested(80))}
     flows.append(
@@ -326,16 +305,7 @@ def test_report_redact_scrubs_a_host_name_in_the_claims(tmp_path):
     flows = browsing_flows("com.a", "normal", T0)
     flows.append(http_flow(VISITED[0], app="com.a", mode="incognito", ts=T0 + 99))
     host = f"{ANDROID_ID}.sync.example"
-    flows.append(
-        http_flow(
-            f"https://{host}/up",
-            app="com.a",
-            mode="incognito",
-            ts=T0 + 100,
-            body=encrypted_batch(700),
-            content_type="application/octet-stream",
-        )
-    )
+    flows.append(_opaque(f"https://{host}/up", "com.a", "incognito", T0 + 100, 700))
     cap = write_capture(tmp_path / "cap", flows, profile=PROFILE)
     claims = tmp_path / "claims.toml"
     claims.write_text(
