@@ -51,6 +51,7 @@ from mitmproxy.net.http.headers import infer_content_encoding
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.flow_ids import numbered_id
 from phonehome.analysis.sources.flow_record import http_record
 
 if TYPE_CHECKING:
@@ -769,7 +770,7 @@ def har_records(
             if text:
                 fixed["request"]["postData"] = {"text": text}
             record = build(fixed, source, labels)
-            record.flow_id = f"{path.stem}#{index}"
+            record.flow_id = numbered_id(path, index)
             if fixed["response"]["status"] == 0:
                 record.status = None
                 record.response_headers = ()

@@ -37,6 +37,7 @@ from mitmproxy.net.http.url import parse_authority
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
+from phonehome.analysis.sources.flow_ids import numbered_id
 
 MAX_STREAM_BYTES = 1 << 20
 MAX_STREAMS = 4096
@@ -390,7 +391,7 @@ class _HttpStream:
             hostname, port = authority, None
         return HttpRecord(
             source=self.ctx.source,
-            flow_id=f"{Path(self.ctx.source).stem}#{count}",
+            flow_id=numbered_id(self.ctx.source, count),
             labels=self.ctx.labels,
             timestamp=self.started,
             method=self.request.method.decode("latin-1"),

@@ -1,0 +1,53 @@
+"""Flow ids of inputs without their own (HAR entries, pcap requests) are unique across a run's
+inputs, also when two inputs share a file name (`capture.har` in each session folder): every join
+by flow id (finding -> request, claims, worked examples, redaction) depends on it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from phonehome.analysis.pipeline import analyze
+from phonehome.analysis.sources.flow_ids import numbered_id
+
+ROOT = Path(__file__).resolve().parent
+HARS = (ROOT / "data/real/reporthar_android_first-run.har", ROOT / "data/real/pagexray_linkedin.har")
+PCAPS = (
+    ROOT / "data/sources/pcap/scapy/http_content_length.pcap",
+    ROOT / "data/sources/pcap/scapy/http_chunk.pcap.gz",
+)
+
+
+@pytest.mark.parametrize(("inputs", "name"), [(HARS, "capture.har"), (PCAPS, "capture.pcap")])
+def test_same_file_names_in_two_folders_keep_their_requests_apart(tmp_path: Path, inputs, name):
+    copies = []
+    for folder, original in zip(("normal", "incognito"), inputs, strict=True):
+        (tmp_path / folder).mkdir()
+        target = tmp_path / folder / (name + (".gz" if original.suffix == ".gz" else ""))
+        copies.append(Path(shutil.copyfile(original, target)))
+    alone = [analyze([c]) for c in copies]
+    both = analyze(copies)
+    flows = both.flows
+    assert len(flows) == sum(len(a.flows) for a in alone) > 2
+    assert flows["flow_id"].is_unique
+    # each input numbers its requests as it does alone, under an id of its own
+    assert [set(a.flows["flow_id"]) for a in alone] == [
+        set(flows.loc[flows["source"] == str(c), "flow_id"]) for c in copies
+    ]
+    assert not set(alone[0].flows["flow_id"]) & set(alone[1].flows["flow_id"])
+    # a finding's flow id names its own request
+    host_of = dict(zip(flows["flow_id"], flows["host"], strict=True))
+    findings = both.findings
+    assert len(findings) and all(
+        host_of[f] == h for f, h in zip(findings["flow_id"], findings["host"], strict=True)
+    )
+
+
+def test_the_same_file_gives_the_same_ids_wherever_it_lies(tmp_path: Path):
+    copy = Path(shutil.copyfile(HARS[0], tmp_path / HARS[0].name))
+    assert numbered_id(copy, 7) == numbered_id(HARS[0], 7)
+    assert numbered_id(copy, 7).startswith(HARS[0].stem + "~") and numbered_id(copy, 7).endswith("#7")
+    other = Path(shutil.copyfile(HARS[1], tmp_path / "o.har"))
+    assert numbered_id(other, 7).split("~")[1] != numbered_id(copy, 7).split("~")[1]
