@@ -51,3 +51,47 @@ def test_the_same_file_gives_the_same_ids_wherever_it_lies(tmp_path: Path):
     assert numbered_id(copy, 7).startswith(HARS[0].stem + "~") and numbered_id(copy, 7).endswith("#7")
     other = Path(shutil.copyfile(HARS[1], tmp_path / "o.har"))
     assert numbered_id(other, 7).split("~")[1] != numbered_id(copy, 7).split("~")[1]
+
+
+def test_requests_one_packet_completes_get_ids_of_their_own(tmp_path: Path):
+    """Pipelined requests in one TCP segment, and requests cut off by the capture's end, are all
+    completed by one packet: each still gets its own id (a worked example found by flow id must
+    show its own request)."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    two = b"".join(b"GET /%s HTTP/1.1\r\nHost: t.example.com\r\n\r\n" % p for p in (b"a?x=1", b"b?x=2"))
+    cut = b"POST /%s HTTP/1.1\r\nHost: %s.example.com\r\nContent-Length: 100\r\n\r\nabc"
+    packets = [
+        Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=40000, dport=80, flags="PA", seq=1) / two,
+        Ether()
+        / IP(src="10.0.0.2", dst="10.0.0.3")
+        / TCP(sport=40001, dport=80, flags="PA", seq=1)
+        / (cut % (b"d", b"v")),
+        Ether()
+        / IP(src="10.0.0.2", dst="10.0.0.4")
+        / TCP(sport=40002, dport=80, flags="PA", seq=1)
+        / (cut % (b"e", b"w")),
+    ]
+    for i, packet in enumerate(packets):
+        packet.time = 1_700_000_000 + i
+    path = tmp_path / "pipelined.pcap"
+    wrpcap(str(path), packets)
+    flows = analyze([path]).flows
+    assert sorted(flows["url"].str.rsplit("/", n=1).str[-1]) == ["a?x=1", "b?x=2", "d", "e"]
+    assert flows["flow_id"].is_unique
+    assert sorted(i.split("#")[1] for i in flows["flow_id"]) == ["1", "1.1", "3", "3.1"]
+
+
+def test_a_file_rewritten_in_place_or_edited_near_its_end_gets_another_tag(tmp_path: Path):
+    import os
+
+    from phonehome.analysis.sources.flow_ids import file_tag
+
+    path = Path(shutil.copyfile(HARS[0], tmp_path / "capture.har"))
+    before = file_tag(path)
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * 64 * 1024
+    data[-20] = ord(" ") if data[-20] != ord(" ") else ord("\t")  # same size, an edit near the end
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    assert file_tag(path) != before

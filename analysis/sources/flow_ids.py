@@ -5,8 +5,10 @@ no id of its own, so it is numbered within its file. The number alone is not eno
 of one run may share a file name (`capture.pcap` in each session folder), and every join by flow
 id (a finding to its request, a worked example to its bytes, a claim to its findings, redaction
 to what it withholds) would then mix their requests. So the id also carries a short digest of the
-file's size and first 64 KiB: the same file gives the same ids wherever it lies (and overlapping
-copies are deduplicated by content anyway), two different files differ.
+file's size and its first and last 64 KiB: the same file gives the same ids wherever it lies
+(overlapping copies are deduplicated by content anyway), two captures differ. Two files that
+differ only inside their middle, with equal sizes, still share it (a copy hand-edited in place);
+a FIFO has no digest (it cannot be read twice).
 """
 
 from __future__ import annotations
@@ -17,25 +19,38 @@ import os
 import stat
 from pathlib import Path
 
-_HEAD_BYTES = 64 * 1024
+_EDGE_BYTES = 64 * 1024
 
 
-def numbered_id(path: str | os.PathLike[str], number: int) -> str:
-    """`capture~3fa2c1#12`: the file's stem, its digest, the record's number in it."""
-    return f"{_file_tag(os.fspath(path))}#{number}"
+def file_tag(path: str | os.PathLike[str]) -> str:
+    """`capture~3fa2c1`: what a reader prefixes its record numbers with (`<tag>#<n>`); computed
+    once per reading (a stat, two short reads), so a file rewritten in place gets a new one."""
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except OSError:
+        return Path(name).stem
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device: reading it again would block or consume it
+        return Path(name).stem
+    return _tag(name, st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
-def _file_tag(path: str) -> str:
+def _tag(path: str, size: int, mtime_ns: int) -> str:
     stem = Path(path).stem
+    digest = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=3, person=b"phonehome-id")
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device: opening it again would block
-            return stem
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            head = handle.read(_HEAD_BYTES)
-    except OSError:  # not a file we can read again (the reader reports its own errors)
+            digest.update(handle.read(_EDGE_BYTES))
+            if size > 2 * _EDGE_BYTES:
+                handle.seek(size - _EDGE_BYTES)
+            digest.update(handle.read(_EDGE_BYTES))
+    except OSError:  # the reader reports its own errors
         return stem
-    digest = hashlib.blake2b(head, digest_size=3, person=b"phonehome-id")
-    digest.update(size.to_bytes(8, "little"))
     return f"{stem}~{digest.hexdigest()}"
+
+
+def numbered_id(path: str | os.PathLike[str], number: int) -> str:
+    """`capture~3fa2c1#12`: record `number` of the file at `path` (one-off; readers call file_tag
+    once and number with it)."""
+    return f"{file_tag(path)}#{number}"

@@ -51,7 +51,7 @@ from mitmproxy.net.http.headers import infer_content_encoding
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.flow_ids import numbered_id
+from phonehome.analysis.sources.flow_ids import file_tag
 from phonehome.analysis.sources.flow_record import http_record
 
 if TYPE_CHECKING:
@@ -657,6 +657,8 @@ class HarEntries:
     offset: int = 0
     #: entries are unparsed JSON texts, parsed one by one as they are read
     unparsed: bool = False
+    #: what its records' flow ids start with (sources.flow_ids.file_tag), taken when it was loaded
+    tag: str = ""
 
     @property
     def count(self) -> int:
@@ -669,7 +671,7 @@ class HarEntries:
             part = [bytes(self.entries[index - self.offset]) for index in range(start, end)]
         else:
             part = self.entries[start - self.offset : end - self.offset]
-        return HarEntries(self.path, part, self.labels, start, self.unparsed)
+        return HarEntries(self.path, part, self.labels, start, self.unparsed, self.tag)
 
     def close(self) -> None:
         """Close the file the entries are read from, if any (the entries cannot be read after)."""
@@ -702,10 +704,10 @@ def load_har(path: str | Path, defaults: Labels) -> HarEntries:
             readable = plain and hasattr(os, "pread") and stat.S_ISREG(os.fstat(file.fileno()).st_mode)
             spans = _entry_spans(raw, texts) if readable else None  # a pipe cannot be read again
             if spans is None:
-                return HarEntries(path, texts, labels, unparsed=True)
+                return HarEntries(path, texts, labels, unparsed=True, tag=file_tag(path))
             del texts, raw  # every view of the bytes first, then the bytes: freed here
             entries, file = FileEntries(file, *spans), None  # the entries own the file now
-            return HarEntries(path, entries, labels, unparsed=True)
+            return HarEntries(path, entries, labels, unparsed=True, tag=file_tag(path))
         doc = _parse(path, raw)
         del raw
     finally:
@@ -717,7 +719,7 @@ def load_har(path: str | Path, defaults: Labels) -> HarEntries:
         entries = [doc]  # a lone entry, as some tools export one request
     if not isinstance(entries, list):
         raise CaptureError(path, "not a HAR file: no log.entries list")
-    return HarEntries(path, entries, labels)
+    return HarEntries(path, entries, labels, tag=file_tag(path))
 
 
 def read_har(
@@ -754,6 +756,7 @@ def har_records(
     from the file are never held)."""
     build = entry_record or record_of_entry
     path, labels, source = har.path, har.labels, str(har.path)
+    tag = har.tag or file_tag(path)
     entries, offset, unparsed = har.entries, har.offset, har.unparsed
     release = release and isinstance(entries, list)
     start = offset if start is None else start
@@ -770,7 +773,7 @@ def har_records(
             if text:
                 fixed["request"]["postData"] = {"text": text}
             record = build(fixed, source, labels)
-            record.flow_id = numbered_id(path, index)
+            record.flow_id = f"{tag}#{index}"
             if fixed["response"]["status"] == 0:
                 record.status = None
                 record.response_headers = ()

@@ -37,7 +37,7 @@ from mitmproxy.net.http.url import parse_authority
 
 from phonehome.analysis.records import ContactRecord, HttpRecord, Labels, SourceReport
 from phonehome.analysis.sources import CaptureError
-from phonehome.analysis.sources.flow_ids import numbered_id
+from phonehome.analysis.sources.flow_ids import file_tag
 
 MAX_STREAM_BYTES = 1 << 20
 MAX_STREAMS = 4096
@@ -391,7 +391,7 @@ class _HttpStream:
             hostname, port = authority, None
         return HttpRecord(
             source=self.ctx.source,
-            flow_id=numbered_id(self.ctx.source, count),
+            flow_id=self.ctx.flow_id(count),
             labels=self.ctx.labels,
             timestamp=self.started,
             method=self.request.method.decode("latin-1"),
@@ -483,9 +483,18 @@ class _Streams:
 
     def __init__(self, source: str, labels: Labels, report: SourceReport):
         self.source, self.labels, self.report = source, labels, report
+        self.tag = file_tag(source)  # flow ids: <tag>#<packet that completed the request>
+        self.completed: dict[int, int] = {}  # packet -> requests it completed (pipelining, the end)
         self.ip = IPSession()
         self.streams: OrderedDict[tuple, _HttpStream | _HelloStream] = OrderedDict()
         self.seen_sni: dict[tuple, str] = {}
+
+    def flow_id(self, packet: int) -> str:
+        """`<tag>#<packet>` for the first request that packet completes, `<tag>#<packet>.<k>` for
+        the k-th more (pipelined requests in one segment; requests cut off by the capture's end)."""
+        more = self.completed.get(packet, 0)
+        self.completed[packet] = more + 1
+        return f"{self.tag}#{packet}" + (f".{more}" if more else "")
 
     def packet(self, raw_pkt, count: int) -> Iterator[HttpRecord | ContactRecord]:
         if len(self.ip.fragments) > MAX_TCP_SESSIONS:
