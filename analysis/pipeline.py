@@ -213,6 +213,7 @@ def analyze(
     for path in resolved:
         if not path.exists():
             raise CaptureError(path, "no such file or directory")
+    resolved, repeated = _once_each(resolved)
     kinds = [sniff_kind(path) for path in resolved]
     profile = load_profiles(resolved, profile)
     # findings packed into compact Arrow chunks as they come (arrow_tables.pack_findings)
@@ -220,6 +221,8 @@ def analyze(
     collector = RowCollector(settings, pack_every=CHUNK_ROWS)
     collector.load_endpoint_lists()  # a bad list fails before any reading
     reports = [SourceReport(str(path)) for path in resolved]
+    for index, times in repeated.items():
+        reports[index].notes.append(f"{resolved[index]}: given {times} times, read once")
     sources = list(zip(resolved, kinds, reports, strict=True))
     if records_out is not None or (len(resolved) > 1 and any(kind in ("har", "pcap") for kind in kinds)):
         kept = _collect_deduplicated(sources, collector, app, mode, keylog, progress)
@@ -234,6 +237,22 @@ def analyze(
         if progress is not None:
             progress(str(path), report.records)
     return build_analysis(collector.take(), reports, profile)
+
+
+def _once_each(paths: list[Path]) -> tuple[list[Path], dict[int, int]]:
+    """The inputs with repeats of one file or folder left out (every request would be counted
+    twice, under one flow id), and how many times each repeated one was given, by its index."""
+    first: dict[Path, int] = {}
+    unique: list[Path] = []
+    times: dict[int, int] = {}
+    for path in paths:
+        key = path.resolve()
+        if key in first:
+            times[first[key]] = times.get(first[key], 1) + 1
+            continue
+        first[key] = len(unique)
+        unique.append(path)
+    return unique, times
 
 
 def _collect_deduplicated(

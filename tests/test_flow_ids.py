@@ -95,3 +95,14 @@ def test_a_file_rewritten_in_place_or_edited_near_its_end_gets_another_tag(tmp_p
     path.write_bytes(bytes(data))
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
     assert file_tag(path) != before
+
+
+def test_an_input_given_twice_is_read_once(tmp_path: Path, capsys):
+    from phonehome.analysis.cli.main import main
+
+    har = HARS[1]
+    once, twice = analyze([har]), analyze([har, har.parent / ".." / "real" / har.name])
+    assert len(twice.flows) == len(once.flows) and twice.flows["flow_id"].is_unique
+    assert twice.notes == [f"{har}: given 2 times, read once"]
+    assert main(["analyze", str(har), str(har), "-o", str(tmp_path / "out")]) == 0
+    assert "given 2 times, read once" in capsys.readouterr().err
