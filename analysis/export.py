@@ -181,7 +181,8 @@ def redact_records(
     out.redactor = redactor
     for rec in recs:
         opaque = redactor.opaque.get(rec.flow_id, set())
-        if rec.flow_id in unread and rec.request_body:
+        unread_request = opaque >= redaction.UNREAD_PLACES
+        if unread_request and rec.request_body:
             body = WITHHELD_UNREAD_BODY
         else:
             body = _scrub_body(rec.request_body, redactor, "body" in opaque)
@@ -208,7 +209,7 @@ def redact_records(
                 response_headers=_scrub_headers(
                     rec.response_headers,
                     redactor,
-                    {"header.*"} if "header.*" in opaque else set(),
+                    {"header.*"} if unread_request else set(),
                     frozenset({"set-cookie"}),
                     PLUMBING_HEADERS,
                 ),

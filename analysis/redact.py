@@ -581,8 +581,14 @@ def tables_redactor(
     """The Redactor redact_tables uses, for scrubbing anything else a redacted output shows from the
     same analysis (reader warnings, titles): `tables_redactor(f, fl).scrub(text)`."""
     urls = [*findings.get("url", []), *flows.get("url", [])]
-    unread = flows.loc[incomplete_mask(flows), "flow_id"] if "flow_id" in flows else ()
-    return redactor_for(findings, urls, extra_values=extra_values, unread=unread)
+    return redactor_for(findings, urls, extra_values=extra_values, unread=unread_flow_ids(flows))
+
+
+def unread_flow_ids(flows: pd.DataFrame) -> set[str]:
+    """The flow ids of requests not fully decoded: withheld whole (UNREAD_PLACES)."""
+    if "flow_id" not in flows:
+        return set()
+    return {str(f) for f in flows.loc[incomplete_mask(flows), "flow_id"]}
 
 
 # What a profile lists that is the finding itself, not a secret: visited URLs and searched words stay.

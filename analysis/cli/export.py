@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_analysis(options, records_out=everything)  # one read: records and findings
     records = [r for r in everything if isinstance(r, HttpRecord)]
     if args.redact:
-        from phonehome.analysis.findings import incomplete_mask
-        from phonehome.analysis.redact import profile_secrets
+        from phonehome.analysis.redact import profile_secrets, unread_flow_ids
 
-        unread = set(result.flows.loc[incomplete_mask(result.flows), "flow_id"])
+        unread = unread_flow_ids(result.flows)
         records = redact_records(records, result.findings, profile_secrets(result.profile), unread)
     har = records_to_har(records, result.findings)
     out = Path(args.har)

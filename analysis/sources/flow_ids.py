@@ -48,9 +48,3 @@ def _tag(path: str, size: int, mtime_ns: int) -> str:
     except OSError:  # the reader reports its own errors
         return stem
     return f"{stem}~{digest.hexdigest()}"
-
-
-def numbered_id(path: str | os.PathLike[str], number: int) -> str:
-    """`capture~3fa2c1#12`: record `number` of the file at `path` (one-off; readers call file_tag
-    once and number with it)."""
-    return f"{file_tag(path)}#{number}"

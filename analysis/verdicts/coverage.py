@@ -34,6 +34,7 @@ import pandas as pd
 
 from phonehome.analysis.findings import incomplete_mask, opaque_mask
 from phonehome.analysis.verdicts.evidence import coverage_id
+from phonehome.analysis.verdicts.frames import cell_text
 
 COLUMNS: list[str] = [
     "app",
@@ -181,7 +182,7 @@ def _contact_rows(flows: pd.DataFrame, contacts: pd.DataFrame) -> list[tuple]:
                 app,
                 mode,
                 host,
-                _text(owners.get((app, host), "")),
+                cell_text(owners.get((app, host), "")),
                 kind,
                 reason,
                 len(group),
@@ -204,7 +205,7 @@ def _opaque_rows(flows: pd.DataFrame) -> list[tuple]:
                 str(app),
                 str(mode),
                 str(host),
-                _text(group["owner"].iloc[0]),
+                cell_text(group["owner"].iloc[0]),
                 "opaque",
                 "opaque_payload",
                 len(group),
@@ -225,7 +226,7 @@ def _incomplete_rows(flows: pd.DataFrame) -> list[tuple]:
                 str(app),
                 str(mode),
                 str(host),
-                _text(group["owner"].iloc[0]),
+                cell_text(group["owner"].iloc[0]),
                 "decode",
                 "decode_incomplete",
                 len(group),
@@ -291,13 +292,6 @@ def describe_holes(rows: pd.DataFrame, limit: int = 3) -> str:
             + _more(hosts, limit)
         )
     return "; ".join(parts)
-
-
-def _text(value: object) -> str:
-    """A cell as text: "" for None and NaN (a missing owner is no owner, not "nan")."""
-    return (
-        "" if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
-    )
 
 
 def _more(items: list[str], limit: int) -> str:

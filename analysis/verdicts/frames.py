@@ -12,8 +12,14 @@ import pandas as pd
 from phonehome.analysis.modes import LabelError, normalize_mode
 
 
+def cell_text(value: object) -> str:
+    """A cell as text: "" for None, NaN and NA (a missing owner is no owner, not "nan")."""
+    missing = value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    return "" if missing else str(value)
+
+
 def _mode_or_raw(value: object) -> str:
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    text = cell_text(value)
     try:
         return normalize_mode(text)
     except LabelError:
